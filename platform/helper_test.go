@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -49,6 +50,7 @@ func helperCommand(t *testing.T, name string, args ...string) *exec.Cmd {
 type heldByHelper struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
+	once  sync.Once
 }
 
 // startHolder runs helper name and waits until it reports "ready".
@@ -91,17 +93,19 @@ func startHolder(t *testing.T, name string, args ...string) *heldByHelper {
 func (h *heldByHelper) release(t *testing.T) {
 	t.Helper()
 	h.stdin.Close()
-	if err := h.cmd.Wait(); err != nil {
+	var err error
+	h.once.Do(func() { err = h.cmd.Wait() })
+	if err != nil {
 		t.Fatalf("helper exit: %v", err)
 	}
 }
 
 // kill ends the helper abruptly, as a crash would.
 func (h *heldByHelper) kill() {
-	if h.cmd.ProcessState == nil {
+	h.once.Do(func() {
 		h.cmd.Process.Kill()
 		h.cmd.Wait()
-	}
+	})
 }
 
 // holdUntilStdinCloses prints "ready" and blocks until stdin is closed.
