@@ -12,6 +12,10 @@ import (
 // MaxConfigNesting is how deep config-file may include files.
 const MaxConfigNesting = 100
 
+// maxConfigFiles bounds the files one load may open, so files that
+// include each other more than once cannot multiply without end.
+const maxConfigFiles = 1000
+
 // maxConfigLine is qpopper's fgets buffer: a line and its newline must fit
 // in 1023 bytes.
 const maxConfigLine = 1023
@@ -36,6 +40,9 @@ type configReader struct {
 	opts *Options
 	ctx  Context
 	errs []*ConfigError
+
+	opened  int  // files opened so far
+	tooDeep bool // nesting overflowed once: skip further includes
 }
 
 func (c *configReader) errorf(file string, line int, format string, args ...any) {
@@ -73,7 +80,11 @@ func LoadConfig(name string, open OpenFunc, opts *Options, ctx Context) []*Confi
 // include opens and reads a file at nesting level depth (1 = top), for a
 // reference at line of file from ("" at the top).
 func (c *configReader) include(name, from string, line, depth int) {
-	if depth > MaxConfigNesting {
+	if c.tooDeep {
+		return // reported once; a loop would report it at every level
+	}
+	if depth > MaxConfigNesting || c.opened >= maxConfigFiles {
+		c.tooDeep = true
 		c.errorf(from, line, "Config file nesting exceeds %d; line %d of config file %s", MaxConfigNesting, line, from)
 		return
 	}
@@ -81,6 +92,7 @@ func (c *configReader) include(name, from string, line, depth int) {
 		c.errorf(from, line, "Unable to open configuration file %s: %s (%d)", name, "including files is not allowed here", 0)
 		return
 	}
+	c.opened++
 	f, err := c.open(name)
 	if err != nil {
 		text, errno := strerror(err)

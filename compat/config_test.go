@@ -340,6 +340,15 @@ func TestNesting(t *testing.T) {
 		t.Errorf("opens %d, errors %q", opens, errTexts(errs))
 	}
 
+	// Two includes of itself per file must not multiply: one report, and
+	// the opens stay bounded.
+	write("twice.cf", "set config-file = "+filepath.Join(dir, "twice.cf")+"\nset config-file = "+filepath.Join(dir, "twice.cf")+"\n")
+	opens = 0
+	errs = LoadConfig(filepath.Join(dir, "twice.cf"), counting, DefaultOptions(), Init)
+	if opens != MaxConfigNesting || len(errs) != 1 {
+		t.Errorf("twice: opens %d, errors %q", opens, errTexts(errs))
+	}
+
 	// A missing file reports C's strerror text and errno.
 	missing := filepath.Join(dir, "missing.cf")
 	errs = LoadConfig(missing, osOpen, DefaultOptions(), Init)

@@ -81,11 +81,11 @@ func HashDir(method int, user string) string {
 		// >= 0x80) gives a character before 'a', as qpopper did.
 		return string(rune(byte('a' + sum%26)))
 	case 2:
-		second := user[0]
+		second := user[:1]
 		if len(user) > 1 {
-			second = user[1]
+			second = user[1:2]
 		}
-		return string(user[0]) + "/" + string(second)
+		return user[:1] + "/" + second
 	}
 	return ""
 }

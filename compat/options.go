@@ -327,7 +327,7 @@ var options = []Option{
 		Doc: "members of this group get server mode on",
 		ref: func(o *Options) any { return &o.GroupServerMode }},
 	{Name: "hash-spool", Kind: Int, Restrict: ResUser, Default: "0",
-		Doc: "hashed spool directories: 0 none, 1 one letter, 2 two levels",
+		Doc:   "hashed spool directories: 0 none, 1 one letter, 2 two levels",
 		check: func(v any) bool { return v.(int) >= 0 && v.(int) <= 2 },
 		ref:   func(o *Options) any { return &o.HashSpool }},
 	{Name: "home-dir-mail", Kind: String, Restrict: ResUser,
