@@ -45,7 +45,6 @@ func TestSampleConfig(t *testing.T) {
 	want.DowncaseUser = true
 	want.AnnounceExpire = -1
 	want.NonauthFile = "/etc/qpopper/blacklist"
-	want.LogLogin = `(v%0) POP login by user \"%1\" at (%2) %3`
 	if !reflect.DeepEqual(o, want) {
 		t.Errorf("got  %+v\nwant %+v", o, want)
 	}
@@ -502,4 +501,35 @@ func FuzzConfig(f *testing.F) {
 		back := DefaultOptions()
 		ParseConfig(strings.NewReader(b.String()), "printed", nil, back, Init)
 	})
+}
+
+func TestSetAndValue(t *testing.T) {
+	o := DefaultOptions()
+	if err := o.Set("timeout", "0x3c"); err != nil || o.Timeout != time.Minute {
+		t.Errorf("Set timeout: %v, %v", err, o.Timeout)
+	}
+	if v, ok := o.Value("timeout"); !ok || v != "60" {
+		t.Errorf("Value(timeout) = %q, %v", v, ok)
+	}
+	for _, bad := range [][2]string{{"nosuch", "1"}, {"hash-spool", "5"}, {"statistics", "maybe"}, {"log-facility", "kern"}, {"config-file", "x"}} {
+		if err := o.Set(bad[0], bad[1]); err == nil {
+			t.Errorf("Set(%q, %q) accepted", bad[0], bad[1])
+		}
+	}
+}
+
+func TestWriteManOptions(t *testing.T) {
+	var b strings.Builder
+	if err := WriteManOptions(&b); err != nil {
+		t.Fatal(err)
+	}
+	man := b.String()
+	if strings.Count(man, ".TP\n") != len(options) {
+		t.Errorf("%d entries for %d options", strings.Count(man, ".TP\n"), len(options))
+	}
+	for _, want := range []string{`.B set statistics\fR | \fBreset statistics`, `Flag: \-s.`, `.BI "set timeout = " integer`, `Default: 120.`} {
+		if !strings.Contains(man, want) {
+			t.Errorf("man text lacks %q", want)
+		}
+	}
 }
