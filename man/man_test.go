@@ -588,3 +588,45 @@ func TestPlain(t *testing.T) {
 		t.Error("containsWord")
 	}
 }
+
+// TestLogFormats checks the record formats shown in popper(8) LOGGING
+// against compat's formatters, with the page's placeholder words as the
+// values.
+func TestLogFormats(t *testing.T) {
+	var shown []string
+	for _, b := range exBlocks(section(t, readPage(t, "popper.8"), "LOGGING")) {
+		shown = append(shown, b...)
+	}
+	find := func(prefix string) string {
+		for _, l := range shown {
+			if strings.Contains(l, prefix) {
+				return l
+			}
+		}
+		t.Errorf("popper.8 LOGGING shows no record containing %q", prefix)
+		return ""
+	}
+
+	if l := find("POP login by user"); l != "" {
+		m := regexp.MustCompile(`^\(v([0-9.]+)\)`).FindStringSubmatch(l)
+		if m == nil {
+			t.Errorf("login record %q does not start with (vVERSION)", l)
+		} else if want, err := compat.LoginLine(compat.DefaultLogLogin, m[1], "user", "host", "ip"); err != nil || l != want {
+			t.Errorf("popper.8 login record\n\t%q\ncompat.LoginLine gives\n\t%q (%v)", l, want, err)
+		}
+	}
+	if l := find("Stats:"); l != "" {
+		// Numbers stand for the page's words, one field each.
+		want := strings.Fields(compat.StatsLine("user", 1, 2, 3, 4, "host", "ip"))
+		got := strings.Fields(l)
+		if len(got) != len(want) || got[0] != want[0] || got[1] != "user" ||
+			got[len(got)-2] != "host" || got[len(got)-1] != "ip" {
+			t.Errorf("popper.8 Stats record %q does not have the fields of %q", l, strings.Join(want, " "))
+		}
+	}
+	if l := find("-ERR"); l != "" {
+		if want := compat.ErrLine("user", "host", "ip", "text"); l != want {
+			t.Errorf("popper.8 -ERR record %q, compat.ErrLine gives %q", l, want)
+		}
+	}
+}
