@@ -1,0 +1,107 @@
+package spool
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/popperd/popper/platform"
+)
+
+// The durable cost of one session: fsyncs and bytes written, per mode and
+// per kind of session, reported as custom benchmark metrics
+// (fsyncs/op, written-B/op). Run: go test -run XXX -bench Session ./spool
+//
+// The spool holds 200 messages of about 5 KB (1 MB); its UIDs have been
+// written back by an earlier session, as on a server in use.
+
+func benchSpool(b *testing.B, server bool) (*Config, []byte) {
+	b.Helper()
+	dir := b.TempDir()
+	c := &Config{
+		Spool:       filepath.Join(dir, "u"),
+		TempDrop:    filepath.Join(dir, ".u.pop"),
+		ServerMode:  server,
+		Parse:       ParseOptions{UpdateStatusHeaders: true},
+		LockTimeout: time.Second,
+	}
+	var sb strings.Builder
+	for i := 0; i < 200; i++ {
+		sb.WriteString(testMsg(fmt.Sprintf("m%d", i), strings.Repeat("body text line\n", 330)))
+	}
+	if err := os.WriteFile(c.Spool, []byte(sb.String()), 0660); err != nil {
+		b.Fatal(err)
+	}
+	md, err := Open(c) // persist UIDs once
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := md.Commit(nil, nil); err != nil {
+		b.Fatal(err)
+	}
+	content, err := os.ReadFile(c.Spool)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c, content
+}
+
+func benchSession(b *testing.B, server bool, del func(n int) []bool) {
+	c, content := benchSpool(b, server)
+	var fsyncs, written int64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		if err := os.WriteFile(c.Spool, content, 0660); err != nil {
+			b.Fatal(err)
+		}
+		platform.ResetCounters()
+		b.StartTimer()
+		md, err := Open(c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := md.Commit(del(md.Len()), nil); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		cnt := platform.ReadCounters()
+		fsyncs += cnt.Fsyncs
+		written += cnt.BytesWritten
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(fsyncs)/float64(b.N), "fsyncs/op")
+	b.ReportMetric(float64(written)/float64(b.N), "written-B/op")
+}
+
+func BenchmarkSession(b *testing.B) {
+	kinds := []struct {
+		name string
+		del  func(n int) []bool
+	}{
+		{"poll-no-change", func(n int) []bool { return nil }},
+		{"delete-all", func(n int) []bool {
+			d := make([]bool, n)
+			for i := range d {
+				d[i] = true
+			}
+			return d
+		}},
+		{"delete-one-of-many", func(n int) []bool {
+			d := make([]bool, n)
+			d[n/2] = true
+			return d
+		}},
+	}
+	for _, mode := range []struct {
+		name   string
+		server bool
+	}{{"normal", false}, {"server", true}} {
+		for _, k := range kinds {
+			b.Run(mode.name+"/"+k.name, func(b *testing.B) { benchSession(b, mode.server, k.del) })
+		}
+	}
+}

@@ -1,0 +1,1014 @@
+package spool
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/popperd/popper/platform"
+)
+
+// The maildrop life cycle. qpopper's temp drop (.USER.pop) is kept, with
+// the same name, mode and meaning, but every step that makes a copy of
+// mail unreachable comes after the other copy is durable:
+//
+// Normal mode (qpopper's default):
+//
+//	login:  dotlock + kernel lock on the spool; create the temp drop
+//	        O_CREAT|O_EXCL|O_NOFOLLOW and flock it (the session lock);
+//	        copy spool -> temp drop; fsync temp drop; fsync dir;
+//	        truncate the spool; unlock.
+//	update: lock; if the spool got new mail, save it in TEMP.new and
+//	        fsync it and the dir; truncate the spool; write the kept
+//	        messages (X-UIDL/Status written back) and the new mail; fsync
+//	        the spool; unlink TEMP.new and the temp drop; fsync dir; unlock;
+//	        only then +OK.
+//
+// Server mode (-S): the temp drop is created empty as the session lock and
+// the spool is read in place, so a session that changes nothing writes
+// nothing. A changing update first writes the new spool content into the
+// temp drop and makes it durable, then rewrites the spool in place and
+// syncs it, then unlinks the temp drop.
+//
+// The spool is always rewritten in place, never renamed over: an MDA that
+// opened the spool and waits for our lock must append to the file that
+// stays the spool.
+//
+// Whatever the crash point, a temp drop that exists after the crash holds a
+// durable superset of what the spool is meant to hold (or the spool is
+// intact), so recovery (recover.go) merges it back without loss.
+
+// Config says where a user's maildrop lives and how to treat it.
+type Config struct {
+	Spool       string // the mailbox, e.g. /var/mail/alice
+	TempDrop    string // the temp drop, e.g. /var/mail/.alice.pop
+	OldTempDrop string // qpopper's pre-hash location, checked for a leftover; "" for none
+	// Quarantine is the path prefix for bytes recovery cannot parse as
+	// messages; "" means TempDrop+".unparsed".
+	Quarantine   string
+	ServerMode   bool
+	KeepTempDrop bool
+	Parse        ParseOptions
+	Locks        []platform.LockKind // kernel locks on the spool; nil = platform default
+	LinkDotLock  bool                // NFS-safe dotlock (no-atomic-open)
+	LockTimeout  time.Duration       // kernel lock wait; 0 = 30 s
+	// LockCheck is qpopper's mail-lock-check: refresh the dotlock every
+	// so many messages during long copies; 0 = 5000.
+	LockCheck int
+	// Logf receives notices (recovery, quarantine, refused drops).
+	Logf func(format string, args ...any)
+	// DotLockWait overrides the sleep between dotlock attempts (tests).
+	DotLockWait func(attempt int) time.Duration
+}
+
+// ErrorKind classifies maildrop errors so the caller can choose qpopper's
+// reply text and response code.
+type ErrorKind int
+
+const (
+	ErrInUse ErrorKind = iota + 1 // another live session holds the temp drop
+	ErrLock                       // dotlock or kernel lock not obtained
+	ErrPerm                       // temp drop or spool fails the ownership/mode/link checks
+	ErrIO                         // reading, copying or writing failed
+	ErrChanged                    // server mode: the spool was rewritten by someone else
+)
+
+// Error is a maildrop failure.
+type Error struct {
+	Kind ErrorKind
+	Op   string // what was being done, e.g. "copy spool to temp drop"
+	Path string
+	Err  error
+}
+
+func (e *Error) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("%s %s", e.Op, e.Path)
+	}
+	return fmt.Sprintf("%s %s: %v", e.Op, e.Path, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func newErr(kind ErrorKind, op, path string, err error) *Error {
+	return &Error{Kind: kind, Op: op, Path: path, Err: err}
+}
+
+const (
+	loginDotTries  = 2 // qpopper: 2 attempts at login
+	updateDotTries = 4 // and 4 at update/restore
+	// recovery refreshes the dotlock every this many bytes copied, too.
+	refreshBytes = 8 << 20
+)
+
+// Maildrop is an open session on a user's mailbox. Its methods match the
+// pop3.Mailbox interface.
+type Maildrop struct {
+	cfg    *Config
+	server bool
+	drop   *platform.File // the temp drop: session lock, and the message source in normal mode
+	spool  *platform.File // server mode: the spool, read in place
+	src    *platform.File // where message bytes are read from
+	d      *Drop          // messages of src
+	vis    []int          // visible message indexes into d.Msgs
+	// server mode: what the spool looked like when parsed
+	spoolEnd int64
+	spoolID  platform.FileID
+	done     bool
+}
+
+func (c *Config) logf(format string, args ...any) {
+	if c.Logf != nil {
+		c.Logf(format, args...)
+	}
+}
+
+func (c *Config) lockTimeout() time.Duration {
+	if c.LockTimeout > 0 {
+		return c.LockTimeout
+	}
+	return 30 * time.Second
+}
+
+func (c *Config) locks() []platform.LockKind {
+	if c.Locks != nil {
+		return c.Locks
+	}
+	return platform.DefaultSpoolLocks()
+}
+
+func (c *Config) newPath() string { return c.TempDrop + ".new" }
+func (c *Config) tmpPath() string { return c.TempDrop + ".tmp" }
+
+// spoolLock is the MDA-compatible lock on the spool: dotlock first, then
+// the kernel locks on the open spool (the order procmail, Postfix and
+// mail.local use).
+type spoolLock struct {
+	dot    *platform.DotLock
+	spool  *platform.File // nil when the spool does not exist
+	unlock func() error
+	owned  bool // spool was opened by lockSpool (and is closed by release)
+}
+
+// lockSpool takes the spool locks. f, when non-nil, is the already open
+// spool (fcntl locks belong to the process and die with any close of the
+// file, so one descriptor is used throughout). create makes a missing
+// spool (update and restore do, as qpopper: user:mailgroup 0660).
+func lockSpool(c *Config, tries int, f *platform.File, create bool) (*spoolLock, error) {
+	dot, err := platform.LockDot(c.Spool, platform.DotLockOptions{Tries: tries, LinkMode: c.LinkDotLock, Wait: c.DotLockWait})
+	if err != nil {
+		return nil, newErr(ErrLock, "maillock", c.Spool, err)
+	}
+	l := &spoolLock{dot: dot, spool: f}
+	if f == nil {
+		flag := os.O_RDWR
+		if create {
+			flag |= os.O_CREATE
+		}
+		f, err = platform.OpenFile(c.Spool, flag, 0660)
+		switch {
+		case err == nil:
+			l.spool, l.owned = f, true
+		case errors.Is(err, fs.ErrNotExist) && !create:
+			return l, nil // no spool: an empty mailbox
+		default:
+			dot.Unlock()
+			return nil, newErr(ErrIO, "open spool", c.Spool, err)
+		}
+		if create {
+			if fi, err := f.Stat(); err == nil && fi.Size() == 0 {
+				// A spool we may just have created must have a durable name
+				// before mail is written into it.
+				if err := platform.SyncParent(c.Spool); err != nil {
+					l.release()
+					return nil, newErr(ErrIO, "sync spool directory", c.Spool, err)
+				}
+			}
+		}
+	}
+	if err := checkSpool(l.spool); err != nil {
+		l.release()
+		return nil, err
+	}
+	unlock, err := platform.LockMailbox(l.spool, c.locks(), c.lockTimeout())
+	if err != nil {
+		l.release()
+		return nil, newErr(ErrLock, "lock spool", c.Spool, err)
+	}
+	l.unlock = unlock
+	return l, nil
+}
+
+func (l *spoolLock) release() {
+	if l.unlock != nil {
+		l.unlock()
+		l.unlock = nil
+	}
+	if l.owned && l.spool != nil {
+		l.spool.Close()
+	}
+	l.dot.Unlock()
+}
+
+// refresh keeps the dotlock from going stale during long work.
+func (l *spoolLock) refresh() { l.dot.Refresh() }
+
+// checkSpool refuses a spool that is not a plain file with one link: a
+// FIFO, a device or a hard link to someone else's file.
+func checkSpool(f *platform.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return newErr(ErrIO, "stat spool", f.Name(), err)
+	}
+	if !fi.Mode().IsRegular() {
+		return newErr(ErrPerm, "spool is not a regular file", f.Name(), nil)
+	}
+	if platform.IDOf(fi).Nlink > 1 {
+		return newErr(ErrPerm, "spool has more than one link", f.Name(), nil)
+	}
+	return nil
+}
+
+// Open authenticates nothing: the caller has already switched to the
+// user's identity. It locks the spool, recovers any leftover temp drop,
+// creates the session's temp drop and reads the messages.
+func Open(c *Config) (*Maildrop, error) {
+	lk, err := lockSpool(c, loginDotTries, nil, false)
+	if err != nil {
+		return nil, err
+	}
+	defer lk.release()
+
+	if c.OldTempDrop != "" && c.OldTempDrop != c.TempDrop {
+		if err := recoverOldLocation(c, lk); err != nil {
+			return nil, err
+		}
+	}
+	drop, err := createTempDrop(c, lk)
+	if err != nil {
+		return nil, err
+	}
+	md := &Maildrop{cfg: c, drop: drop}
+	if c.ServerMode && lk.spool != nil {
+		err = md.loginServer(lk)
+	} else {
+		err = md.loginNormal(lk)
+	}
+	if err != nil {
+		md.abandon()
+		return nil, err
+	}
+	return md, nil
+}
+
+// createTempDrop makes the session's temp drop with O_EXCL. An existing
+// one is either held by a live session (its flock is taken: IN-USE) or a
+// leftover of a crashed session, which is merged back into the spool
+// first. Both decisions are made under the spool's dotlock, which every
+// popper login and the boot sweep hold while they create or judge a temp
+// drop, so a fresh drop can never be taken for a leftover.
+func createTempDrop(c *Config, lk *spoolLock) (*platform.File, error) {
+	for attempt := 0; attempt < 4; attempt++ {
+		f, err := platform.OpenFile(c.TempDrop, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0660)
+		if err == nil {
+			ok, err := platform.TryLockSession(f)
+			if err != nil || !ok {
+				// Only a program that ignores the dotlock (a qpopper still
+				// running during migration) can lock our brand-new file.
+				f.Close()
+				return nil, newErr(ErrInUse, "lock temp drop", c.TempDrop, err)
+			}
+			platform.Failpoint("login.tempdrop-created")
+			return f, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, newErr(ErrIO, "create temp drop", c.TempDrop, err)
+		}
+		f, err = openLeftover(c.TempDrop)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // the other session just finished
+		}
+		if err != nil {
+			return nil, err
+		}
+		if f == nil {
+			continue // replaced while we looked; look again
+		}
+		res, err := recoverLocked(c, lk, f)
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		c.logf("Recovered leftover temp drop %s: %d messages (%d bytes) merged into %s, %d bytes quarantined",
+			c.TempDrop, res.Messages, res.Bytes, c.Spool, res.Quarantined)
+	}
+	return nil, newErr(ErrInUse, "temp drop keeps changing", c.TempDrop, nil)
+}
+
+// openLeftover opens an existing temp drop and takes its session lock.
+// It returns ErrInUse when a live session holds it, (nil, nil) when the
+// name no longer refers to the file opened, and checks ownership, mode
+// and links as qpopper does.
+func openLeftover(path string) (*platform.File, error) {
+	f, err := platform.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		return nil, newErr(ErrIO, "open temp drop", path, err)
+	}
+	ok, err := platform.TryLockSession(f)
+	if err != nil {
+		f.Close()
+		return nil, newErr(ErrIO, "lock temp drop", path, err)
+	}
+	if !ok {
+		f.Close()
+		return nil, newErr(ErrInUse, "lock temp drop", path, nil)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, newErr(ErrIO, "stat temp drop", path, err)
+	}
+	li, err := os.Lstat(path)
+	if err != nil || !platform.IDOf(li).SameFile(platform.IDOf(fi)) {
+		f.Close()
+		return nil, nil
+	}
+	if err := checkTempDrop(fi, path); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// checkTempDrop applies qpopper's checks to a temp drop.
+func checkTempDrop(fi os.FileInfo, path string) error {
+	id := platform.IDOf(fi)
+	switch {
+	case !fi.Mode().IsRegular():
+		return newErr(ErrPerm, "temp drop is not a regular file", path, nil)
+	case int(id.Uid) != os.Geteuid():
+		return newErr(ErrPerm, "temp drop not owned by user", path, nil)
+	case fi.Mode().Perm()&0o007 != 0:
+		return newErr(ErrPerm, "temp drop accessible by others", path, nil)
+	case id.Nlink != 1:
+		return newErr(ErrPerm, "temp drop has more than one link", path, nil)
+	}
+	return nil
+}
+
+// recoverOldLocation merges a leftover temp drop found at qpopper's
+// pre-hash location (check-old-spool-loc).
+func recoverOldLocation(c *Config, lk *spoolLock) error {
+	f, err := openLeftover(c.OldTempDrop)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && f == nil) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	old := *c
+	old.TempDrop = c.OldTempDrop
+	_, err = recoverLocked(&old, lk, f)
+	return err
+}
+
+func (md *Maildrop) parseOptions(fromSpool bool) ParseOptions {
+	opt := md.cfg.Parse
+	opt.FromSpool = fromSpool
+	if opt.UIDCounter == 0 {
+		opt.UIDCounter = time.Now().Unix()
+	}
+	return opt
+}
+
+// loginNormal copies the spool into the temp drop, makes the copy durable,
+// and only then empties the spool.
+func (md *Maildrop) loginNormal(lk *spoolLock) error {
+	c := md.cfg
+	md.src = md.drop
+	if lk.spool == nil {
+		md.d = &Drop{}
+		return nil
+	}
+	fi, err := lk.spool.Stat()
+	if err != nil {
+		return newErr(ErrIO, "stat spool", c.Spool, err)
+	}
+	size := fi.Size()
+	w := &refreshWriter{w: md.drop, lk: lk}
+	tee := io.TeeReader(io.NewSectionReader(lk.spool.OS(), 0, size), w)
+	d, err := Parse(bufio.NewReaderSize(tee, 64<<10), md.parseOptions(true))
+	if err == nil {
+		// Parse may stop early on a trailing fragment; copy whatever is left.
+		_, err = io.Copy(io.Discard, tee)
+	}
+	if err != nil {
+		md.drop.Truncate(0)
+		return newErr(ErrIO, "copy spool to temp drop", c.TempDrop, err)
+	}
+	platform.Failpoint("login.copied")
+	if len(d.Junk) > 0 {
+		// Bytes that belong to no message never reach the spool again:
+		// keep them in a file of their own before the spool is emptied.
+		if _, err := quarantine(c, md.drop, d.Junk); err != nil {
+			md.drop.Truncate(0)
+			return err
+		}
+	}
+	if err := md.drop.Sync(); err != nil {
+		md.drop.Truncate(0)
+		return newErr(ErrIO, "sync temp drop", c.TempDrop, err)
+	}
+	if err := platform.SyncParent(c.TempDrop); err != nil {
+		md.drop.Truncate(0)
+		return newErr(ErrIO, "sync temp drop directory", c.TempDrop, err)
+	}
+	platform.Failpoint("login.tempdrop-synced")
+	if err := lk.spool.Truncate(0); err != nil {
+		// The spool keeps its mail; the temp drop copy would duplicate it.
+		md.drop.Truncate(0)
+		return newErr(ErrIO, "truncate spool", c.Spool, err)
+	}
+	platform.Failpoint("login.spool-truncated")
+	md.setDrop(d)
+	return nil
+}
+
+// loginServer parses the spool in place; nothing is written.
+func (md *Maildrop) loginServer(lk *spoolLock) error {
+	c := md.cfg
+	fi, err := lk.spool.Stat()
+	if err != nil {
+		return newErr(ErrIO, "stat spool", c.Spool, err)
+	}
+	d, err := Parse(bufio.NewReaderSize(io.NewSectionReader(lk.spool.OS(), 0, fi.Size()), 64<<10), md.parseOptions(false))
+	if err != nil {
+		return newErr(ErrIO, "read spool", c.Spool, err)
+	}
+	if len(d.Junk) > 0 {
+		// Bytes that are no message cannot be kept by an in-place rewrite;
+		// normal mode quarantines them.
+		c.logf("Server mode off for %s: %d bytes are not part of any message", c.Spool, junkBytes(d))
+		return md.loginNormal(lk)
+	}
+	// The session keeps the lock's descriptor of the spool (fcntl locks
+	// die with any close of the file, so one descriptor serves throughout).
+	sp := lk.spool
+	lk.owned = false
+	md.server = true
+	md.spool = sp
+	md.src = sp
+	md.spoolEnd = d.End
+	md.spoolID = platform.IDOf(fi)
+	md.setDrop(d)
+	return nil
+}
+
+func (md *Maildrop) setDrop(d *Drop) {
+	md.d = d
+	md.vis = md.vis[:0]
+	for i := range d.Msgs {
+		if !d.Msgs[i].Hidden {
+			md.vis = append(md.vis, i)
+		}
+	}
+}
+
+// abandon closes a half-opened maildrop: the temp drop is removed when it
+// holds nothing (normal mode failed before the spool was truncated).
+func (md *Maildrop) abandon() {
+	if md.spool != nil {
+		md.spool.Close()
+	}
+	if fi, err := md.drop.Stat(); err == nil && fi.Size() == 0 && !md.cfg.KeepTempDrop {
+		platform.Remove(md.cfg.TempDrop)
+	}
+	md.drop.Close()
+	md.done = true
+}
+
+// Len is the number of visible messages.
+func (md *Maildrop) Len() int { return len(md.vis) }
+
+// Hidden is the number of hidden messages (UW kluge).
+func (md *Maildrop) Hidden() int { return len(md.d.Msgs) - len(md.vis) }
+
+func (md *Maildrop) msg(i int) *Msg { return &md.d.Msgs[md.vis[i]] }
+
+// Size is the qpopper octet count of visible message i.
+func (md *Maildrop) Size(i int) int64 { return md.msg(i).Size }
+
+// UID is the unique id of visible message i.
+func (md *Maildrop) UID(i int) string { return md.msg(i).UID }
+
+// Retrieved reports whether message i was marked read (Status: R) before
+// the session.
+func (md *Maildrop) Retrieved(i int) bool { return md.msg(i).Retrieved }
+
+// WriteMessage writes message i as RETR/TOP send it (before CRLF and
+// byte-stuffing).
+func (md *Maildrop) WriteMessage(w io.Writer, i int, bodyLines int) error {
+	return WriteWire(w, md.src.OS(), md.msg(i), bodyLines)
+}
+
+// marks maps visible-index changes onto all messages.
+func (md *Maildrop) marks(deleted, retrieved []bool) (del, retr []bool) {
+	del = make([]bool, len(md.d.Msgs))
+	retr = make([]bool, len(md.d.Msgs))
+	for vi, i := range md.vis {
+		if vi < len(deleted) {
+			del[i] = deleted[vi]
+		}
+		if vi < len(retrieved) {
+			retr[i] = retrieved[vi] || md.d.Msgs[i].Retrieved
+		}
+	}
+	for i := range md.d.Msgs {
+		if md.d.Msgs[i].Hidden {
+			retr[i] = md.d.Msgs[i].Retrieved
+		}
+	}
+	return del, retr
+}
+
+// Commit is Update with plain slices, for callers outside pop3.
+func (md *Maildrop) Commit(deleted, retrieved []bool) error {
+	if md.done {
+		return errors.New("maildrop already closed")
+	}
+	defer md.finish()
+	del, retr := md.marks(deleted, retrieved)
+	if md.server {
+		return md.updateServer(del, retr, false)
+	}
+	return md.updateNormal(del, retr, false)
+}
+
+// Rollback ends the session leaving every message in place (qpopper's
+// pop_restore, used on abort when update-on-abort is off).
+func (md *Maildrop) Rollback() error {
+	if md.done {
+		return nil
+	}
+	defer md.finish()
+	if md.server {
+		// Nothing was written; the temp drop is empty.
+		return md.removeTempDrop(false)
+	}
+	del := make([]bool, len(md.d.Msgs))
+	retr := make([]bool, len(md.d.Msgs))
+	return md.updateNormal(del, retr, true)
+}
+
+func (md *Maildrop) finish() {
+	if md.spool != nil {
+		md.spool.Close()
+	}
+	md.drop.Close()
+	md.done = true
+}
+
+// removeTempDrop ends the temp drop's life: unlinked (or emptied with
+// keep-temp-drop), and when durable is set the removal is synced.
+func (md *Maildrop) removeTempDrop(durable bool) error {
+	c := md.cfg
+	if c.KeepTempDrop {
+		if err := md.drop.Truncate(0); err != nil {
+			return newErr(ErrIO, "truncate temp drop", c.TempDrop, err)
+		}
+		if durable {
+			if err := md.drop.Sync(); err != nil {
+				return newErr(ErrIO, "sync temp drop", c.TempDrop, err)
+			}
+		}
+		return nil
+	}
+	if err := platform.Remove(c.TempDrop); err != nil {
+		return newErr(ErrIO, "remove temp drop", c.TempDrop, err)
+	}
+	if durable {
+		if err := platform.SyncParent(c.TempDrop); err != nil {
+			return newErr(ErrIO, "sync temp drop directory", c.TempDrop, err)
+		}
+	}
+	return nil
+}
+
+// updateNormal writes the kept messages and the mail that arrived during
+// the session back into the spool. raw writes the messages unchanged
+// (restore).
+func (md *Maildrop) updateNormal(del, retr []bool, raw bool) error {
+	c := md.cfg
+	if len(md.d.Msgs) == 0 {
+		// The temp drop is empty: nothing to put back, and nothing lost if
+		// its removal is not durable.
+		return md.removeTempDrop(false)
+	}
+	allDeleted := true
+	for i := range del {
+		allDeleted = allDeleted && del[i]
+	}
+	lk, err := lockSpool(c, updateDotTries, nil, !allDeleted)
+	if err != nil {
+		return err
+	}
+	defer lk.release()
+	platform.Failpoint("update.locked")
+
+	if allDeleted {
+		// New mail, if any, is already in the spool and stays there.
+		if err := md.removeTempDrop(true); err != nil {
+			return err
+		}
+		platform.Failpoint("update.done")
+		return nil
+	}
+
+	sp := lk.spool
+	fi, err := sp.Stat()
+	if err != nil {
+		return newErr(ErrIO, "stat spool", c.Spool, err)
+	}
+	newLen := fi.Size()
+	var newMail *platform.File
+	if newLen > 0 {
+		// Mail delivered during the session is about to be overwritten in
+		// place: keep a durable copy first.
+		newMail, err = saveNewMail(c, sp, newLen, lk)
+		if err != nil {
+			return err
+		}
+		defer newMail.Close()
+		platform.Failpoint("update.newmail-saved")
+	}
+	if err := sp.Truncate(0); err != nil {
+		return newErr(ErrIO, "truncate spool", c.Spool, err)
+	}
+	platform.Failpoint("update.spool-truncated")
+	if _, err := sp.Seek(0, io.SeekStart); err != nil {
+		return newErr(ErrIO, "seek spool", c.Spool, err)
+	}
+	bw := newBoundaryWriter(sp, md.d.Format)
+	if err := md.writeKept(bw, md.drop, del, retr, raw, lk); err != nil {
+		return newErr(ErrIO, "Error updating primary drop", c.Spool, err)
+	}
+	if newMail != nil {
+		if err := bw.copyRaw(io.NewSectionReader(newMail.OS(), 0, newLen)); err != nil {
+			return newErr(ErrIO, "copy new mail to spool", c.Spool, err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return newErr(ErrIO, "write spool", c.Spool, err)
+	}
+	platform.Failpoint("update.spool-written")
+	if err := sp.Sync(); err != nil {
+		return newErr(ErrIO, "sync spool", c.Spool, err)
+	}
+	platform.Failpoint("update.spool-synced")
+	if newMail != nil {
+		if err := platform.Remove(c.newPath()); err != nil {
+			return newErr(ErrIO, "remove", c.newPath(), err)
+		}
+	}
+	if err := md.removeTempDrop(true); err != nil {
+		return err
+	}
+	platform.Failpoint("update.done")
+	return nil
+}
+
+// saveNewMail copies the first n bytes of the spool into TEMP.new and makes
+// it durable.
+func saveNewMail(c *Config, sp *platform.File, n int64, lk *spoolLock) (*platform.File, error) {
+	p := c.newPath()
+	f, err := platform.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0660)
+	if errors.Is(err, fs.ErrExist) {
+		// Only a crash between its creation and the end of an update can
+		// leave it, and login recovery would have merged it: it is stale
+		// scratch of ours only if the temp drop holds everything, which it
+		// does while we hold the session. Replace it.
+		if err = platform.Remove(p); err == nil {
+			f, err = platform.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0660)
+		}
+	}
+	if err != nil {
+		return nil, newErr(ErrIO, "create", p, err)
+	}
+	w := &refreshWriter{w: f, lk: lk}
+	if _, err := io.Copy(w, io.NewSectionReader(sp.OS(), 0, n)); err != nil {
+		f.Close()
+		platform.Remove(p)
+		return nil, newErr(ErrIO, "Error copying new messages", p, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, newErr(ErrIO, "sync", p, err)
+	}
+	if err := platform.SyncParent(p); err != nil {
+		f.Close()
+		return nil, newErr(ErrIO, "sync directory of", p, err)
+	}
+	return f, nil
+}
+
+// writeKept writes every message not deleted, hidden ones included, in
+// order, with qpopper's X-UIDL/Status write-back unless raw.
+func (md *Maildrop) writeKept(bw *boundaryWriter, src *platform.File, del, retr []bool, raw bool, lk *spoolLock) error {
+	check := md.cfg.LockCheck
+	if check <= 0 {
+		check = 5000
+	}
+	opt := md.cfg.Parse
+	for i := range md.d.Msgs {
+		if del[i] {
+			continue
+		}
+		m := &md.d.Msgs[i]
+		if err := bw.startMessage(); err != nil {
+			return err
+		}
+		var err error
+		if raw {
+			_, err = WriteRaw(bw, src.OS(), m)
+		} else {
+			_, err = WriteUpdated(bw, src.OS(), m, retr[i], opt)
+		}
+		if err != nil {
+			return err
+		}
+		if i%check == check-1 {
+			lk.refresh()
+		}
+	}
+	return nil
+}
+
+// dirty reports whether a server-mode update must write: a deletion, a
+// Status change to persist, or a generated UID to persist.
+func (md *Maildrop) dirty(del, retr []bool) bool {
+	for i := range md.d.Msgs {
+		m := &md.d.Msgs[i]
+		if del[i] {
+			return true
+		}
+		if md.cfg.Parse.UpdateStatusHeaders && (!m.UIDFound || retr[i] != m.Retrieved) {
+			return true
+		}
+	}
+	return false
+}
+
+// updateServer commits a server-mode session.
+func (md *Maildrop) updateServer(del, retr []bool, _ bool) error {
+	c := md.cfg
+	if !md.dirty(del, retr) {
+		// Nothing to write: the spool is untouched and the empty temp drop
+		// needs no durable removal (an empty leftover is harmless).
+		return md.removeTempDrop(false)
+	}
+	lk, err := lockSpool(c, updateDotTries, md.spool, false)
+	if err != nil {
+		return err
+	}
+	defer lk.release()
+	platform.Failpoint("update.locked")
+	sp := md.spool
+	fi, err := sp.Stat()
+	if err != nil {
+		return newErr(ErrIO, "stat spool", c.Spool, err)
+	}
+	if err := md.verifySpool(fi); err != nil {
+		md.removeTempDrop(false)
+		return err
+	}
+	size := fi.Size()
+	allDeleted := len(md.d.Msgs) > 0
+	for i := range del {
+		allDeleted = allDeleted && del[i]
+	}
+	if allDeleted && size == md.spoolEnd {
+		if err := sp.Truncate(0); err != nil {
+			return newErr(ErrIO, "truncate spool", c.Spool, err)
+		}
+		if err := sp.Sync(); err != nil {
+			return newErr(ErrIO, "sync spool", c.Spool, err)
+		}
+		platform.Failpoint("update.spool-synced")
+		if err := md.removeTempDrop(false); err != nil {
+			return err
+		}
+		platform.Failpoint("update.done")
+		return nil
+	}
+
+	// 1. The new spool content, made durable in the temp drop.
+	if err := md.drop.Truncate(0); err != nil {
+		return newErr(ErrIO, "truncate temp drop", c.TempDrop, err)
+	}
+	if _, err := md.drop.Seek(0, io.SeekStart); err != nil {
+		return newErr(ErrIO, "seek temp drop", c.TempDrop, err)
+	}
+	bw := newBoundaryWriter(md.drop, md.d.Format)
+	if err := md.writeKept(bw, sp, del, retr, false, lk); err != nil {
+		md.drop.Truncate(0)
+		return newErr(ErrIO, "write temp drop", c.TempDrop, err)
+	}
+	if size > md.spoolEnd {
+		if err := bw.copyRaw(io.NewSectionReader(sp.OS(), md.spoolEnd, size-md.spoolEnd)); err != nil {
+			md.drop.Truncate(0)
+			return newErr(ErrIO, "Error copying new messages", c.TempDrop, err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		md.drop.Truncate(0)
+		return newErr(ErrIO, "write temp drop", c.TempDrop, err)
+	}
+	platform.Failpoint("update.tempdrop-written")
+	if err := md.drop.Sync(); err != nil {
+		return newErr(ErrIO, "sync temp drop", c.TempDrop, err)
+	}
+	if err := platform.SyncParent(c.TempDrop); err != nil {
+		return newErr(ErrIO, "sync temp drop directory", c.TempDrop, err)
+	}
+	platform.Failpoint("update.tempdrop-synced")
+
+	// 2. The spool rewritten in place from it.
+	if err := copySpoolFrom(c, sp, md.drop, lk); err != nil {
+		return err
+	}
+	platform.Failpoint("update.spool-synced")
+
+	// 3. The temp drop, now redundant, removed durably: +OK may follow.
+	if err := md.removeTempDrop(true); err != nil {
+		return err
+	}
+	platform.Failpoint("update.done")
+	return nil
+}
+
+// copySpoolFrom replaces the spool's content, in place, with src's, and
+// syncs it.
+func copySpoolFrom(c *Config, sp, src *platform.File, lk *spoolLock) error {
+	fi, err := src.Stat()
+	if err != nil {
+		return newErr(ErrIO, "stat", src.Name(), err)
+	}
+	if err := sp.Truncate(0); err != nil {
+		return newErr(ErrIO, "truncate spool", c.Spool, err)
+	}
+	platform.Failpoint("spool.truncated")
+	if _, err := sp.Seek(0, io.SeekStart); err != nil {
+		return newErr(ErrIO, "seek spool", c.Spool, err)
+	}
+	w := bufio.NewWriterSize(&refreshWriter{w: sp, lk: lk}, 64<<10)
+	if _, err := io.Copy(w, io.NewSectionReader(src.OS(), 0, fi.Size())); err != nil {
+		return newErr(ErrIO, "Error updating primary drop", c.Spool, err)
+	}
+	if err := w.Flush(); err != nil {
+		return newErr(ErrIO, "Error updating primary drop", c.Spool, err)
+	}
+	platform.Failpoint("spool.written")
+	if err := sp.Sync(); err != nil {
+		return newErr(ErrIO, "sync spool", c.Spool, err)
+	}
+	return nil
+}
+
+// verifySpool checks, in server mode, that the spool still holds what the
+// session served: same file, not shorter, every message's separator where
+// it was. A mail reader that rewrote the spool meanwhile makes the update
+// refuse rather than write back stale offsets.
+func (md *Maildrop) verifySpool(fi os.FileInfo) error {
+	c := md.cfg
+	if !platform.IDOf(fi).SameFile(md.spoolID) || fi.Size() < md.spoolEnd {
+		return newErr(ErrChanged, "spool changed during the session", c.Spool, nil)
+	}
+	sep := []byte("From ")
+	if md.d.Format == MMDF {
+		sep = []byte(md.d.Sep)
+	}
+	buf := make([]byte, len(sep))
+	for i := range md.d.Msgs {
+		if _, err := md.spool.ReadAt(buf, md.d.Msgs[i].Start); err != nil || string(buf) != string(sep) {
+			return newErr(ErrChanged, "spool changed during the session", c.Spool, err)
+		}
+	}
+	return nil
+}
+
+// refreshWriter refreshes the dotlock as bytes flow through it, so a long
+// copy never lets the lock go stale (maillock's touchlock).
+type refreshWriter struct {
+	w  io.Writer
+	lk *spoolLock
+	n  int64
+}
+
+func (r *refreshWriter) Write(p []byte) (int, error) {
+	n, err := r.w.Write(p)
+	r.n += int64(n)
+	if r.n >= refreshBytes {
+		r.n = 0
+		r.lk.refresh()
+	}
+	return n, err
+}
+
+// boundaryWriter writes messages one after another and keeps mbox
+// boundaries intact: a "From " line only separates messages after a blank
+// line, so when a message does not end in one (the last message of a file
+// often lacks it) the missing newlines are added before the next message.
+// It deliberately has no WriteString or ReadFrom, so every byte passes
+// through Write and is seen.
+type boundaryWriter struct {
+	bw     *bufio.Writer
+	format Format
+	tail   [2]byte // last two bytes written
+	n      int64
+}
+
+func newBoundaryWriter(w io.Writer, format Format) *boundaryWriter {
+	return &boundaryWriter{bw: bufio.NewWriterSize(w, 64<<10), format: format}
+}
+
+func (b *boundaryWriter) Write(p []byte) (int, error) {
+	n, err := b.bw.Write(p)
+	switch {
+	case n >= 2:
+		b.tail = [2]byte{p[n-2], p[n-1]}
+	case n == 1:
+		b.tail = [2]byte{b.tail[1], p[0]}
+	}
+	b.n += int64(n)
+	return n, err
+}
+
+// Flush writes out buffered bytes.
+func (b *boundaryWriter) Flush() error { return b.bw.Flush() }
+
+// startMessage is called before each message.
+func (b *boundaryWriter) startMessage() error {
+	if b.n == 0 || b.format == MMDF {
+		return nil
+	}
+	var pad string
+	switch {
+	case b.tail[1] != '\n':
+		pad = "\n\n"
+	case b.tail[0] != '\n':
+		pad = "\n"
+	}
+	if pad == "" {
+		return nil
+	}
+	_, err := b.Write([]byte(pad))
+	return err
+}
+
+// copyRaw appends r as one more run of messages (new mail), keeping the
+// boundary before it.
+func (b *boundaryWriter) copyRaw(r io.Reader) error {
+	first := true
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if first {
+				if err := b.startMessage(); err != nil {
+					return err
+				}
+				first = false
+			}
+			if _, werr := b.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// quarantinePath names a file for unparseable bytes.
+func (c *Config) quarantinePath() string {
+	prefix := c.Quarantine
+	if prefix == "" {
+		prefix = c.TempDrop + ".unparsed"
+	}
+	return fmt.Sprintf("%s-%s-%d", prefix, time.Now().UTC().Format("20060102T150405"), os.Getpid())
+}
+
+// dirOf is the directory holding the temp drop.
+func (c *Config) dirOf() string { return filepath.Dir(c.TempDrop) }

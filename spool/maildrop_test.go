@@ -1,0 +1,305 @@
+package spool
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/popperd/popper/platform"
+)
+
+// testMsg builds one mbox message with a recognisable Message-ID.
+func testMsg(id string, body string) string {
+	return fmt.Sprintf("From sender@example.org Sat Nov 28 10:%02d:00 2026\n"+
+		"Received: from mx by host; Sat, 28 Nov 2026 10:00:00 +0000\n"+
+		"Message-ID: <%s@example.org>\nSubject: test %s\nFrom: sender@example.org\n\n%s\n\n",
+		len(id)%60, id, id, body)
+}
+
+func testConfig(t *testing.T, server bool) *Config {
+	t.Helper()
+	dir := t.TempDir()
+	return &Config{
+		Spool:       filepath.Join(dir, "alice"),
+		TempDrop:    filepath.Join(dir, ".alice.pop"),
+		ServerMode:  server,
+		Parse:       ParseOptions{UpdateStatusHeaders: true},
+		LockTimeout: 2 * time.Second,
+		DotLockWait: func(int) time.Duration { return 10 * time.Millisecond },
+		Logf:        t.Logf,
+	}
+}
+
+var idRE = regexp.MustCompile(`(?m)^Message-ID: <([^@>]+)@`)
+
+// ids lists the Message-IDs in a file, in order.
+func ids(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range idRE.FindAllSubmatch(b, -1) {
+		out = append(out, string(m[1]))
+	}
+	return out
+}
+
+func write(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0660); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func appendTo(t *testing.T, path, content string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0660)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(content); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func equal(a, b []string) bool { return strings.Join(a, ",") == strings.Join(b, ",") }
+
+func TestNormalSessionDeletesAndKeepsNewMail(t *testing.T) {
+	for _, server := range []bool{false, true} {
+		t.Run(fmt.Sprintf("server=%v", server), func(t *testing.T) {
+			c := testConfig(t, server)
+			write(t, c.Spool, testMsg("a", "one")+testMsg("b", "two")+testMsg("c", "three"))
+			md, err := Open(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if md.Len() != 3 {
+				t.Fatalf("Len = %d, want 3", md.Len())
+			}
+			if !server {
+				if got := ids(t, c.Spool); len(got) != 0 {
+					t.Fatalf("normal mode: spool still holds %v during the session", got)
+				}
+			}
+			var buf bytes.Buffer
+			if err := md.WriteMessage(&buf, 1, -1); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(buf.String(), "two") || !strings.Contains(buf.String(), "X-UIDL: "+md.UID(1)) {
+				t.Fatalf("RETR 2 gave %q", buf.String())
+			}
+			appendTo(t, c.Spool, testMsg("new", "arrived during the session"))
+			if err := md.Commit([]bool{false, true, false}, []bool{false, true, false}); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := ids(t, c.Spool), []string{"a", "c", "new"}; !equal(got, want) {
+				t.Fatalf("spool after update = %v, want %v", got, want)
+			}
+			if _, err := os.Lstat(c.TempDrop); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("temp drop left behind: %v", err)
+			}
+			// UIDs were persisted: a second session sees the same ones.
+			uids := map[string]bool{md.UID(0): true, md.UID(2): true}
+			md2, err := Open(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer md2.Commit(nil, nil)
+			if md2.Len() != 3 || !uids[md2.UID(0)] || !uids[md2.UID(1)] {
+				t.Fatalf("UIDs not stable: before %v, after %q %q", uids, md2.UID(0), md2.UID(1))
+			}
+		})
+	}
+}
+
+func TestDeleteAllLeavesNewMail(t *testing.T) {
+	for _, server := range []bool{false, true} {
+		c := testConfig(t, server)
+		write(t, c.Spool, testMsg("a", "one")+testMsg("b", "two"))
+		md, err := Open(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		appendTo(t, c.Spool, testMsg("new", "late"))
+		if err := md.Commit([]bool{true, true}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if got := ids(t, c.Spool); !equal(got, []string{"new"}) {
+			t.Fatalf("server=%v: spool = %v, want [new]", server, got)
+		}
+	}
+}
+
+func TestSecondSessionIsInUse(t *testing.T) {
+	c := testConfig(t, false)
+	write(t, c.Spool, testMsg("a", "one"))
+	md, err := Open(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer md.Commit(nil, nil)
+	_, err = Open(c)
+	var e *Error
+	if !errors.As(err, &e) || e.Kind != ErrInUse {
+		t.Fatalf("second Open: %v, want ErrInUse", err)
+	}
+	if got := ids(t, c.TempDrop); !equal(got, []string{"a"}) {
+		t.Fatalf("the live session's temp drop was touched: %v", got)
+	}
+}
+
+func TestServerModeUnchangedPollWritesNothing(t *testing.T) {
+	c := testConfig(t, true)
+	write(t, c.Spool, testMsg("a", "one")+testMsg("b", "two"))
+	md, err := Open(c) // first session persists the generated UIDs
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := md.Commit(nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(c.Spool)
+	platform.ResetCounters()
+	md, err = Open(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := md.Commit(nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := platform.ReadCounters()
+	if got.Fsyncs != 0 || got.BytesWritten != 0 {
+		t.Fatalf("unchanged server-mode poll: %+v, want no fsync and no bytes", got)
+	}
+	after, _ := os.ReadFile(c.Spool)
+	if !bytes.Equal(before, after) {
+		t.Fatal("spool changed")
+	}
+}
+
+func TestLeftoverTempDropIsMergedFirst(t *testing.T) {
+	c := testConfig(t, false)
+	write(t, c.TempDrop, testMsg("old1", "x")+testMsg("old2", "y"))
+	os.Chmod(c.TempDrop, 0660)
+	write(t, c.Spool, testMsg("new", "z"))
+	md, err := Open(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if md.Len() != 3 {
+		t.Fatalf("Len = %d, want 3", md.Len())
+	}
+	if err := md.Commit(nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ids(t, c.Spool), []string{"old1", "old2", "new"}; !equal(got, want) {
+		t.Fatalf("spool = %v, want %v", got, want)
+	}
+}
+
+// A qpopper W3 leftover: the temp drop holds everything, the spool a
+// partial rewrite of it (X-UIDL added, last message torn), then mail
+// delivered after the crash.
+func TestRecoverPartialRewrite(t *testing.T) {
+	c := testConfig(t, false)
+	a, b, cc := testMsg("a", "one"), testMsg("b", strings.Repeat("two ", 500)), testMsg("c", "three")
+	write(t, c.TempDrop, a+b+cc)
+	rewrittenA := strings.Replace(a, "\n", "\nX-UIDL: 0123456789abcdef01\n", 1)
+	rewrittenA = strings.Replace(rewrittenA, "\n\none", "\nStatus: RO\n\none", 1)
+	tornB := b[:len(b)/2]
+	write(t, c.Spool, rewrittenA+tornB)
+	res, err := Recover(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Found || res.Skipped {
+		t.Fatalf("Recover = %+v", res)
+	}
+	if got, want := ids(t, c.Spool), []string{"a", "b", "c"}; !equal(got, want) {
+		t.Fatalf("spool = %v, want %v", got, want)
+	}
+	sp, _ := os.ReadFile(c.Spool)
+	if !strings.Contains(string(sp), "X-UIDL: 0123456789abcdef01") {
+		t.Error("the UID written back into the spool was not kept")
+	}
+	if !strings.Contains(string(sp), b) {
+		t.Error("message b is not whole")
+	}
+	if _, err := os.Lstat(c.TempDrop); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("temp drop not removed")
+	}
+	// Idempotent: a second sweep finds nothing.
+	res, err = Recover(c)
+	if err != nil || res.Found {
+		t.Fatalf("second Recover = %+v, %v", res, err)
+	}
+}
+
+func TestRecoverQuarantinesGarbage(t *testing.T) {
+	c := testConfig(t, false)
+	garbage := "\x00\x00\x00garbage that is no mail\n"
+	write(t, c.TempDrop, garbage+testMsg("a", "one"))
+	res, err := Recover(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Quarantined != int64(len(garbage)) {
+		t.Fatalf("quarantined %d bytes, want %d", res.Quarantined, len(garbage))
+	}
+	q, err := os.ReadFile(res.QuarantineFile)
+	if err != nil || string(q) != garbage {
+		t.Fatalf("quarantine file holds %q (%v)", q, err)
+	}
+	if got := ids(t, c.Spool); !equal(got, []string{"a"}) {
+		t.Fatalf("spool = %v", got)
+	}
+}
+
+func TestRecoverSkipsLiveSession(t *testing.T) {
+	c := testConfig(t, false)
+	write(t, c.Spool, testMsg("a", "one"))
+	md, err := Open(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Recover(c)
+	if err != nil || !res.Skipped {
+		t.Fatalf("Recover during a session = %+v, %v", res, err)
+	}
+	if err := md.Commit(nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(t, c.Spool); !equal(got, []string{"a"}) {
+		t.Fatalf("spool = %v", got)
+	}
+}
+
+// Duplicates that really arrived twice stay twice; copies made by a
+// crashed update do not.
+func TestRecoverKeepsGenuineDuplicates(t *testing.T) {
+	c := testConfig(t, false)
+	m := testMsg("twice", "same")
+	write(t, c.TempDrop, m+m)
+	write(t, c.Spool, m) // one of them already written back
+	if _, err := Recover(c); err != nil {
+		t.Fatal(err)
+	}
+	got := ids(t, c.Spool)
+	sort.Strings(got)
+	if !equal(got, []string{"twice", "twice"}) {
+		t.Fatalf("spool = %v, want two copies", got)
+	}
+}
