@@ -71,11 +71,11 @@ type Config struct {
 type ErrorKind int
 
 const (
-	ErrInUse ErrorKind = iota + 1 // another live session holds the temp drop
-	ErrLock                       // dotlock or kernel lock not obtained
-	ErrPerm                       // temp drop or spool fails the ownership/mode/link checks
-	ErrIO                         // reading, copying or writing failed
-	ErrChanged                    // server mode: the spool was rewritten by someone else
+	ErrInUse   ErrorKind = iota + 1 // another live session holds the temp drop
+	ErrLock                         // dotlock or kernel lock not obtained
+	ErrPerm                         // temp drop or spool fails the ownership/mode/link checks
+	ErrIO                           // reading, copying or writing failed
+	ErrChanged                      // server mode: the spool was rewritten by someone else
 )
 
 // Error is a maildrop failure.
