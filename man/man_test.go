@@ -375,6 +375,23 @@ func TestPopperFlagsDocumented(t *testing.T) {
 		}
 	}
 
+	// The synopsis shows them all too.
+	var syn []string
+	for _, l := range section(t, lines, "SYNOPSIS") {
+		syn = append(syn, plain(l))
+	}
+	synopsis := joinText(syn)
+	for c := range want {
+		if !strings.Contains(synopsis, "[-"+string(c)) {
+			t.Errorf("popper.8 SYNOPSIS does not show [-%c", c)
+		}
+	}
+	for name := range wantLong {
+		if !strings.Contains(synopsis, "--"+name) {
+			t.Errorf("popper.8 SYNOPSIS does not show --%s", name)
+		}
+	}
+
 	// Every documented flag exists.
 	for c := range letters {
 		if _, err := compat.ParseArgs([]string{"-" + string(c)}, compat.DefaultOptions(), nil); err != nil &&
