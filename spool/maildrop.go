@@ -166,11 +166,17 @@ func lockSpool(c *Config, tries int, f *platform.File, create bool) (*spoolLock,
 	}
 	l := &spoolLock{dot: dot, spool: f}
 	if f == nil {
-		flag := os.O_RDWR
-		if create {
-			flag |= os.O_CREATE
+		f, err = platform.OpenFile(c.Spool, os.O_RDWR, 0)
+		if errors.Is(err, fs.ErrNotExist) && create {
+			// A spool we create must have a durable name before mail is
+			// written into it.
+			f, err = platform.OpenFile(c.Spool, os.O_RDWR|os.O_CREATE, 0660)
+			if err == nil {
+				if err = platform.SyncParent(c.Spool); err != nil {
+					f.Close()
+				}
+			}
 		}
-		f, err = platform.OpenFile(c.Spool, flag, 0660)
 		switch {
 		case err == nil:
 			l.spool, l.owned = f, true
@@ -179,16 +185,6 @@ func lockSpool(c *Config, tries int, f *platform.File, create bool) (*spoolLock,
 		default:
 			dot.Unlock()
 			return nil, newErr(ErrIO, "open spool", c.Spool, err)
-		}
-		if create {
-			if fi, err := f.Stat(); err == nil && fi.Size() == 0 {
-				// A spool we may just have created must have a durable name
-				// before mail is written into it.
-				if err := platform.SyncParent(c.Spool); err != nil {
-					l.release()
-					return nil, newErr(ErrIO, "sync spool directory", c.Spool, err)
-				}
-			}
 		}
 	}
 	if err := checkSpool(l.spool); err != nil {
