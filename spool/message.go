@@ -48,6 +48,11 @@ type Msg struct {
 	UIDFound  bool // UID taken from an X-UIDL header (already persisted)
 	Retrieved bool // a Status: header holding R
 	Hidden    bool // the UW IMAP folder-internal message
+	// BadContentLength: Content-Length was honoured (ParseOptions) but
+	// found false, so the message was cut where From-scanning puts its
+	// end. WriteUpdated drops its Content-Length lines, so that the
+	// written-back drop parses the same way.
+	BadContentLength bool
 }
 
 // Range is a byte range [Off, Off+Len) of a drop file.

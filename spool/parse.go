@@ -283,6 +283,12 @@ func (p *parser) line(l *line) {
 // out of step).
 func (p *parser) mmdfLine(l *line) {
 	isSep := l.whole() && bytes.Equal(l.head, p.sep)
+	if !l.nl && p.cur != nil && bytes.Equal(l.head, p.sep[:len(p.sep)-1]) {
+		// The file ends in a trailer without its newline: a trailer
+		// cut short, not a line of the message (which, completed on
+		// write-back, would turn into a separator).
+		isSep = true
+	}
 	switch {
 	case isSep && p.cur != nil:
 		// The trailer. qpopper would "restart" a message still in its
@@ -336,11 +342,11 @@ func (p *parser) content(l *line) {
 		p.endHeader(l.off + l.n)
 	case p.opt.ContentLength && bytes.HasPrefix(h, []byte("Content-Length:")):
 		c.contLenHdr = atoi(h[len("Content-Length:"):])
-		c.uid.add(h)
+		c.uid.addLine(l)
 		return // not part of the size
 	case !m.UIDFound && (hasPrefixFold(h, "Received:") || hasPrefixFold(h, "Date:") ||
 		hasPrefixFold(h, "Message-Id:") || hasPrefixFold(h, "Subject:")):
-		c.uid.add(h)
+		c.uid.addLine(l)
 	case hasPrefixFold(h, "X-UIDL:"):
 		if !m.UIDFound {
 			if uid, ok := acceptedUID(h, l.whole(), p.opt.FromSpool); ok {
@@ -411,6 +417,7 @@ func (p *parser) endAt(end, next int64) {
 // continues with the shadow's view of everything after.
 func (p *parser) adoptShadow() {
 	s := p.shadow
+	p.cut.BadContentLength = true
 	p.msgs = append(p.msgs, p.cut)
 	p.alt = append(p.alt, p.cur.alt)
 	p.msgs = append(p.msgs, s.msgs...)

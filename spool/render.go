@@ -2,6 +2,7 @@ package spool
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -203,7 +204,9 @@ func writeWholeLine(bw *bufio.Writer, ml *msgLines, chunk []byte, ended bool) er
 //     retrieved (left as it is otherwise); with opt.UpdateStatusHeaders
 //     and no Status: line, "Status: RO" or "Status: U" is added before the
 //     blank line (before the end of a message without one, where qpopper
-//     added nothing); Content-Length lines are kept;
+//     added nothing); Content-Length lines are kept, except when Parse
+//     found them false (Msg.BadContentLength): then they are dropped, so
+//     that the message keeps the end Parse gave it;
 //   - the blank line and the body exactly as stored;
 //   - for MMDF, the separator line again as the trailer. The format is
 //     known from the separator itself: an MMDF separator starts with ^A,
@@ -254,7 +257,8 @@ func WriteUpdated(w io.Writer, src io.ReaderAt, m *Msg, retrieved bool, opt Pars
 			break
 		}
 		switch {
-		case hasPrefixFold(chunk, "X-UIDL:"):
+		case hasPrefixFold(chunk, "X-UIDL:"),
+			m.BadContentLength && bytes.HasPrefix(chunk, []byte("Content-Length:")):
 			err = ml.copyLine(nil, chunk, ended)
 		case hasPrefixFold(chunk, "Status:"):
 			hasStatus = true

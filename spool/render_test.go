@@ -192,6 +192,12 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("write-back has %d msgs, was %d\n%q\n%q", len(d2.Msgs), len(d.Msgs), data, out.Bytes())
 		}
 		for i := range d.Msgs {
+			if opt.OldStyleUID && opt.FromSpool && d.Msgs[i].BadContentLength {
+				// Old-style UIDs are never taken from the spool
+				// (qpopper's window), so they are regenerated, and
+				// the dropped Content-Length was part of the digest.
+				continue
+			}
 			if d2.Msgs[i].UID != d.Msgs[i].UID {
 				t.Fatalf("msg %d: UID %q then %q\n%q\n%q", i, d.Msgs[i].UID, d2.Msgs[i].UID, data, out.Bytes())
 			}

@@ -106,6 +106,17 @@ func (u *uidHash) start(sep []byte, opt ParseOptions, counter int64) {
 
 func (u *uidHash) add(line []byte) { u.h.Write(line) }
 
+// addLine hashes a header line as qpopper read it (its first fragment). A
+// last line of the file without a newline is hashed with one: write-back
+// supplies it, and the UID must not change then (qpopper hashed it
+// without).
+func (u *uidHash) addLine(l *line) {
+	u.h.Write(l.head)
+	if !l.nl && l.whole() {
+		u.h.Write([]byte{'\n'})
+	}
+}
+
 func (u *uidHash) finish(opt ParseOptions) string {
 	if !opt.OldStyleUID {
 		u.h.Write(u.sep)
