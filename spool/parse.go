@@ -238,6 +238,15 @@ func (p *parser) feed(l *line) {
 	p.prevBlank = l.blank()
 }
 
+// line handles one line of an mbox drop (MMDF: mmdfLine).
+//
+// qpopper "restarts" a message when a separator comes while it is still
+// in its header ("Msg %d corrupted; ignoring previous header
+// information."). In mbox that cannot happen: a separator must follow a
+// blank line, and the blank line ends the header (qpopper's own flags
+// agree). In MMDF it happens after a header-only message's trailer, where
+// the restart would drop that message from the list; popper keeps it (see
+// mmdfLine). So Parse never restarts and never logs.
 func (p *parser) line(l *line) {
 	if p.mmdf {
 		p.mmdfLine(l)

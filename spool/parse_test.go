@@ -676,3 +676,22 @@ func hasStatusLine(hdr string) bool {
 	}
 	return false
 }
+
+// TestContentLengthDepthBound: a chain of lying headers is unwound to
+// maxShadowDepth levels; beyond, the header is trusted as qpopper does.
+func TestContentLengthDepthBound(t *testing.T) {
+	var b strings.Builder
+	for i := 0; i < maxShadowDepth+2; i++ {
+		b.WriteString(from1 + "Content-Length: 99999\n\nx\n\n")
+	}
+	b.WriteString(from2 + "Subject: honest\n\nz\n")
+	d, _ := parseString(t, b.String(), ParseOptions{ContentLength: true})
+	if len(d.Msgs) != maxShadowDepth+1 {
+		t.Fatalf("%d msgs", len(d.Msgs))
+	}
+	for i, m := range d.Msgs {
+		if m.BadContentLength != (i < maxShadowDepth) {
+			t.Errorf("msg %d: BadContentLength %v", i, m.BadContentLength)
+		}
+	}
+}
