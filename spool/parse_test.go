@@ -562,6 +562,22 @@ func TestWriteWire(t *testing.T) {
 	if err := WriteWire(io.Discard, f, &bad, -1); err == nil {
 		t.Errorf("bad offsets accepted")
 	}
+	// A file that shrank under the message is an error, not a short
+	// message.
+	bad = d.Msgs[0]
+	bad.End, bad.Next = int64(len(content))+10, int64(len(content))+10
+	bad.BodyStart = bad.End
+	if err := WriteWire(io.Discard, f, &bad, -1); err != io.ErrUnexpectedEOF {
+		t.Errorf("WriteWire past the end: %v", err)
+	}
+	if _, err := WriteUpdated(io.Discard, f, &bad, false, ParseOptions{}); err != io.ErrUnexpectedEOF {
+		t.Errorf("WriteUpdated past the end: %v", err)
+	}
+	bad = d.Msgs[0]
+	bad.End, bad.Next = int64(len(content))+10, int64(len(content))+10
+	if _, err := WriteUpdated(io.Discard, f, &bad, false, ParseOptions{}); err != io.ErrUnexpectedEOF {
+		t.Errorf("WriteUpdated body past the end: %v", err)
+	}
 }
 
 // updateAll writes every message of d through WriteUpdated into a new file.

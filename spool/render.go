@@ -38,8 +38,31 @@ func (c *lastByteWriter) WriteString(s string) (int, error) { return c.Write([]b
 
 // msgLines reads the lines of a byte range in bounded memory.
 type msgLines struct {
-	r  *bufio.Reader
-	nl bool // the last chunk read ended in '\n'
+	r    *bufio.Reader
+	src  countReader
+	want int64
+	nl   bool // the last chunk read ended in '\n'
+}
+
+// countReader counts the bytes read through it.
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// short reports a range that ended before its length: the file shrank
+// under the message.
+func (ml *msgLines) short() error {
+	if ml.src.n < ml.want {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
 }
 
 func (ml *msgLines) read() ([]byte, error) {
@@ -51,7 +74,9 @@ func (ml *msgLines) read() ([]byte, error) {
 }
 
 func newMsgLines(src io.ReaderAt, off, n int64) *msgLines {
-	return &msgLines{r: bufio.NewReaderSize(io.NewSectionReader(src, off, n), 32<<10)}
+	ml := &msgLines{src: countReader{r: io.NewSectionReader(src, off, n)}, want: n}
+	ml.r = bufio.NewReaderSize(&ml.src, 32<<10)
+	return ml
 }
 
 // first returns the first chunk of the next line (the whole line unless it
@@ -65,6 +90,9 @@ func (ml *msgLines) first() (chunk []byte, ended bool, err error) {
 	case errors.Is(err, bufio.ErrBufferFull):
 		return chunk, false, nil
 	case err == io.EOF:
+		if err := ml.short(); err != nil {
+			return nil, true, err
+		}
 		if len(chunk) == 0 {
 			return nil, true, io.EOF
 		}
@@ -84,8 +112,10 @@ func (ml *msgLines) rest(w io.Writer) error {
 			}
 		}
 		switch {
-		case err == nil, err == io.EOF:
+		case err == nil:
 			return nil
+		case err == io.EOF:
+			return ml.short()
 		case errors.Is(err, bufio.ErrBufferFull):
 			continue
 		}
@@ -222,10 +252,13 @@ func WriteUpdated(w io.Writer, src io.ReaderAt, m *Msg, retrieved bool, opt Pars
 	cw := &lastByteWriter{w: w}
 	bw := bufio.NewWriterSize(cw, 32<<10)
 	sep := make([]byte, m.HdrStart-m.Start)
-	if len(sep) > maxFrag {
+	if len(sep) == 0 || len(sep) > maxFrag {
 		return 0, fmt.Errorf("spool: separator of %d bytes at offset %d", len(sep), m.Start)
 	}
-	if _, err := src.ReadAt(sep, m.Start); err != nil {
+	if n, err := src.ReadAt(sep, m.Start); n < len(sep) {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
 		return 0, err
 	}
 	if len(sep) > 0 && sep[len(sep)-1] != '\n' {
@@ -279,6 +312,9 @@ func WriteUpdated(w io.Writer, src io.ReaderAt, m *Msg, retrieved bool, opt Pars
 	}
 	if body {
 		if _, err := io.Copy(bw, ml.r); err != nil {
+			return cw.n, err
+		}
+		if err := ml.short(); err != nil {
 			return cw.n, err
 		}
 	} else {
