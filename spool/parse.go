@@ -103,11 +103,10 @@ func (lr *lineReader) next() (*line, error) {
 				if len(take) > room {
 					take = take[:room]
 				}
-				for _, c := range take {
-					if c == 0 {
-						c = ' '
-					}
-					l.head = append(l.head, c)
+				n := len(l.head)
+				l.head = append(l.head, take...)
+				for i := bytes.IndexByte(l.head[n:], 0); i >= 0; i = bytes.IndexByte(l.head[n:], 0) {
+					l.head[n+i] = ' '
 				}
 			}
 			l.n += int64(len(chunk))
