@@ -303,10 +303,11 @@ func takeOverStale(path string, content []byte, stale time.Duration, linkMode bo
 		mode = os.O_RDWR // an fcntl write lock needs a writable descriptor
 	}
 	f, err := os.OpenFile(path, mode|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if errors.Is(err, os.ErrPermission) {
+		return takeOverUnreadable(path, content, stale, linkMode)
+	}
 	if err != nil {
-		// Gone already (the next attempt creates it), or not openable
-		// by us, in which case we cannot judge it safely.
-		return nil, nil
+		return nil, nil // gone already: the next attempt creates it
 	}
 	defer f.Close()
 	if err := sessionTryLock(int(f.Fd())); err != nil {
@@ -337,6 +338,26 @@ func takeOverStale(path string, content []byte, stale time.Duration, linkMode bo
 		return nil, err
 	}
 	return l, nil
+}
+
+// takeOverUnreadable handles a lock we may not open (another user's 0600
+// lock, as a deliverer running as root may leave): only its age can tell,
+// and no guard lock can be taken on it, so two takers racing here could
+// both succeed; this is the same exposure maillock and liblockfile have on
+// every takeover. A stale lock must not keep a user from mail for ever.
+func takeOverUnreadable(path string, content []byte, stale time.Duration, linkMode bool) (*DotLock, error) {
+	fi, err := os.Lstat(path)
+	if err != nil || time.Since(fi.ModTime()) < stale {
+		return nil, nil
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, syscall.ENOENT) {
+		return nil, &DotLockError{Code: LockErrOther, Path: path, Err: unwrapErrno(err)}
+	}
+	l, err := createDotLock(path, content, linkMode)
+	if errors.Is(err, syscall.EEXIST) {
+		return nil, nil
+	}
+	return l, err
 }
 
 // testHookBeforeTakeover lets tests widen the window between judging a

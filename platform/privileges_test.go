@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func init() {
@@ -33,6 +34,46 @@ func init() {
 		}
 		fmt.Println("dropped")
 		return nil
+	}
+}
+
+func init() {
+	// droplock UID MBOX: as UID, take the dotlock of MBOX.
+	helpers["droplock"] = func(args []string) error {
+		uid, _ := strconv.Atoi(args[0])
+		if err := DropPrivileges(uid, uid); err != nil {
+			return err
+		}
+		l, err := LockDot(args[1], DotLockOptions{})
+		if err != nil {
+			return err
+		}
+		fmt.Println("locked")
+		return l.Unlock()
+	}
+}
+
+// A stale lock this user may not even read (root's 0600) is still taken
+// over by age when the directory lets us remove it.
+func TestDotLockStaleUnreadable(t *testing.T) {
+	if !IsRoot() {
+		t.Skip("needs root to make a lock another user cannot read")
+	}
+	dir := t.TempDir()
+	os.Chmod(filepath.Dir(dir), 0755)
+	os.Chmod(dir, 0777)
+	mbox := filepath.Join(dir, "user")
+	writeForeignLock(t, mbox+".lock", "0", 10*time.Second)
+	os.Chmod(mbox+".lock", 0600)
+	out, err := helperCommand(t, "droplock", "65534", mbox).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "Max tries exceeded") {
+		t.Fatalf("fresh unreadable lock: %v %s", err, out)
+	}
+	old := time.Now().Add(-400 * time.Second)
+	os.Chtimes(mbox+".lock", old, old)
+	out, err = helperCommand(t, "droplock", "65534", mbox).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "locked" {
+		t.Fatalf("stale unreadable lock: %v %s", err, out)
 	}
 }
 
