@@ -139,13 +139,13 @@ func LockDot(mailbox string, opt DotLockOptions) (*DotLock, error) {
 	path := mailbox + ".lock"
 	content := []byte(lockOwner())
 
-	var lastErr error = syscall.EEXIST
 	for attempt := 1; attempt <= tries; attempt++ {
 		l, err := createDotLock(path, content, opt.LinkMode)
 		if err == nil {
 			return l, nil
 		}
-		if !errors.Is(err, syscall.EEXIST) {
+		var failed *DotLockError
+		if errors.As(err, &failed) || !errors.Is(err, syscall.EEXIST) {
 			return nil, err
 		}
 		// Someone holds it. Take it over if it is stale; otherwise wait.
@@ -156,12 +156,11 @@ func LockDot(mailbox string, opt DotLockOptions) (*DotLock, error) {
 		if took != nil {
 			return took, nil
 		}
-		lastErr = syscall.EEXIST
 		if attempt < tries {
 			time.Sleep(wait(attempt))
 		}
 	}
-	return nil, &DotLockError{Code: LockErrMaxTries, Path: path, Err: lastErr}
+	return nil, &DotLockError{Code: LockErrMaxTries, Path: path, Err: syscall.EEXIST}
 }
 
 // lockOwner is what we write into a lock: "pid@hostname".

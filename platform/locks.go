@@ -73,8 +73,8 @@ func ParseLockKinds(s string) (dotlock bool, kinds []LockKind, err error) {
 }
 
 // LockError describes a kernel lock that could not be taken. Err is the
-// system error (a syscall.Errno where there is one); errors.Is(err,
-// ErrLockBusy) reports whether the lock was held by someone else.
+// system error (a syscall.Errno where there is one); Busy, and
+// errors.Is(err, ErrLockBusy), report that someone else held the lock.
 type LockError struct {
 	Kind LockKind
 	Path string
@@ -82,11 +82,11 @@ type LockError struct {
 	Busy bool
 }
 
+// Error has qpopper's shape, "flock: '/var/mail/u': Resource temporarily
+// unavailable (11)", to which the caller prefixes "-ERR [SYS/TEMP] ".
 func (e *LockError) Error() string {
-	if e.Busy {
-		return fmt.Sprintf("%s: '%s': %s", e.Kind, e.Path, ErrLockBusy)
-	}
-	return fmt.Sprintf("%s: '%s': %v", e.Kind, e.Path, e.Err)
+	text, errno := Strerror(e.Err)
+	return fmt.Sprintf("%s: '%s': %s (%d)", e.Kind, e.Path, text, errno)
 }
 
 func (e *LockError) Unwrap() error { return e.Err }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -117,6 +118,10 @@ func TestLockMailboxContended(t *testing.T) {
 			_, err := LockMailbox(f, k, 300*time.Millisecond)
 			if !errors.Is(err, ErrLockBusy) {
 				t.Fatalf("LockMailbox while held: %v, want ErrLockBusy", err)
+			}
+			var le *LockError
+			if !errors.As(err, &le) || !strings.HasPrefix(err.Error(), le.Kind.String()+": '"+mbox+"': Resource temporarily unavailable (") {
+				t.Errorf("error text %q", err)
 			}
 			if d := time.Since(start); d < 300*time.Millisecond || d > 3*time.Second {
 				t.Errorf("gave up after %v, want about 300ms", d)
