@@ -291,8 +291,8 @@ func checkLockPath(path string) error {
 // A remove it and create a new one, and B then remove A's. So the
 // old lock file is itself locked (flock, or fcntl on Oracle Solaris) while
 // it is checked, removed and replaced; a second taker that opened the same
-// old file waits for that lock and then sees that the name now refers to
-// another file.
+// old file cannot get that lock, and on its next attempt finds the name
+// referring to the new, live lock.
 func takeOverStale(path string, content []byte, stale time.Duration, linkMode bool) (*DotLock, error) {
 	if err := checkLockPath(path); err != nil {
 		return nil, err
@@ -301,7 +301,9 @@ func takeOverStale(path string, content []byte, stale time.Duration, linkMode bo
 	if !haveFlock {
 		mode = os.O_RDWR // an fcntl write lock needs a writable descriptor
 	}
-	f, err := os.OpenFile(path, mode|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	// O_NONBLOCK: should a FIFO have replaced the checked file, the open
+	// must not hang.
+	f, err := os.OpenFile(path, mode|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if errors.Is(err, os.ErrPermission) {
 		return takeOverUnreadable(path, content, stale, linkMode)
 	}
