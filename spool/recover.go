@@ -30,7 +30,7 @@ import (
 //
 // Two messages are the same message when their bytes are equal after
 // removing what qpopper and popper themselves change when they write a
-// message back: X-UIDL: and Status: header lines (and their continuation
+// message back: X-UIDL:, Status: and Content-Length: header lines (and their continuation
 // lines), NUL bytes (qpopper's copy turned them into spaces), and the
 // newlines at the very end (the blank line that separates mbox messages).
 // Matching is one-to-one, so a message that really arrived twice stays
@@ -482,7 +482,9 @@ type normWriter struct {
 	held      []byte // a run of trailing newline bytes, emitted only if more follows
 }
 
-var droppedHeaders = []string{"x-uidl:", "status:"}
+// Content-Length is among them because a write-back drops a Content-Length
+// that proved false (Msg.BadContentLength).
+var droppedHeaders = []string{"x-uidl:", "status:", "content-length:"}
 
 func (w *normWriter) Write(p []byte) (int, error) {
 	for _, b := range p {
