@@ -1,0 +1,609 @@
+package crashtest
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// File is one regular file of a snapshot or crash state.
+type File struct {
+	Data []byte
+	Mode fs.FileMode // permission bits
+}
+
+// Snapshot is a directory tree before the recorded operations: regular
+// files by slash-separated path relative to Root. Root is the absolute
+// directory the op log's paths are interpreted under; operations outside
+// it are ignored.
+type Snapshot struct {
+	Root  string
+	Files map[string]File
+}
+
+// TakeSnapshot reads every regular file under root. Other kinds of file
+// (symbolic links, sockets) are not part of the model and are skipped.
+func TakeSnapshot(root string) (Snapshot, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	s := Snapshot{Root: abs, Files: map[string]File{}}
+	err = filepath.WalkDir(abs, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(abs, p)
+		s.Files[filepath.ToSlash(rel)] = File{Data: data, Mode: fi.Mode().Perm()}
+		return nil
+	})
+	return s, err
+}
+
+// State is one possible on-disk result of a crash.
+type State struct {
+	Name  string          // how it arose: prefix length, family, files
+	Files map[string]File // by slash path relative to the snapshot root
+}
+
+// Materialize writes the state's files under dir (which should be empty),
+// creating parent directories as needed.
+func (s State) Materialize(dir string) error {
+	for _, name := range sortedNames(s.Files) {
+		f := s.Files[name]
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		mode := f.Mode
+		if mode == 0 {
+			mode = 0o600
+		}
+		if err := os.WriteFile(p, f.Data, mode); err != nil {
+			return err
+		}
+		if err := os.Chmod(p, mode); err != nil { // WriteFile's mode is masked by umask
+			return err
+		}
+	}
+	return nil
+}
+
+// Hash identifies the state's contents (names, data and modes).
+func (s State) Hash() string {
+	h := sha256.New()
+	for _, name := range sortedNames(s.Files) {
+		f := s.Files[name]
+		fmt.Fprintf(h, "%q %o %d\n", name, f.Mode, len(f.Data))
+		h.Write(f.Data)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func sortedNames(m map[string]File) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Options bound the enumeration.
+type Options struct {
+	// Max is the most states returned; 0 means DefaultMaxStates. When
+	// more distinct states exist, every process-kill and strict
+	// power-loss state is kept first and the rest is sampled
+	// deterministically (evenly over the states ordered by content
+	// hash).
+	Max int
+}
+
+// DefaultMaxStates is the cap States uses.
+const DefaultMaxStates = 400
+
+// Stats counts what an enumeration produced.
+type Stats struct {
+	Generated int            // states built, duplicates included
+	Unique    int            // distinct resulting trees
+	Returned  int            // states returned (≤ Max)
+	Sampled   bool           // Unique > Returned
+	ByFamily  map[string]int // distinct states by the family that first produced them
+}
+
+func (st Stats) String() string {
+	fams := make([]string, 0, len(st.ByFamily))
+	for f := range st.ByFamily {
+		fams = append(fams, f)
+	}
+	sort.Strings(fams)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d generated, %d distinct, %d returned", st.Generated, st.Unique, st.Returned)
+	if st.Sampled {
+		b.WriteString(" (sampled)")
+	}
+	for _, f := range fams {
+		fmt.Fprintf(&b, " %s=%d", f, st.ByFamily[f])
+	}
+	return b.String()
+}
+
+// States enumerates crash states with the default cap.
+func States(initial Snapshot, ops []Op) []State {
+	states, _ := Enumerate(initial, ops, Options{})
+	return states
+}
+
+// Crash-state families (durability.md §2), used in State.Name and
+// Stats.ByFamily.
+const (
+	FamKill        = "kill"      // 1: all k ops applied
+	FamPower       = "power"     // 2: only durable ops
+	FamDropData    = "drop-data" // 3: unsynced data ops lost, name ops kept
+	FamDropDir     = "drop-dir"  // 4: unsynced name ops lost
+	FamDelalloc    = "delalloc"  // 5: truncate kept, later unsynced writes lost
+	FamPartial     = "partial"   // 6: first j unsynced writes of a file kept
+	FamTornHalf    = "torn-half" // 7: last unsynced write half applied
+	FamTornZero    = "torn-zero" // 7: last unsynced write's range zero-filled
+	FamOmitOne     = "omit-one"  // 8: exactly one unsynced op lost
+	FamDropAllDat  = "drop-data-all"
+	FamDropAllDir  = "drop-dir-all"
+	FamDelallocAll = "delalloc-all"
+)
+
+// Enumerate builds, for every prefix of ops (0 through len(ops)
+// operations), the crash states of the families in durability.md §2 under
+// the strict POSIX persistence model:
+//
+//   - a write or truncate of file X is durable only if a later fsync of X
+//     is in the prefix;
+//   - a create, rename or unlink in directory D is durable only if a later
+//     fsync of D is in the prefix (a rename needs both directories);
+//   - the initial snapshot is durable.
+//
+// Files are modelled by inode: data operations apply to the file the path
+// named when the operation was done, so a rename carries the file's data
+// state with it. A write, truncate or fsync recorded under a name that no
+// longer exists refers to the file that process last reached under that
+// name (a descriptor still open after a rename or unlink).
+func Enumerate(initial Snapshot, ops []Op, opt Options) ([]State, Stats) {
+	max := opt.Max
+	if max <= 0 {
+		max = DefaultMaxStates
+	}
+	m := resolve(initial, ops)
+	st := Stats{ByFamily: map[string]int{}}
+	seen := map[string]bool{}
+	var all []State
+	var keep []bool
+	add := func(k int, family, what string, drop map[int]bool, tweak *tornWrite) {
+		s := m.apply(k, drop, tweak)
+		st.Generated++
+		h := s.Hash()
+		if seen[h] {
+			return
+		}
+		seen[h] = true
+		s.Name = fmt.Sprintf("k=%d %s", k, family)
+		if what != "" {
+			s.Name += " " + what
+		}
+		st.ByFamily[family]++
+		all = append(all, s)
+		keep = append(keep, family == FamKill || family == FamPower)
+	}
+	for k := 0; k <= len(m.ops); k++ {
+		add(k, FamKill, "", nil, nil)
+		uns := m.unsynced(k)
+		if len(uns) == 0 {
+			continue
+		}
+		add(k, FamPower, "", set(uns), nil)
+
+		var data, names []int
+		dataOf := map[int][]int{}     // inode → its unsynced data ops
+		truncOf := map[int]int{}      // inode → its first unsynced truncate
+		namesIn := map[string][]int{} // directory → its unsynced name ops
+		var inodes []int
+		var dirs []string
+		for _, i := range uns {
+			op := m.ops[i]
+			switch op.kind {
+			case OpWrite, OpTruncate:
+				data = append(data, i)
+				if _, ok := dataOf[op.ino]; !ok {
+					inodes = append(inodes, op.ino)
+				}
+				dataOf[op.ino] = append(dataOf[op.ino], i)
+				if _, ok := truncOf[op.ino]; !ok && op.kind == OpTruncate {
+					truncOf[op.ino] = i
+				}
+			default:
+				names = append(names, i)
+				for _, d := range op.dirs() {
+					if _, ok := namesIn[d]; !ok {
+						dirs = append(dirs, d)
+					}
+					namesIn[d] = append(namesIn[d], i)
+				}
+			}
+		}
+		add(k, FamDropAllDat, "", set(data), nil)
+		add(k, FamDropAllDir, "", set(names), nil)
+		delallocAll := map[int]bool{}
+		for _, ino := range inodes {
+			file := m.inodeName(ino, k)
+			add(k, FamDropData, file, set(dataOf[ino]), nil)
+			var writes []int
+			for _, i := range dataOf[ino] {
+				if m.ops[i].kind == OpWrite {
+					writes = append(writes, i)
+				}
+			}
+			if t, ok := truncOf[ino]; ok {
+				drop := map[int]bool{}
+				for _, i := range writes {
+					if i > t {
+						drop[i] = true
+						delallocAll[i] = true
+					}
+				}
+				add(k, FamDelalloc, file, drop, nil)
+			}
+			for j := 0; j < len(writes); j++ {
+				add(k, FamPartial, fmt.Sprintf("%s j=%d/%d", file, j, len(writes)), set(writes[j:]), nil)
+			}
+			if len(writes) > 0 {
+				last := writes[len(writes)-1]
+				add(k, FamTornHalf, file, nil, &tornWrite{op: last})
+				add(k, FamTornZero, file, nil, &tornWrite{op: last, zero: true})
+			}
+		}
+		if len(delallocAll) > 0 {
+			add(k, FamDelallocAll, "", delallocAll, nil)
+		}
+		for _, d := range dirs {
+			add(k, FamDropDir, d+"/", set(namesIn[d]), nil)
+		}
+		for _, i := range uns {
+			add(k, FamOmitOne, m.ops[i].String(), map[int]bool{i: true}, nil)
+		}
+	}
+	st.Unique = len(all)
+	out := all
+	if len(all) > max {
+		st.Sampled = true
+		out = sample(all, keep, max)
+	}
+	st.Returned = len(out)
+	return out, st
+}
+
+// sample keeps the must-keep states (up to max) and fills the rest evenly
+// from the others ordered by content hash, then restores enumeration
+// order. It is deterministic for a given input.
+func sample(all []State, keep []bool, max int) []State {
+	chosen := make([]bool, len(all))
+	n := 0
+	var rest []int
+	for i := range all {
+		if keep[i] && n < max {
+			chosen[i] = true
+			n++
+		} else if !keep[i] {
+			rest = append(rest, i)
+		}
+	}
+	if room := max - n; room > 0 && len(rest) > 0 {
+		hashes := make(map[int]string, len(rest))
+		for _, i := range rest {
+			hashes[i] = all[i].Hash()
+		}
+		sort.Slice(rest, func(a, b int) bool { return hashes[rest[a]] < hashes[rest[b]] })
+		for j := 0; j < room && j < len(rest); j++ {
+			chosen[rest[j*len(rest)/room]] = true
+		}
+	}
+	var out []State
+	for i, c := range chosen {
+		if c {
+			out = append(out, all[i])
+		}
+	}
+	return out
+}
+
+func set(idx []int) map[int]bool {
+	m := make(map[int]bool, len(idx))
+	for _, i := range idx {
+		m[i] = true
+	}
+	return m
+}
+
+// resolvedOp is an Op bound to the inodes it touched in the real run.
+type resolvedOp struct {
+	Op
+	kind        string
+	name, name2 string // relative to the root
+	ino         int    // file written, truncated, synced, created, renamed or unlinked
+	nop         bool   // a create of an existing name: nothing changed
+	barrier     int    // index of the first later op making it durable; -1: none
+}
+
+func (op resolvedOp) dirs() []string {
+	d := []string{pathDir(op.name)}
+	if op.kind == OpRename && pathDir(op.name2) != d[0] {
+		d = append(d, pathDir(op.name2))
+	}
+	return d
+}
+
+func pathDir(name string) string {
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		return name[:i]
+	}
+	return "."
+}
+
+type model struct {
+	initial  Snapshot
+	initIno  map[string]int // initial name → inode
+	initMode map[int]fs.FileMode
+	ops      []resolvedOp
+	nameAt   map[int]string // inode → a name it had, for state names
+}
+
+func (m *model) inodeName(ino, k int) string {
+	return m.nameAt[ino]
+}
+
+// resolve replays ops as the process saw them, binding every operation to
+// inode numbers and finding the barrier that makes it durable.
+func resolve(initial Snapshot, ops []Op) *model {
+	m := &model{initial: initial, initIno: map[string]int{}, initMode: map[int]fs.FileMode{}, nameAt: map[int]string{}}
+	names := map[string]int{}
+	next := 1
+	for _, n := range sortedNames(initial.Files) {
+		names[n] = next
+		m.initIno[n] = next
+		m.initMode[next] = initial.Files[n].Mode
+		m.nameAt[next] = n
+		next++
+	}
+	type handle struct {
+		pid  int
+		name string
+	}
+	last := map[handle]int{}
+	lookup := func(pid int, name string) int {
+		if ino, ok := names[name]; ok {
+			last[handle{pid, name}] = ino
+			return ino
+		}
+		return last[handle{pid, name}] // 0: unknown file
+	}
+	for _, op := range ops {
+		rel, ok := relTo(initial.Root, op.Path)
+		if !ok {
+			continue
+		}
+		r := resolvedOp{Op: op, kind: op.Kind, name: rel, barrier: -1}
+		switch op.Kind {
+		case OpCreate:
+			if ino, ok := names[rel]; ok {
+				r.ino, r.nop = ino, true
+			} else {
+				r.ino = next
+				next++
+				names[rel] = r.ino
+				m.nameAt[r.ino] = rel
+			}
+			last[handle{op.Pid, rel}] = r.ino
+		case OpWrite, OpTruncate, OpFsync:
+			r.ino = lookup(op.Pid, rel)
+			if r.ino == 0 {
+				continue // a file outside the model (opened before the snapshot's names)
+			}
+		case OpFsyncDir:
+		case OpRename:
+			rel2, ok := relTo(initial.Root, op.Path2)
+			if !ok {
+				continue
+			}
+			r.name2 = rel2
+			r.ino = lookup(op.Pid, rel)
+			if r.ino == 0 {
+				continue
+			}
+			delete(names, rel)
+			names[rel2] = r.ino
+			last[handle{op.Pid, rel2}] = r.ino
+		case OpUnlink:
+			r.ino = lookup(op.Pid, rel)
+			if r.ino == 0 {
+				continue
+			}
+			delete(names, rel)
+		}
+		m.ops = append(m.ops, r)
+	}
+	// Barriers: the first later fsync of the same inode for data ops, the
+	// first later fsync of every directory involved for name ops.
+	for i := range m.ops {
+		op := &m.ops[i]
+		switch op.kind {
+		case OpWrite, OpTruncate:
+			for j := i + 1; j < len(m.ops); j++ {
+				if m.ops[j].kind == OpFsync && m.ops[j].ino == op.ino {
+					op.barrier = j
+					break
+				}
+			}
+		case OpCreate, OpRename, OpUnlink:
+			b := -1
+			for _, d := range op.dirs() {
+				dj := -1
+				for j := i + 1; j < len(m.ops); j++ {
+					if m.ops[j].kind == OpFsyncDir && m.ops[j].name == d {
+						dj = j
+						break
+					}
+				}
+				if dj < 0 {
+					b = -1
+					break
+				}
+				if dj > b {
+					b = dj
+				}
+			}
+			op.barrier = b
+		}
+	}
+	return m
+}
+
+func relTo(root, p string) (string, bool) {
+	rel, err := filepath.Rel(root, filepath.Clean(p))
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", false
+	}
+	return filepath.ToSlash(rel), true
+}
+
+// unsynced lists the operations of the first k that change something and
+// are not durable at k.
+func (m *model) unsynced(k int) []int {
+	var u []int
+	for i := 0; i < k; i++ {
+		op := m.ops[i]
+		switch op.kind {
+		case OpFsync, OpFsyncDir:
+			continue
+		}
+		if op.nop {
+			continue
+		}
+		if op.barrier < 0 || op.barrier >= k {
+			u = append(u, i)
+		}
+	}
+	return u
+}
+
+// tornWrite applies only part of one write.
+type tornWrite struct {
+	op   int
+	zero bool // the write's range reads as zeros (size extended, data lost)
+}
+
+// apply replays the first k operations on the initial snapshot, skipping
+// the ones in drop and tearing the one named by torn.
+func (m *model) apply(k int, drop map[int]bool, torn *tornWrite) State {
+	names := map[string]int{}
+	data := map[int][]byte{}
+	mode := map[int]fs.FileMode{}
+	for n, ino := range m.initIno {
+		names[n] = ino
+		data[ino] = m.initial.Files[n].Data // copied before any change
+		mode[ino] = m.initMode[ino]
+	}
+	owned := map[int]bool{} // inodes whose slice is our own copy
+	mutable := func(ino int) []byte {
+		if !owned[ino] {
+			data[ino] = append([]byte(nil), data[ino]...)
+			owned[ino] = true
+		}
+		return data[ino]
+	}
+	for i := 0; i < k; i++ {
+		if drop[i] {
+			continue
+		}
+		op := m.ops[i]
+		switch op.kind {
+		case OpCreate:
+			if op.nop {
+				continue
+			}
+			if _, ok := data[op.ino]; !ok {
+				data[op.ino] = nil
+				mode[op.ino] = 0o600
+			}
+			names[op.name] = op.ino
+		case OpWrite:
+			b := op.Data
+			if torn != nil && torn.op == i {
+				if torn.zero {
+					b = make([]byte, len(b))
+				} else {
+					b = b[:len(b)/2]
+				}
+			}
+			d := mutable(op.ino)
+			if end := op.Off + int64(len(b)); end > int64(len(d)) {
+				d = append(d, make([]byte, end-int64(len(d)))...)
+			}
+			copy(d[op.Off:], b)
+			data[op.ino] = d
+		case OpTruncate:
+			d := mutable(op.ino)
+			if op.Off <= int64(len(d)) {
+				d = d[:op.Off]
+			} else {
+				d = append(d, make([]byte, op.Off-int64(len(d)))...)
+			}
+			data[op.ino] = d
+		case OpRename:
+			if names[op.name] == op.ino {
+				delete(names, op.name)
+			}
+			names[op.name2] = op.ino
+		case OpUnlink:
+			if names[op.name] == op.ino {
+				delete(names, op.name)
+			}
+		}
+	}
+	s := State{Files: make(map[string]File, len(names))}
+	for n, ino := range names {
+		md := mode[ino]
+		if md == 0 {
+			md = 0o600
+		}
+		s.Files[n] = File{Data: data[ino], Mode: md}
+	}
+	return s
+}
+
+// Equal reports whether two states hold the same files.
+func (s State) Equal(t State) bool {
+	if len(s.Files) != len(t.Files) {
+		return false
+	}
+	for n, f := range s.Files {
+		g, ok := t.Files[n]
+		if !ok || f.Mode != g.Mode || !bytes.Equal(f.Data, g.Data) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,69 @@
+//go:build crashtest
+
+package platform
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// Crash-test failpoints. Two environment variables drive them:
+//
+//	POPPER_FAILPOINT_TRACE=path  append "name\n" to path at every hit, so a
+//	                             test can learn which failpoints a session
+//	                             passes and in which order.
+//	POPPER_FAILPOINT=name[:N]    at the Nth hit of name (default 1) send
+//	                             SIGKILL to this process: nothing deferred
+//	                             runs, exactly as with kill -9.
+
+var failpoints struct {
+	once   sync.Once
+	trace  string
+	target string
+	nth    int
+	mu     sync.Mutex
+	hits   map[string]int
+}
+
+func loadFailpoints() {
+	fp := &failpoints
+	fp.trace = os.Getenv("POPPER_FAILPOINT_TRACE")
+	fp.hits = make(map[string]int)
+	spec := os.Getenv("POPPER_FAILPOINT")
+	if spec == "" {
+		return
+	}
+	fp.target, fp.nth = spec, 1
+	if i := strings.LastIndexByte(spec, ':'); i >= 0 {
+		if n, err := strconv.Atoi(spec[i+1:]); err == nil && n > 0 {
+			fp.target, fp.nth = spec[:i], n
+		}
+	}
+}
+
+// Failpoint marks a named durable step; see the package comment above.
+func Failpoint(name string) {
+	fp := &failpoints
+	fp.once.Do(loadFailpoints)
+	fp.mu.Lock()
+	defer fp.mu.Unlock()
+	if fp.trace != "" {
+		// One write per hit on an O_APPEND file keeps lines whole even
+		// when several processes trace into the same file.
+		if f, err := os.OpenFile(fp.trace, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o666); err == nil {
+			f.Write([]byte(name + "\n"))
+			f.Close()
+		}
+	}
+	if fp.target != name {
+		return
+	}
+	fp.hits[name]++
+	if fp.hits[name] == fp.nth {
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // the signal is on its way; never return into the caller
+	}
+}
