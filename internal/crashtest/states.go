@@ -59,8 +59,9 @@ func TakeSnapshot(root string) (Snapshot, error) {
 
 // State is one possible on-disk result of a crash.
 type State struct {
-	Name  string          // how it arose: prefix length, family, files
-	Files map[string]File // by slash path relative to the snapshot root
+	Name        string          // how it arose: prefix length, family, files
+	AfterCommit bool            // the crash came after the commit reply (Options.CommitAt)
+	Files       map[string]File // by slash path relative to the snapshot root
 }
 
 // Materialize writes the state's files under dir (which should be empty),
@@ -114,6 +115,12 @@ type Options struct {
 	// deterministically (evenly over the states ordered by content
 	// hash).
 	Max int
+	// CommitAt, when > 0, is the number of ops known to be done when the
+	// client received the commit reply (QUIT +OK). States of prefixes of
+	// at least CommitAt ops are marked AfterCommit and deduplicated
+	// apart from the others, so that a state possible both before and
+	// after the commit is checked against the stricter expectation too.
+	CommitAt int
 }
 
 // DefaultMaxStates is the cap States uses.
@@ -196,7 +203,11 @@ func Enumerate(initial Snapshot, ops []Op, opt Options) ([]State, Stats) {
 	add := func(k int, family, what string, drop map[int]bool, tweak *tornWrite) {
 		s := m.apply(k, drop, tweak)
 		st.Generated++
+		s.AfterCommit = opt.CommitAt > 0 && k >= opt.CommitAt
 		h := s.Hash()
+		if s.AfterCommit {
+			h += " after commit"
+		}
 		if seen[h] {
 			return
 		}
