@@ -313,11 +313,12 @@ func (e *env) recover(extraEnv ...string) (string, error) {
 // Linux: dotlock first, then an fcntl lock on the spool, append, unlock.
 func (e *env) deliver(msg []byte) {
 	lock := e.spoolPath() + ".lock"
+	host, _ := os.Hostname()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		f, err := os.OpenFile(lock, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err == nil {
-			fmt.Fprintf(f, "%d@localhost", os.Getpid())
+			fmt.Fprintf(f, "%d@%s", os.Getpid(), host)
 			f.Close()
 			break
 		}

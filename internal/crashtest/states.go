@@ -115,9 +115,10 @@ type Options struct {
 	// deterministically (evenly over the states ordered by content
 	// hash).
 	Max int
-	// CommitAt, when > 0, is the number of ops known to be done when the
-	// client received the commit reply (QUIT +OK). States of prefixes of
-	// at least CommitAt ops are marked AfterCommit and deduplicated
+	// CommitAt, when > 0, is the number of ops (of the log given to
+	// Enumerate) known to be done when the client received the commit
+	// reply (QUIT +OK). States of prefixes holding at least the first
+	// CommitAt ops are marked AfterCommit and deduplicated
 	// apart from the others, so that a state possible both before and
 	// after the commit is checked against the stricter expectation too.
 	CommitAt int
@@ -203,7 +204,7 @@ func Enumerate(initial Snapshot, ops []Op, opt Options) ([]State, Stats) {
 	add := func(k int, family, what string, drop map[int]bool, tweak *tornWrite) {
 		s := m.apply(k, drop, tweak)
 		st.Generated++
-		s.AfterCommit = opt.CommitAt > 0 && k >= opt.CommitAt
+		s.AfterCommit = opt.CommitAt > 0 && k > 0 && m.ops[k-1].raw+1 >= opt.CommitAt
 		h := s.Hash()
 		if s.AfterCommit {
 			h += " after commit"
@@ -357,6 +358,7 @@ type resolvedOp struct {
 	ino         int    // file written, truncated, synced, created, renamed or unlinked
 	nop         bool   // a create of an existing name: nothing changed
 	barrier     int    // index of the first later op making it durable; -1: none
+	raw         int    // index in the recorded log
 }
 
 func (op resolvedOp) dirs() []string {
@@ -411,12 +413,12 @@ func resolve(initial Snapshot, ops []Op) *model {
 		}
 		return last[handle{pid, name}] // 0: unknown file
 	}
-	for _, op := range ops {
+	for raw, op := range ops {
 		rel, ok := relTo(initial.Root, op.Path)
 		if !ok {
 			continue
 		}
-		r := resolvedOp{Op: op, kind: op.Kind, name: rel, barrier: -1}
+		r := resolvedOp{Op: op, kind: op.Kind, name: rel, barrier: -1, raw: raw}
 		switch op.Kind {
 		case OpCreate:
 			if ino, ok := names[rel]; ok {
