@@ -272,9 +272,33 @@ func TestCommitPointSplitsStates(t *testing.T) {
 		}
 	}
 	// The write to a file the model never saw created is ignored; only
-	// the full log is past the
-	// commit point, and its state is kept although it equals an earlier one.
+	// the full log is past the commit point, and its state is kept
+	// although it equals an earlier one.
 	if strings.Join(after, "|") != "{f=}" || strings.Join(before, "|") != "{f=x}|{f=}" {
 		t.Errorf("before %q after %q", before, after)
+	}
+}
+
+func TestExt4NewNameDurableByFileSync(t *testing.T) {
+	init := Snapshot{Root: root, Files: map[string]File{}}
+	ops := logOps(t, root,
+		Op{Kind: OpCreate, Path: "f"},
+		Op{Kind: OpWrite, Path: "f", Data: []byte("mail")},
+		Op{Kind: OpFsync, Path: "f"},
+	)
+	strict := renders(States(init, ops))
+	if !strict["{}"] {
+		t.Errorf("POSIX: the unsynced create can be lost: %v", strict)
+	}
+	ext4, _ := Enumerate(init, ops, Options{Ext4Names: true})
+	for _, s := range ext4 {
+		if strings.HasPrefix(s.Name, "k=3 ") && render(s) != "{f=mail}" {
+			t.Errorf("ext4: %s: %s", s.Name, render(s))
+		}
+	}
+	m := resolve(init, ops)
+	m.ext4Names()
+	if u := m.unsynced(3); len(u) != 0 {
+		t.Errorf("ext4: unsynced after fsync(f): %v", u)
 	}
 }

@@ -241,47 +241,53 @@ func TestSpoolFailpointKills(t *testing.T) {
 func TestSpoolPowerLoss(t *testing.T) {
 	var gen, uniq, checked int
 	for _, c := range spoolCases() {
-		c := c
-		t.Run(c.name, func(t *testing.T) {
-			dir := t.TempDir()
-			base, del := c.setup(t, dir)
-			snap, err := TakeSnapshot(dir)
-			if err != nil {
-				t.Fatal(err)
+		for _, ext4 := range []bool{false, true} {
+			c := c
+			model := "posix"
+			if ext4 {
+				model = "ext4"
 			}
-			oplog := filepath.Join(t.TempDir(), "oplog")
-			ok, out := runSpoolHelper(t, dir, c.server, c.del, "POPPER_OPLOG="+oplog)
-			if !ok {
-				t.Fatalf("recorded session failed: %s", out)
-			}
-			ops, err := ReadOpLog(oplog)
-			if err != nil {
-				t.Fatal(err)
-			}
-			// Commit returned after the last recorded op: only the
-			// full log is known to be past the commit point.
-			states, st := Enumerate(snap, ops, Options{Max: statesPerScenario, CommitAt: len(ops)})
-			t.Logf("%d ops; states: %s", len(ops), st)
-			gen += st.Generated
-			uniq += st.Unique
-			for _, s := range states {
-				checked++
-				d := t.TempDir()
-				if err := s.Materialize(d); err != nil {
+			t.Run(c.name+"/"+model, func(t *testing.T) {
+				dir := t.TempDir()
+				base, del := c.setup(t, dir)
+				snap, err := TakeSnapshot(dir)
+				if err != nil {
 					t.Fatal(err)
 				}
-				fate := MayGo
-				if s.AfterCommit {
-					fate = MustGo
+				oplog := filepath.Join(t.TempDir(), "oplog")
+				ok, out := runSpoolHelper(t, dir, c.server, c.del, "POPPER_OPLOG="+oplog)
+				if !ok {
+					t.Fatalf("recorded session failed: %s", out)
 				}
-				for _, f := range spoolVerify(t, fmt.Sprintf("state %q", s.Name), d, c.server, withFates(base, del, fate)) {
-					t.Error(f)
+				ops, err := ReadOpLog(oplog)
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			if t.Failed() {
-				t.Logf("op log:\n%s", opList(ops))
-			}
-		})
+				// Commit returned after the last recorded op: only the
+				// full log is known to be past the commit point.
+				states, st := Enumerate(snap, ops, Options{Max: statesPerScenario, CommitAt: len(ops), Ext4Names: ext4})
+				t.Logf("%d ops; states: %s", len(ops), st)
+				gen += st.Generated
+				uniq += st.Unique
+				for _, s := range states {
+					checked++
+					d := t.TempDir()
+					if err := s.Materialize(d); err != nil {
+						t.Fatal(err)
+					}
+					fate := MayGo
+					if s.AfterCommit {
+						fate = MustGo
+					}
+					for _, f := range spoolVerify(t, fmt.Sprintf("state %q", s.Name), d, c.server, withFates(base, del, fate)) {
+						t.Error(f)
+					}
+				}
+				if t.Failed() {
+					t.Logf("op log:\n%s", opList(ops))
+				}
+			})
+		}
 	}
 	t.Logf("SUMMARY spool power loss: %d states generated, %d distinct, %d checked", gen, uniq, checked)
 }

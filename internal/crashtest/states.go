@@ -122,6 +122,10 @@ type Options struct {
 	// apart from the others, so that a state possible both before and
 	// after the commit is checked against the stricter expectation too.
 	CommitAt int
+	// Ext4Names adds ext4's rule that fsync of a file also makes the
+	// name it was created under durable (durability.md §1); the default
+	// is the strict POSIX model, where only a directory fsync does.
+	Ext4Names bool
 }
 
 // DefaultMaxStates is the cap States uses.
@@ -197,6 +201,9 @@ func Enumerate(initial Snapshot, ops []Op, opt Options) ([]State, Stats) {
 		max = DefaultMaxStates
 	}
 	m := resolve(initial, ops)
+	if opt.Ext4Names {
+		m.ext4Names()
+	}
 	st := Stats{ByFamily: map[string]int{}}
 	seen := map[string]bool{}
 	var all []State
@@ -492,6 +499,25 @@ func resolve(initial Snapshot, ops []Op) *model {
 		}
 	}
 	return m
+}
+
+// ext4Names lets the first fsync of a newly created file make its create
+// durable, when that comes before the directory fsync.
+func (m *model) ext4Names() {
+	for i := range m.ops {
+		op := &m.ops[i]
+		if op.kind != OpCreate || op.nop {
+			continue
+		}
+		for j := i + 1; j < len(m.ops); j++ {
+			if m.ops[j].kind == OpFsync && m.ops[j].ino == op.ino {
+				if op.barrier < 0 || j < op.barrier {
+					op.barrier = j
+				}
+				break
+			}
+		}
+	}
 }
 
 func relTo(root, p string) (string, bool) {
