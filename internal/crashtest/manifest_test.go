@@ -156,6 +156,9 @@ func TestQpopperFixtures(t *testing.T) {
 		fates = append(fates, fmt.Sprintf("%s %s %v", e.MessageID, e.Fate, e.MayBeDamaged))
 	}
 	want := "<1@t> may-go false|<2@t> may-go true|<3@t> may-go false|<after-crash@crashtest> must-survive false"
+	if len(short.Manifest) > 4 {
+		t.Errorf("a fragment allowance without a nameless fragment: %+v", short.Manifest[4])
+	}
 	if strings.Join(fates, "|") != want {
 		t.Errorf("W1-short manifest:\n%s\nwant\n%s", strings.Join(fates, "|"), want)
 	}

@@ -257,7 +257,11 @@ func recoverable(m Manifest, short []byte) Manifest {
 	got, _ := SplitMbox("", short)
 	intact := map[string]bool{}
 	present := map[string]bool{}
+	torn := false
 	for _, g := range got {
+		if g.MessageID == "" {
+			torn = true // cut inside its header, before the Message-ID
+		}
 		present[g.MessageID] = true
 		for _, e := range m {
 			if e.MessageID == g.MessageID && e.HeaderSHA == g.HeaderSHA && e.BodySHA == g.BodySHA {
@@ -274,6 +278,11 @@ func recoverable(m Manifest, short []byte) Manifest {
 		default:
 			out[i].Fate = MayGo
 		}
+	}
+	if torn {
+		// Recovery may keep the nameless fragment (it cannot tell it
+		// from a message) or quarantine it.
+		out = append(out, Expected{Fate: MayGo, MayBeDamaged: true})
 	}
 	return out
 }

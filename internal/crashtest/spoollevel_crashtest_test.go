@@ -299,3 +299,50 @@ func opList(ops []Op) string {
 	}
 	return b.String()
 }
+
+// TestSpoolQpopperLeftovers merges every qpopper crash-window fixture,
+// by spool.Recover (the sweep) and by a plain login, and checks that
+// nothing still recoverable is lost.
+func TestSpoolQpopperLeftovers(t *testing.T) {
+	fx, err := QpopperFixtures(testSpool(4), testUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fx {
+		for _, sweep := range []bool{true, false} {
+			f := f
+			how := "login"
+			if sweep {
+				how = "sweep"
+			}
+			t.Run(f.Name+"/"+how, func(t *testing.T) {
+				dir := t.TempDir()
+				for n, d := range f.Files {
+					if err := os.WriteFile(filepath.Join(dir, n), d, 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if sweep {
+					r, err := spool.Recover(spoolConfig(dir, false))
+					if err != nil {
+						t.Errorf("spool.Recover: %v", err)
+					}
+					t.Logf("%s: %s", f.Name, r)
+				}
+				if err := spoolSession(dir, false, "", true); err != nil {
+					t.Errorf("login+commit: %v", err)
+				}
+				probs, err := Check(dir, f.Manifest)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range probs {
+					t.Errorf("%s: %s", f, p)
+				}
+				if len(probs) > 0 {
+					t.Logf("directory: %s", listDir(dir))
+				}
+			})
+		}
+	}
+}
