@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -531,5 +532,50 @@ func TestWriteManOptions(t *testing.T) {
 		if !strings.Contains(man, want) {
 			t.Errorf("man text lacks %q", want)
 		}
+	}
+}
+
+func TestPerOSDefaults(t *testing.T) {
+	o := DefaultOptions()
+	wantFacility, wantCL := "local0", false
+	switch runtime.GOOS {
+	case "linux":
+		wantFacility = "mail"
+	case "solaris", "illumos":
+		wantCL = true
+	}
+	if o.LogFacility != wantFacility || o.ContentLength != wantCL {
+		t.Errorf("%s: log-facility %q content-length %v", runtime.GOOS, o.LogFacility, o.ContentLength)
+	}
+}
+
+func TestTOMLTypesAndRestrictions(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "user.toml")
+	text := "timeout = \"600\"\nspool-dir = 5\ndebug = 1\nshy = true\nstatistics = true\nlog-facility = 3\ntimeout = 1.5\n"
+	os.WriteFile(p, []byte(text), 0o600)
+	o := DefaultOptions()
+	errs := LoadConfig(p, osOpen, o, Connected)
+	if len(errs) != 1 || !strings.Contains(errs[0].Text, "toml") && !strings.Contains(errs[0].Text, "TOML") {
+		// duplicate key: the whole file is a TOML syntax error
+		t.Fatalf("duplicate key: %q", errTexts(errs))
+	}
+	text = "timeout = \"600\"\nspool-dir = 5\ndebug = 1\nshy = true\nstatistics = true\nlog-facility = 3\nbulldir = 1.5\n"
+	os.WriteFile(p, []byte(text), 0o600)
+	o = DefaultOptions()
+	errs = LoadConfig(p, osOpen, o, Connected)
+	want := []string{
+		`Integer value expected for the timeout option; found "600" at line 1 of config file ` + p,
+		`String value expected for the spool-dir option; found "5" at line 2 of config file ` + p,
+		`Boolean value expected for the debug option; found "1" at line 3 of config file ` + p,
+		`The "shy" option cannot be set after a client has connected (line 4 of config file ` + p + `)`,
+		`String value expected for the log-facility option; found "3" at line 6 of config file ` + p,
+		`String value expected for the bulldir option; found the float 1.5 at line 7 of config file ` + p,
+	}
+	if got := errTexts(errs); !reflect.DeepEqual(got, want) {
+		t.Errorf("\n got %q\nwant %q", got, want)
+	}
+	if !o.Statistics || o.Shy {
+		t.Errorf("options %+v", o)
 	}
 }
