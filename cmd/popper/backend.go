@@ -1,0 +1,368 @@
+package main
+
+import (
+	"crypto/md5"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/popperd/popper/compat"
+	"github.com/popperd/popper/platform"
+	"github.com/popperd/popper/pop3"
+	"github.com/popperd/popper/spool"
+)
+
+// backend is the pop3.Backend of one session: it authenticates, switches
+// to the user's identity and opens the maildrop.
+type backend struct {
+	opts       *compat.Options
+	db         userDB
+	log        platform.Logger
+	clientHost string
+	clientIP   string
+	authDelay  time.Duration // qpopper sleeps 10 s after a failed PASS
+	user       string        // authenticated user, for log lines
+}
+
+// User accepts every name: whether it exists is only told after PASS,
+// with the same text as a wrong password (no account probing).
+func (b *backend) User(name string) error { return nil }
+
+// normalize applies qpopper's user-name options.
+func (b *backend) normalize(name string) string {
+	name, _ = compat.NormalizeUser(name, b.opts)
+	return name
+}
+
+// refuse is the one reply for an unknown user and a wrong password, after
+// qpopper's tarpit delay.
+func (b *backend) refuse(name string) error {
+	b.log.Notice(fmt.Sprintf("[AUTH] Failed attempted login to %s from host (%s) %s", name, b.clientHost, b.clientIP))
+	time.Sleep(b.authDelay)
+	return pop3.Errorf("AUTH", "Password supplied for \"%s\" is incorrect.", name)
+}
+
+func (b *backend) Pass(name, password string) (pop3.Mailbox, error) {
+	user := b.normalize(name)
+	if err := compat.ValidUser(user); err != nil {
+		return nil, b.refuse(name)
+	}
+	if err := b.listed(user); err != nil {
+		time.Sleep(b.authDelay)
+		return nil, err
+	}
+	a := b.db[user]
+	if a == nil || !checkPassword(a.Hash, password) {
+		return nil, b.refuse(user)
+	}
+	return b.open(a)
+}
+
+func (b *backend) APOP(name, timestamp, digest string) (pop3.Mailbox, error) {
+	user := b.normalize(name)
+	if compat.ValidUser(user) != nil {
+		return nil, pop3.Errorf("AUTH", "not authenticated")
+	}
+	if err := b.listed(user); err != nil {
+		return nil, pop3.Errorf("AUTH", "Permission denied.")
+	}
+	a := b.db[user]
+	if a == nil || !strings.HasPrefix(a.Hash, "{PLAIN}") {
+		// APOP needs the clear secret; only {PLAIN} accounts have one.
+		return nil, pop3.Errorf("AUTH", "not authenticated")
+	}
+	b.log.Info(fmt.Sprintf("apop \"%s\"", user))
+	sum := md5.Sum([]byte(timestamp + strings.TrimPrefix(a.Hash, "{PLAIN}")))
+	want := hex.EncodeToString(sum[:])
+	// qpopper compares the lowercase hex digest exactly.
+	if subtle.ConstantTimeCompare([]byte(want), []byte(digest)) != 1 {
+		return nil, pop3.Errorf("AUTH", "authentication failure")
+	}
+	return b.open(a)
+}
+
+// listed applies nonauth-file and auth-file (one user name per line).
+func (b *backend) listed(user string) error {
+	if f := b.opts.NonauthFile; f != "" && fileListsUser(f, user) {
+		return pop3.Errorf("AUTH", "\"%s\": access denied.", user)
+	}
+	if f := b.opts.AuthFile; f != "" && !fileListsUser(f, user) {
+		return pop3.Errorf("AUTH", "\"%s\": access denied.", user)
+	}
+	return nil
+}
+
+func fileListsUser(path, user string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.TrimRight(line, "\r") == user {
+			return true
+		}
+	}
+	return false
+}
+
+// open switches to the user's identity and opens the maildrop.
+func (b *backend) open(a *account) (pop3.Mailbox, error) {
+	if a.UID <= platform.BlockUID {
+		return nil, pop3.Errorf("AUTH", "Access is blocked for UIDs below %d", platform.BlockUID+1)
+	}
+	b.applyGroupServerMode(a)
+	pre := spoolConfig(b.opts, a, b.log)
+	spoolDir := filepath.Dir(pre.Spool)
+	if b.opts.HashSpool != 0 && b.opts.CheckHashDir {
+		if err := makeHashDirs(b.opts.SpoolDir, pre.Spool, pre.TempDrop); err != nil {
+			b.log.Notice(fmt.Sprintf("Unable to create hashed spool directory for %s: %v", a.Name, err))
+			return nil, pop3.Errorf("SYS/TEMP", "Unable to create hashed spool directory.")
+		}
+	}
+	if platform.IsRoot() {
+		// qpopper: the user's uid with the spool directory's group, so the
+		// dotlock and temp drop can be made in a 1777 or 2775 root:mail
+		// directory; supplementary groups cleared.
+		gid := a.GID
+		if fi, err := os.Stat(spoolDir); err == nil {
+			gid = int(platform.IDOf(fi).Gid)
+		}
+		if err := platform.DropPrivileges(a.UID, gid); err != nil {
+			b.log.Notice(fmt.Sprintf("Unable to change to user %s: %v", a.Name, err))
+			return nil, pop3.Errorf("SYS/TEMP", "Unable to change to user %s.", a.Name)
+		}
+	} else if os.Geteuid() != a.UID {
+		// Without root we can only serve our own account (tests, demo).
+		b.log.Notice(fmt.Sprintf("Not root: cannot serve %s (uid %d) as uid %d", a.Name, a.UID, os.Geteuid()))
+		return nil, pop3.Errorf("SYS/TEMP", "Unable to change to user %s.", a.Name)
+	}
+	// The per-user option files are read with the user's privileges only
+	// (qpopper read them as root: CVE-2005-1151); home file first, so the
+	// admin's file in the spool directory can override it.
+	if b.opts.UserOptions {
+		b.readOptions(compat.UserOptionsPath(a.Home), compat.User, "user", a.Name)
+	}
+	if b.opts.SpoolOptions {
+		b.readOptions(compat.SpoolOptionsPath(b.opts, a.Name), compat.Connected, "spool", a.Name)
+	}
+	cfg := spoolConfig(b.opts, a, b.log)
+	md, err := spool.Open(cfg)
+	if err != nil {
+		return nil, b.dropError(cfg, err)
+	}
+	b.user = a.Name
+	line, lerr := compat.LoginLine(b.opts.LogLogin, version, a.Name, b.clientHost, b.clientIP)
+	if lerr == nil && line != "" {
+		b.log.Notice(line)
+	}
+	return &mailbox{md: md, b: b}, nil
+}
+
+// makeHashDirs creates the missing hash subdirectories of the spool and
+// temp drop paths (check-hash-dir) with the mode, owner and group of the
+// top spool directory, as qpopper does; it runs before the privilege drop.
+func makeHashDirs(top string, paths ...string) error {
+	ti, err := os.Stat(top)
+	if err != nil {
+		return err
+	}
+	id := platform.IDOf(ti)
+	for _, p := range paths {
+		var missing []string
+		for d := filepath.Dir(p); len(d) > len(top) && strings.HasPrefix(d, top); d = filepath.Dir(d) {
+			if _, err := os.Lstat(d); err == nil {
+				break
+			}
+			missing = append([]string{d}, missing...)
+		}
+		for _, d := range missing {
+			if err := os.Mkdir(d, 0700); err != nil && !errors.Is(err, os.ErrExist) {
+				return err
+			}
+			if err := os.Chmod(d, ti.Mode().Perm()|ti.Mode()&os.ModeSticky); err != nil {
+				return err
+			}
+			if platform.IsRoot() {
+				if err := os.Chown(d, int(id.Uid), int(id.Gid)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// readOptions applies one per-user option file. Problems are logged and
+// the session goes on, as qpopper did: a user must not be able to lock
+// themselves out with a typo, and restricted options are simply refused.
+func (b *backend) readOptions(path string, ctx compat.Context, kind, user string) {
+	f, err := os.Open(path)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			b.log.Notice(fmt.Sprintf("Unable to process %s options file for user %s", kind, user))
+		}
+		return
+	}
+	defer f.Close()
+	for _, e := range compat.ParseUserOptions(f, path, ctx, b.opts) {
+		b.log.Notice(e.Error())
+	}
+}
+
+// applyGroupServerMode turns server mode on or off for members of the
+// groups named by group-server-mode and group-no-server-mode.
+func (b *backend) applyGroupServerMode(a *account) {
+	if b.opts.GroupServerMode != "" && inGroup(a, b.opts.GroupServerMode) {
+		b.opts.ServerMode = true
+	}
+	if b.opts.GroupNoServerMode != "" && inGroup(a, b.opts.GroupNoServerMode) {
+		b.opts.ServerMode = false
+	}
+}
+
+// inGroup reports whether the account's primary group is the named group
+// or the account is listed as a member of it.
+func inGroup(a *account, group string) bool {
+	g, err := user.LookupGroup(group)
+	if err != nil {
+		return false
+	}
+	if g.Gid == strconv.Itoa(a.GID) {
+		return true
+	}
+	u, err := user.Lookup(a.Name)
+	if err != nil {
+		return false
+	}
+	ids, err := u.GroupIds()
+	if err != nil {
+		return false
+	}
+	for _, id := range ids {
+		if id == g.Gid {
+			return true
+		}
+	}
+	return false
+}
+
+// dropError turns a maildrop failure into qpopper's reply.
+func (b *backend) dropError(cfg *spool.Config, err error) error {
+	var e *spool.Error
+	if !errors.As(err, &e) {
+		return pop3.Errorf("SYS/TEMP", "%v", err)
+	}
+	text, num := platform.Strerror(e.Err)
+	switch e.Kind {
+	case spool.ErrInUse:
+		return pop3.Errorf("IN-USE", "%s lock busy!  Is another session active? (%d)", cfg.TempDrop, int(syscall.EWOULDBLOCK))
+	case spool.ErrLock:
+		var dl *platform.DotLockError
+		if errors.As(e.Err, &dl) {
+			return pop3.Errorf("SYS/TEMP", "%s", dl.Error())
+		}
+		text, num := platform.Strerror(e.Err)
+		return pop3.Errorf("SYS/TEMP", "flock: '%s': %s (%d)", cfg.Spool, text, num)
+	case spool.ErrPerm:
+		switch {
+		case strings.Contains(e.Op, "not owned"):
+			return pop3.Errorf("SYS/PERM", "Temporary drop %s not owned by %s.", e.Path, b.user)
+		case strings.Contains(e.Op, "accessible by others"):
+			return pop3.Errorf("SYS/PERM", "Your temporary file %s is accessible by others.  This must be fixed", e.Path)
+		case strings.Contains(e.Op, "more than one link"):
+			return pop3.Errorf("SYS/PERM", "Your temporary file appears to have more than one link.")
+		}
+		return pop3.Errorf("SYS/PERM", "%s: %s", e.Op, e.Path)
+	}
+	if errors.Is(e.Err, syscall.EDQUOT) {
+		return pop3.Errorf("SYS/TEMP", "Unable to copy mail spool file, quota exceeded (%d)", num)
+	}
+	return pop3.Errorf("SYS/TEMP", "Unable to copy mail spool file to temp pop dropbox %s: %s (%d)", cfg.TempDrop, text, num)
+}
+
+// spoolConfig derives the maildrop configuration of an account.
+func spoolConfig(o *compat.Options, a *account, log platform.Logger) *spool.Config {
+	spoolPath := a.Mailbox
+	if spoolPath == "" {
+		spoolPath = compat.SpoolPath(o, a.Name, a.Home)
+	}
+	c := &spool.Config{
+		Spool:        spoolPath,
+		TempDrop:     compat.TempDropPath(o, a.Name, a.Home),
+		ServerMode:   o.ServerMode,
+		KeepTempDrop: o.KeepTempDrop,
+		Parse: spool.ParseOptions{
+			ContentLength:       o.ContentLength,
+			UWKluge:             o.UWKluge,
+			UpdateStatusHeaders: o.UpdateStatusHeaders,
+			OldStyleUID:         o.OldStyleUID,
+		},
+		LinkDotLock: o.NoAtomicOpen,
+		LockCheck:   o.MailLockCheck,
+		Logf: func(format string, args ...any) {
+			log.Notice(fmt.Sprintf(format, args...))
+		},
+	}
+	if a.Mailbox != "" {
+		// An explicit mailbox keeps its temp drop beside it.
+		c.TempDrop = filepath.Join(filepath.Dir(spoolPath), "."+a.Name+".pop")
+	}
+	if o.CheckOldSpoolLoc && (o.HashSpool != 0 || o.HomeDirMail != "") {
+		c.OldTempDrop = compat.OldTempDropPath(o, a.Name, a.Home)
+	}
+	if _, kinds, err := platform.ParseLockKinds(o.SpoolLocks); err == nil && o.SpoolLocks != "" {
+		c.Locks = kinds
+	}
+	return c
+}
+
+// mailbox adapts a spool.Maildrop to pop3.Mailbox and writes qpopper's
+// Stats line at update.
+type mailbox struct {
+	md *spool.Maildrop
+	b  *backend
+}
+
+func (m *mailbox) Len() int         { return m.md.Len() }
+func (m *mailbox) Hidden() int      { return m.md.Hidden() }
+func (m *mailbox) Size(i int) int64 { return m.md.Size(i) }
+func (m *mailbox) UID(i int) string { return m.md.UID(i) }
+func (m *mailbox) WriteMessage(w io.Writer, i int, bodyLines int) error {
+	return m.md.WriteMessage(w, i, bodyLines)
+}
+
+func (m *mailbox) Update(c pop3.Changes) error {
+	if m.b.opts.Statistics {
+		// qpopper logs Stats before writing, so it appears even when the
+		// update then fails.
+		var nd, nl int
+		var bd, bl int64
+		for i := 0; i < m.md.Len(); i++ {
+			if i < len(c.Deleted) && c.Deleted[i] {
+				nd++
+				bd += m.md.Size(i)
+			} else {
+				nl++
+				bl += m.md.Size(i)
+			}
+		}
+		nl += m.md.Hidden()
+		m.b.log.Notice(compat.StatsLine(m.b.user, nd, bd, nl, bl, m.b.clientHost, m.b.clientIP))
+	}
+	if err := m.md.Commit(c.Deleted, c.Retrieved); err != nil {
+		m.b.log.Notice(fmt.Sprintf("Update of %s failed: %v", m.b.user, err))
+		return err
+	}
+	return nil
+}
+
+func (m *mailbox) Restore() error { return m.md.Rollback() }

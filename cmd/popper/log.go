@@ -1,0 +1,65 @@
+package main
+
+import (
+	"os"
+	"sync"
+	"time"
+
+	"github.com/popperd/popper/compat"
+	"github.com/popperd/popper/platform"
+)
+
+// openLog returns where log records go: the trace file when one is set
+// (-t, tracefile), else syslog under the program's name with the
+// configured facility. Debug records are kept only with -d/debug.
+func openLog(ident string, opts *compat.Options) platform.Logger {
+	var l platform.Logger
+	if opts.TraceFile != "" {
+		f, err := os.OpenFile(opts.TraceFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0600)
+		if err == nil {
+			l = &traceLogger{f: f}
+		}
+	}
+	if l == nil {
+		sl, err := platform.OpenSyslog(ident, opts.LogFacility)
+		if err != nil {
+			// Under inetd stderr is the client's socket: say nothing there.
+			l = nopLogger{}
+		} else {
+			l = sl
+		}
+	}
+	if !opts.Debug {
+		l = noDebug{l}
+	}
+	return l
+}
+
+// traceLogger writes qpopper's trace-file records.
+type traceLogger struct {
+	mu sync.Mutex
+	f  *os.File
+}
+
+func (t *traceLogger) write(msg string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.f.WriteString(compat.TraceLine(time.Now(), os.Getpid(), msg))
+}
+
+func (t *traceLogger) Notice(msg string) { t.write(msg) }
+func (t *traceLogger) Info(msg string)   { t.write(msg) }
+func (t *traceLogger) Debug(msg string)  { t.write(msg) }
+func (t *traceLogger) Close() error      { return t.f.Close() }
+
+type nopLogger struct{}
+
+func (nopLogger) Notice(string) {}
+func (nopLogger) Info(string)   {}
+func (nopLogger) Debug(string)  {}
+func (nopLogger) Close() error  { return nil }
+
+// noDebug drops debug records.
+type noDebug struct{ platform.Logger }
+
+func (noDebug) Debug(string) {}

@@ -1,0 +1,301 @@
+// Command popper is a POP3 server that replaces Qualcomm qpopper: the
+// same flags, configuration files, temp-drop names and log lines, with a
+// maildrop life cycle that does not lose mail when the host crashes.
+//
+// Run modes: inetd (the default: the connection is fd 0), standalone
+// (an address argument, or systemd socket activation: one re-executed
+// popper per connection), --demo, --recover (boot-time sweep of leftover
+// temp drops), --check-config, --print-config, --list-uids, --version.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/popperd/popper/compat"
+	"github.com/popperd/popper/platform"
+	"github.com/popperd/popper/pop3"
+)
+
+// version is what the banner and logs call this server: qpopper's version
+// it is compatible with, as log scrapers and clients key on it.
+const version = "4.0.5"
+
+// popperVersion is popper's own release.
+const popperVersion = "0.1.0"
+
+func main() {
+	os.Exit(run(os.Args))
+}
+
+func run(argv []string) int {
+	// qpopper's umask: files it creates are group-accessible (the mail
+	// group) and never world-accessible.
+	syscall.Umask(0o007)
+
+	ident := filepath.Base(argv[0])
+	opts := compat.DefaultOptions()
+	inv, err := compat.ParseArgs(argv[1:], opts, func(path string) []*compat.ConfigError {
+		return compat.LoadConfig(path, openAsInvoker, opts, compat.Init)
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	cfgErrs := inv.ConfigErrors
+	switch {
+	case inv.Version:
+		fmt.Printf("popper %s (qpopper %s compatible)\n", popperVersion, version)
+		return 0
+	case inv.CheckConfig:
+		for _, e := range cfgErrs {
+			fmt.Fprintln(os.Stderr, e.Error())
+		}
+		if len(cfgErrs) > 0 {
+			fmt.Fprintf(os.Stderr, "%d problem(s) found\n", len(cfgErrs))
+			return 1
+		}
+		fmt.Println("configuration OK")
+		return 0
+	case inv.PrintConfig != "":
+		for _, e := range cfgErrs {
+			fmt.Fprintln(os.Stderr, e.Error())
+		}
+		opts.Print(os.Stdout, inv.PrintConfig)
+		if len(cfgErrs) > 0 {
+			return 1
+		}
+		return 0
+	case inv.Demo:
+		return runDemo(inv)
+	}
+
+	log := openLog(ident, opts)
+	defer log.Close()
+	for _, u := range inv.Unsupported {
+		log.Notice(u)
+	}
+	for _, n := range opts.Notes() {
+		log.Notice(n)
+	}
+
+	switch {
+	case inv.Recover:
+		return runRecover(opts, inv, log, os.Stdout)
+	case inv.ListUIDs != "":
+		return runListUIDs(opts, inv, inv.ListUIDs, os.Stdout)
+	case inv.Address != "":
+		return runStandalone(inv.Address, inv.ChildArgs, log)
+	}
+	if ls, err := platform.SystemdListeners(); err == nil && len(ls) > 0 {
+		return serveListeners(ls, inv.ChildArgs, log)
+	}
+	return runInetd(opts, inv, cfgErrs, log)
+}
+
+// openAsInvoker opens configuration files with the privileges popper was
+// started with (root under inetd: the admin's files).
+func openAsInvoker(path string) (io.ReadCloser, error) { return os.Open(path) }
+
+// runInetd serves one connection on fd 0, as qpopper under inetd.
+func runInetd(opts *compat.Options, inv *compat.Invocation, cfgErrs []*compat.ConfigError, log platform.Logger) int {
+	conn, err := platform.InetdConn()
+	if err != nil {
+		log.Notice(err.Error())
+		return 1
+	}
+	defer conn.Close()
+	host, ip := peer(conn, opts)
+	hostname := myHostname()
+	if len(cfgErrs) > 0 {
+		// Fail closed: a broken configuration must not serve with half of
+		// its settings (qpopper silently dropped the rest of the file).
+		for _, e := range cfgErrs {
+			log.Notice(e.Error())
+		}
+		msg := "-ERR [SYS/TEMP] Server configuration error; try again later.\r\n"
+		log.Notice(compat.ErrLine("", host, ip, strings.TrimPrefix(strings.TrimSpace(msg), "-ERR ")))
+		io.WriteString(conn, msg)
+		return 1
+	}
+	db, err := loadUserDB(inv.UserDB)
+	if err != nil {
+		log.Notice(err.Error())
+		io.WriteString(conn, "-ERR [SYS/TEMP] Server configuration error; try again later.\r\n")
+		return 1
+	}
+	if opts.Debug {
+		log.Debug(fmt.Sprintf("(v%s) Servicing request from \"%s\" at %s", version, host, ip))
+	}
+	b := &backend{opts: opts, db: db, log: log, clientHost: host, clientIP: ip, authDelay: 10 * time.Second}
+	cfg := &pop3.Config{
+		Hostname:       hostname,
+		Version:        version,
+		Shy:            opts.Shy,
+		Timeout:        opts.Timeout,
+		LoginDelay:     opts.AnnounceLoginDelay,
+		Expire:         opts.AnnounceExpire,
+		UserCapa:       true,
+		UpdateOnAbort:  opts.UpdateOnAbort,
+		AutoDelete:     opts.AutoDelete,
+		Log:            log,
+		ClientHost:     host,
+		ClientIP:       ip,
+		Implementation: "Qpopper-version-" + version,
+	}
+	if err := pop3.Serve(conn, b, cfg); err != nil {
+		log.Debug(fmt.Sprintf("session ended: %v", err))
+	}
+	return 0
+}
+
+func loadUserDB(path string) (userDB, error) {
+	if path == "" {
+		return userDB{}, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("user database: %v", err)
+	}
+	defer f.Close()
+	return parseUserDB(f, path)
+}
+
+// peer returns the client's host name (reverse lookup unless turned off)
+// and address.
+func peer(conn net.Conn, opts *compat.Options) (host, ip string) {
+	ip = "unknown"
+	if ra := conn.RemoteAddr(); ra != nil && ra.String() != "" {
+		ip = ra.String()
+	}
+	if h, _, err := net.SplitHostPort(ip); err == nil {
+		ip = h
+	}
+	host = ip
+	if opts.ReverseLookup {
+		if names, err := net.LookupAddr(ip); err == nil && len(names) > 0 {
+			host = strings.TrimSuffix(names[0], ".")
+		}
+	}
+	return host, ip
+}
+
+// myHostname is the name in the banner and sign-off: the FQDN when the
+// resolver knows one.
+func myHostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return "localhost"
+	}
+	if !strings.Contains(h, ".") {
+		if cname, err := net.LookupCNAME(h); err == nil && strings.Contains(strings.TrimSuffix(cname, "."), ".") {
+			return strings.TrimSuffix(cname, ".")
+		}
+	}
+	return h
+}
+
+// runStandalone listens on addr and runs one popper per connection.
+func runStandalone(addr string, childArgs []string, log platform.Logger) int {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		log.Notice(fmt.Sprintf("Unable to listen on %s: %v", addr, err))
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return serveListeners([]net.Listener{ln}, childArgs, log)
+}
+
+// serveListeners accepts on every listener and re-executes popper for
+// each connection with the socket as fd 0 and 1: a Go program cannot fork
+// without exec, and a fresh process per session is what lets each one
+// drop to its user's identity, as under inetd.
+func serveListeners(ls []net.Listener, childArgs []string, log platform.Logger) int {
+	exe, err := os.Executable()
+	if err != nil {
+		log.Notice(fmt.Sprintf("cannot find own executable: %v", err))
+		return 1
+	}
+	platform.SdNotify("READY=1")
+	errc := make(chan error, len(ls))
+	for _, ln := range ls {
+		go func(ln net.Listener) {
+			for {
+				conn, err := ln.Accept()
+				if err != nil {
+					var ne net.Error
+					if errors.As(err, &ne) && ne.Timeout() {
+						continue
+					}
+					errc <- err
+					return
+				}
+				go spawn(exe, childArgs, conn, log)
+			}
+		}(ln)
+	}
+	err = <-errc
+	log.Notice(fmt.Sprintf("accept: %v", err))
+	return 1
+}
+
+func spawn(exe string, args []string, conn net.Conn, log platform.Logger) {
+	defer conn.Close()
+	fc, ok := conn.(interface{ File() (*os.File, error) })
+	if !ok {
+		return
+	}
+	f, err := fc.File()
+	if err != nil {
+		log.Notice(fmt.Sprintf("connection hand-over: %v", err))
+		return
+	}
+	defer f.Close()
+	cmd := exec.Command(exe, args...)
+	cmd.Args[0] = os.Args[0]
+	cmd.Stdin, cmd.Stdout = f, f
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		log.Notice(fmt.Sprintf("cannot start session: %v", err))
+		return
+	}
+	f.Close()
+	conn.Close()
+	cmd.Wait()
+}
+
+// runDemo serves a throw-away spool on a loopback port.
+func runDemo(inv *compat.Invocation) int {
+	dir, args, err := setUpDemo()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		return 1
+	}
+	addr := inv.Listen
+	if addr == "" {
+		addr = "127.0.0.1:1110"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		return 1
+	}
+	fmt.Print(demoUsage(ln.Addr().String(), dir))
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		ln.Close()
+		os.Exit(0)
+	}()
+	return serveListeners([]net.Listener{ln}, args, platform.StderrLogger("popper-demo"))
+}

@@ -1,0 +1,295 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// These tests run the real popper binary in inetd mode: the test accepts a
+// TCP connection on loopback and hands it to popper as fd 0, as inetd does.
+
+var popperBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "popper-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Chmod(dir, 0755)
+	popperBin = filepath.Join(dir, "popper")
+	out, err := exec.Command("go", "build", "-o", popperBin, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// site is a spool directory, user database and config for one test.
+type site struct {
+	dir, spoolDir, userdb, config, trace string
+	uid, gid                             int
+}
+
+func newSite(t *testing.T) *site {
+	t.Helper()
+	dir := t.TempDir()
+	s := &site{dir: dir, uid: os.Getuid(), gid: os.Getgid()}
+	if os.Getuid() == 0 {
+		s.uid, s.gid = 65534, 65534
+		// every component above the spool must be searchable by the user
+		for d := dir; d != "/" && d != "."; d = filepath.Dir(d) {
+			if strings.HasPrefix(d, os.TempDir()) && d != os.TempDir() {
+				os.Chmod(d, 0755)
+			}
+		}
+	}
+	s.spoolDir = filepath.Join(dir, "mail")
+	os.Mkdir(s.spoolDir, 0755)
+	os.Chmod(s.spoolDir, 01777)
+	s.userdb = filepath.Join(dir, "userdb")
+	s.config = filepath.Join(dir, "qpopper.config")
+	s.trace = filepath.Join(dir, "trace")
+	writeFile(t, s.userdb, fmt.Sprintf("alice:{PLAIN}secret:%d:%d::%s:/bin/sh\n", s.uid, s.gid, dir), 0600)
+	writeFile(t, s.config, fmt.Sprintf("set spool-dir = \"%s\"\nset statistics\n", s.spoolDir), 0644)
+	return s
+}
+
+func writeFile(t *testing.T, path, content string, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(path, mode)
+}
+
+// spool writes a user's spool owned by the site's user.
+func (s *site) spool(t *testing.T, user, content string) string {
+	t.Helper()
+	p := filepath.Join(s.spoolDir, user)
+	writeFile(t, p, content, 0660)
+	if os.Getuid() == 0 {
+		os.Chown(p, s.uid, s.gid)
+	}
+	return p
+}
+
+// client is a POP3 conversation with one popper process.
+type client struct {
+	t    *testing.T
+	conn net.Conn
+	r    *bufio.Reader
+	cmd  *exec.Cmd
+}
+
+// dial starts popper on a fresh loopback connection.
+func (s *site) dial(t *testing.T, extra ...string) *client {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := server.(*net.TCPConn).File()
+	server.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	args := append([]string{"-f", s.config, "-t", s.trace, "--userdb", s.userdb}, extra...)
+	cmd := exec.Command(popperBin, args...)
+	cmd.Stdin, cmd.Stdout = f, f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &client{t: t, conn: conn, r: bufio.NewReader(conn), cmd: cmd}
+	t.Cleanup(func() { conn.Close(); cmd.Process.Kill(); cmd.Wait() })
+	c.line() // greeting
+	return c
+}
+
+func (c *client) line() string {
+	c.t.Helper()
+	c.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	l, err := c.r.ReadString('\n')
+	if err != nil {
+		c.t.Fatalf("read: %v (got %q)", err, l)
+	}
+	return strings.TrimRight(l, "\r\n")
+}
+
+// do sends a command and returns the status line.
+func (c *client) do(cmd string) string {
+	c.t.Helper()
+	fmt.Fprintf(c.conn, "%s\r\n", cmd)
+	return c.line()
+}
+
+// multi reads a multi-line body after a +OK.
+func (c *client) multi() []string {
+	c.t.Helper()
+	var out []string
+	for {
+		l := c.line()
+		if l == "." {
+			return out
+		}
+		out = append(out, strings.TrimPrefix(l, "."))
+	}
+}
+
+func (c *client) ok(cmd string) string {
+	c.t.Helper()
+	r := c.do(cmd)
+	if !strings.HasPrefix(r, "+OK") {
+		c.t.Fatalf("%s: %s", cmd, r)
+	}
+	return r
+}
+
+func msg(id, body string) string {
+	return fmt.Sprintf("From sender@example.org Sat Nov 28 10:00:00 2026\nMessage-ID: <%s@example.org>\nSubject: %s\n\n%s\n\n", id, id, body)
+}
+
+func TestSessionRetrieveDeleteQuit(t *testing.T) {
+	s := newSite(t)
+	sp := s.spool(t, "alice", msg("one", "first")+msg("two", "second\n.dot line")+msg("three", "third"))
+	c := s.dial(t)
+	c.ok("USER alice")
+	if r := c.ok("PASS secret"); !strings.Contains(r, "alice has 3 visible messages (0 hidden) in") {
+		t.Fatalf("PASS reply %q", r)
+	}
+	c.ok("RETR 2")
+	body := strings.Join(c.multi(), "\n")
+	if !strings.Contains(body, "Message-ID: <two@example.org>") || !strings.Contains(body, "\n.dot line") || !strings.Contains(body, "X-UIDL: ") {
+		t.Fatalf("RETR 2 body %q", body)
+	}
+	c.ok("DELE 2")
+	if r := c.ok("QUIT"); !strings.HasPrefix(r, "+OK Pop server at ") || !strings.HasSuffix(r, " signing off.") {
+		t.Fatalf("QUIT reply %q", r)
+	}
+	got, _ := os.ReadFile(sp)
+	if strings.Contains(string(got), "<two@") || !strings.Contains(string(got), "<one@") || !strings.Contains(string(got), "<three@") {
+		t.Fatalf("spool after QUIT:\n%s", got)
+	}
+	trace, _ := os.ReadFile(s.trace)
+	if !strings.Contains(string(trace), "Stats: alice 1 ") {
+		t.Errorf("no Stats line in the trace file:\n%s", trace)
+	}
+}
+
+func TestWrongPasswordIsRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("qpopper's 10 s tarpit")
+	}
+	s := newSite(t)
+	s.spool(t, "alice", msg("one", "first"))
+	c := s.dial(t)
+	c.ok("USER alice")
+	if r := c.do("PASS wrong"); r != `-ERR [AUTH] Password supplied for "alice" is incorrect.` {
+		t.Fatalf("PASS wrong: %q", r)
+	}
+}
+
+func TestUnknownFlagPrintsUsage(t *testing.T) {
+	out, err := exec.Command(popperBin, "-Z").CombinedOutput()
+	var ee *exec.ExitError
+	if err == nil || !errorsAs(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("popper -Z: %v, want exit 1", err)
+	}
+	if !strings.Contains(string(out), "-T timeout") {
+		t.Fatalf("no usage text:\n%s", out)
+	}
+}
+
+func errorsAs(err error, target **exec.ExitError) bool {
+	e, ok := err.(*exec.ExitError)
+	if ok {
+		*target = e
+	}
+	return ok
+}
+
+// As root, popper must serve the session as the user: every file it makes
+// belongs to the user with qpopper's modes, its credentials are the
+// user's, and another user's spool is out of reach.
+func TestRootDropsToTheUser(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root")
+	}
+	s := newSite(t)
+	s.spool(t, "alice", msg("one", "first")+msg("two", "second"))
+	secret := filepath.Join(s.dir, "root-only")
+	writeFile(t, secret, msg("secret", "root's mail"), 0600)
+	f, _ := os.OpenFile(s.userdb, os.O_APPEND|os.O_WRONLY, 0)
+	fmt.Fprintf(f, "mallory:{PLAIN}pw:%d:%d::%s:/bin/sh:%s\n", s.uid, s.gid, s.dir, secret)
+	f.Close()
+
+	c := s.dial(t)
+	c.ok("USER alice")
+	c.ok("PASS secret")
+	// The temp drop exists now: owner, mode.
+	fi, err := os.Stat(filepath.Join(s.spoolDir, ".alice.pop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if int(st.Uid) != s.uid || fi.Mode().Perm() != 0660 {
+		t.Errorf("temp drop owned by %d mode %o, want %d mode 0660", st.Uid, fi.Mode().Perm(), s.uid)
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
+	if err == nil {
+		for _, l := range strings.Split(string(status), "\n") {
+			if strings.HasPrefix(l, "Uid:") && strings.Fields(l)[1:] != nil {
+				for _, v := range strings.Fields(l)[1:] {
+					if v != fmt.Sprint(s.uid) {
+						t.Errorf("session still has %s", l)
+					}
+				}
+			}
+			if strings.HasPrefix(l, "Groups:") && strings.Contains(l, " 0") {
+				t.Errorf("session keeps root's groups: %s", l)
+			}
+		}
+	}
+	c.ok("DELE 1")
+	c.ok("QUIT")
+	filepath.Walk(s.spoolDir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || p == s.spoolDir {
+			return nil
+		}
+		if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != s.uid {
+			t.Errorf("%s owned by %d, want %d", p, st.Uid, s.uid)
+		}
+		return nil
+	})
+
+	// mallory's mailbox is root's private file: the session must not read it.
+	m := s.dial(t)
+	m.ok("USER mallory")
+	if r := m.do("PASS pw"); !strings.HasPrefix(r, "-ERR") {
+		t.Fatalf("mallory read a root-only file: %s", r)
+	}
+	if b, _ := os.ReadFile(secret); !strings.Contains(string(b), "root's mail") {
+		t.Fatal("root-only file changed")
+	}
+}

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/popperd/popper/compat"
+	"github.com/popperd/popper/platform"
+	"github.com/popperd/popper/spool"
+)
+
+// The boot-time sweep (popper --recover): every leftover temp drop the
+// configuration can name is merged back into its spool, each as its own
+// user (a child process per user when run as root), before the POP
+// service and, ideally, mail delivery start.
+
+// recoverUserEnv tells a child of the sweep which single user to recover.
+const recoverUserEnv = "POPPER_RECOVER_USER"
+
+func runRecover(opts *compat.Options, inv *compat.Invocation, log platform.Logger, out io.Writer) int {
+	db, err := loadUserDB(inv.UserDB)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if name := os.Getenv(recoverUserEnv); name != "" {
+		return recoverUser(opts, db, name, log, out)
+	}
+	users, err := leftoverUsers(opts, db)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "popper --recover:", err)
+		return 1
+	}
+	failed := 0
+	for _, name := range users {
+		var code int
+		if platform.IsRoot() {
+			code = recoverAsUser(opts, db, name, out)
+		} else {
+			code = recoverUser(opts, db, name, log, out)
+		}
+		if code != 0 {
+			failed++
+		}
+	}
+	fmt.Fprintf(out, "popper --recover: %d user(s) with leftover temp drops, %d recovered, %d failed\n",
+		len(users), len(users)-failed, failed)
+	if failed > 0 {
+		return 1
+	}
+	return 0
+}
+
+// leftoverUsers finds the users who have a leftover temp drop (or the
+// TEMP.new of an interrupted update) in any place the configuration names:
+// the temp dir, its hash subdirectories, the spool dir (qpopper's old
+// location), and home directories when home-dir-mail is set.
+func leftoverUsers(opts *compat.Options, db userDB) ([]string, error) {
+	re, err := tempNameRE(opts.TempName)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	scan := func(dir string) {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return
+		}
+		for _, e := range ents {
+			name := strings.TrimSuffix(e.Name(), ".new")
+			if m := re.FindStringSubmatch(name); m != nil && compat.ValidUser(m[1]) == nil {
+				seen[m[1]] = true
+			}
+		}
+	}
+	dirs := []string{opts.TempDir, opts.SpoolDir}
+	if opts.TempDir == "" {
+		dirs = dirs[1:]
+	}
+	for _, d := range dirs {
+		scan(d)
+		if opts.HashSpool != 0 {
+			// Both hash methods use one or two levels of single letters.
+			l1, _ := filepath.Glob(filepath.Join(d, "?"))
+			l2, _ := filepath.Glob(filepath.Join(d, "?", "?"))
+			for _, h := range append(l1, l2...) {
+				scan(h)
+			}
+		}
+	}
+	if opts.HomeDirMail != "" {
+		for _, a := range db {
+			scan(filepath.Dir(filepath.Join(a.Home, opts.HomeDirMail)))
+		}
+	}
+	users := make([]string, 0, len(seen))
+	for u := range seen {
+		users = append(users, u)
+	}
+	sort.Strings(users)
+	return users, nil
+}
+
+// tempNameRE turns a temp-name format (".%s.pop") into a pattern that
+// captures the user name.
+func tempNameRE(format string) (*regexp.Regexp, error) {
+	i := strings.Index(format, "%s")
+	if i < 0 || strings.Count(format, "%") != 1 {
+		return nil, fmt.Errorf("temp-name %q must contain one %%s", format)
+	}
+	return regexp.Compile("^" + regexp.QuoteMeta(format[:i]) + "(.+)" + regexp.QuoteMeta(format[i+2:]) + "$")
+}
+
+// lookupAccount finds a user in the popper user database, else among the
+// system accounts.
+func lookupAccount(db userDB, name string) (*account, error) {
+	if a := db[name]; a != nil {
+		return a, nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("user %s: non-numeric uid/gid", name)
+	}
+	return &account{Name: name, UID: uid, GID: gid, Home: u.HomeDir}, nil
+}
+
+// recoverAsUser runs the recovery of one user in a child process that has
+// that user's identity, so every file keeps its owner.
+func recoverAsUser(opts *compat.Options, db userDB, name string, out io.Writer) int {
+	a, err := lookupAccount(db, name)
+	if err != nil {
+		fmt.Fprintf(out, "%s: not recovered: no such account (%v)\n", name, err)
+		return 1
+	}
+	if a.UID <= platform.BlockUID {
+		fmt.Fprintf(out, "%s: not recovered: uid %d is blocked\n", name, a.UID)
+		return 1
+	}
+	cfg := spoolConfig(opts, a, nopLogger{})
+	gid := a.GID
+	if fi, err := os.Stat(filepath.Dir(cfg.Spool)); err == nil {
+		gid = int(platform.IDOf(fi).Gid)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(out, "%s: not recovered: %v\n", name, err)
+		return 1
+	}
+	cmd := exec.Command(exe, os.Args[1:]...)
+	cmd.Env = append(os.Environ(), recoverUserEnv+"="+name)
+	cmd.Stdout, cmd.Stderr = out, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(a.UID), Gid: uint32(gid), Groups: []uint32{uint32(gid)}}}
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			fmt.Fprintf(out, "%s: not recovered: %v\n", name, err)
+		}
+		return 1
+	}
+	return 0
+}
+
+// recoverUser recovers one user's drops in this process.
+func recoverUser(opts *compat.Options, db userDB, name string, log platform.Logger, out io.Writer) int {
+	a, err := lookupAccount(db, name)
+	if err != nil {
+		fmt.Fprintf(out, "%s: not recovered: no such account (%v)\n", name, err)
+		return 1
+	}
+	cfg := spoolConfig(opts, a, log)
+	res, err := spool.Recover(cfg)
+	if err != nil {
+		fmt.Fprintf(out, "%s: not recovered: %v\n", name, err)
+		log.Notice(fmt.Sprintf("Recovery of %s failed: %v", cfg.TempDrop, err))
+		return 1
+	}
+	if !res.Found {
+		fmt.Fprintf(out, "%s: no leftover temp drop\n", name)
+		return 0
+	}
+	fmt.Fprintf(out, "%s: %s: %s\n", name, cfg.TempDrop, res)
+	log.Notice(fmt.Sprintf("Recovered %s for %s: %s", cfg.TempDrop, name, res))
+	return 0
+}
+
+// runListUIDs prints the UIDL list popper would serve for a user's spool,
+// so an admin can compare it with qpopper's before switching. It reads the
+// spool without changing it.
+func runListUIDs(opts *compat.Options, inv *compat.Invocation, name string, out io.Writer) int {
+	db, err := loadUserDB(inv.UserDB)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	a, err := lookupAccount(db, name)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "popper --list-uids:", err)
+		return 1
+	}
+	cfg := spoolConfig(opts, a, nopLogger{})
+	f, err := os.Open(cfg.Spool)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "popper --list-uids:", err)
+		return 1
+	}
+	defer f.Close()
+	popt := cfg.Parse
+	popt.FromSpool = !opts.ServerMode
+	d, err := spool.Parse(f, popt)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "popper --list-uids:", err)
+		return 1
+	}
+	n := 0
+	for _, m := range d.Msgs {
+		if m.Hidden {
+			continue
+		}
+		n++
+		mark := ""
+		if !m.UIDFound {
+			mark = "  (generated: not yet in the spool, changes until a session writes it back)"
+		}
+		fmt.Fprintf(out, "%d %s %d%s\n", n, m.UID, m.Size, mark)
+	}
+	return 0
+}

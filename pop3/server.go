@@ -1,0 +1,616 @@
+package pop3
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/textproto"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Logger receives the session's log records (platform.Logger satisfies it).
+type Logger interface {
+	Notice(msg string)
+	Info(msg string)
+	Debug(msg string)
+}
+
+// Config is what a session needs to know besides its backend.
+type Config struct {
+	Hostname       string        // for the banner, sign-off and abort replies
+	Banner         string        // whole greeting after "+OK "; "" = qpopper's
+	Version        string        // e.g. "4.0.5"
+	Shy            bool          // "+OK ready  <ts>", no IMPLEMENTATION before login
+	APOPTimestamp  string        // "<pid.time@host>"; "" = generated
+	Timeout        time.Duration // idle timeout per command; 0 = 120 s
+	LoginDelay     int           // CAPA LOGIN-DELAY; -1 = not announced
+	Expire         int           // CAPA EXPIRE; -1 = NEVER
+	UserCapa       bool          // announce USER
+	TLS            *tls.Config   // enables STLS
+	UpdateOnAbort  bool          // a lost session still commits its deletions
+	AutoDelete     bool          // at update, RETR'd messages are deleted too
+	Log            Logger
+	ClientHost     string
+	ClientIP       string
+	Implementation string // CAPA IMPLEMENTATION; "" = not announced
+}
+
+// maxLine is the longest command line accepted, CRLF included: qpopper
+// truncated at 1023 octets; RFC 2449 requires at least 255.
+const maxLine = 1024
+
+type state int
+
+const (
+	stateAuth1 state = iota // AUTHORIZATION, no USER yet
+	stateAuth2              // AUTHORIZATION after USER
+	stateTrans              // TRANSACTION
+	stateDone
+)
+
+// session is one POP3 conversation.
+type session struct {
+	cfg     *Config
+	b       Backend
+	conn    net.Conn
+	r       *bufio.Reader
+	w       *bufio.Writer
+	state   state
+	user    string // USER argument, then the authenticated name
+	mbox    Mailbox
+	deleted []bool
+	retr    []bool
+	last    int // LAST: highest message number touched
+	ts      string
+	tlsOn   bool
+	timeout time.Duration
+}
+
+// Serve runs one session on conn to its end. It returns nil after QUIT.
+func Serve(conn net.Conn, b Backend, cfg *Config) error {
+	s := &session{cfg: cfg, b: b, conn: conn}
+	s.setConn(conn)
+	s.timeout = cfg.Timeout
+	if s.timeout <= 0 {
+		s.timeout = 120 * time.Second
+	}
+	s.ts = cfg.APOPTimestamp
+	if s.ts == "" {
+		s.ts = fmt.Sprintf("<%d.%d@%s>", os.Getpid(), time.Now().Unix(), cfg.Hostname)
+	}
+	s.greet()
+	return s.loop()
+}
+
+func (s *session) setConn(c net.Conn) {
+	s.conn = c
+	s.r = bufio.NewReaderSize(c, 4096)
+	s.w = bufio.NewWriterSize(c, 4096)
+}
+
+func (s *session) greet() {
+	switch {
+	case s.cfg.Banner != "":
+		s.reply("+OK " + s.cfg.Banner)
+	case s.cfg.Shy:
+		s.reply("+OK ready  " + s.ts)
+	default:
+		s.reply(fmt.Sprintf("+OK Qpopper (version %s) at %s starting.  %s", s.cfg.Version, s.cfg.Hostname, s.ts))
+	}
+	s.flush()
+}
+
+func (s *session) logNotice(msg string) {
+	if s.cfg.Log != nil {
+		s.cfg.Log.Notice(msg)
+	}
+}
+
+// reply writes one status line. Every -ERR is logged as qpopper does:
+// "<user> at <host> (<ip>): -ERR <text>".
+func (s *session) reply(line string) {
+	s.w.WriteString(line)
+	s.w.WriteString("\r\n")
+	if strings.HasPrefix(line, "-ERR") {
+		user := s.user
+		if user == "" {
+			user = "(null)"
+		}
+		s.logNotice(fmt.Sprintf("%s at %s (%s): %s", user, s.cfg.ClientHost, s.cfg.ClientIP, line))
+	}
+}
+
+func (s *session) ok(format string, args ...any) { s.reply("+OK " + fmt.Sprintf(format, args...)) }
+
+func (s *session) errf(format string, args ...any) {
+	s.reply("-ERR " + fmt.Sprintf(format, args...))
+}
+
+// flush sends buffered replies; pipelined commands are answered in one
+// write when the client sent them in one.
+func (s *session) flush() error { return s.w.Flush() }
+
+// errLong is returned for an over-long command line.
+var errLong = errors.New("line too long")
+
+// readLine reads one command line without its line end. An over-long
+// line is discarded through its LF and reported as errLong.
+func (s *session) readLine() (string, int, error) {
+	s.conn.SetReadDeadline(time.Now().Add(s.timeout))
+	var line []byte
+	discarded := 0
+	for {
+		frag, err := s.r.ReadSlice('\n')
+		if len(line)+len(frag) > maxLine || discarded > 0 {
+			discarded += len(frag)
+			line = line[:0]
+		} else {
+			line = append(line, frag...)
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			return "", 0, err
+		}
+		break
+	}
+	if discarded > 0 {
+		return "", discarded, errLong
+	}
+	line = bytes.TrimSuffix(line, []byte("\n"))
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	return string(line), 0, nil
+}
+
+func (s *session) loop() error {
+	for s.state != stateDone {
+		if s.r.Buffered() == 0 {
+			if err := s.flush(); err != nil {
+				return s.abort(err)
+			}
+		}
+		line, discarded, err := s.readLine()
+		if err == errLong {
+			s.logNotice(fmt.Sprintf("Excessive input from %s %s (%s); discarded %d bytes", userOrNull(s.user), s.cfg.ClientHost, s.cfg.ClientIP, discarded))
+			s.errf("Command line too long")
+			continue
+		}
+		if err != nil {
+			return s.abort(err)
+		}
+		s.command(line)
+	}
+	return s.flush()
+}
+
+func userOrNull(u string) string {
+	if u == "" {
+		return "(null)"
+	}
+	return u
+}
+
+// abort ends a session that lost its client: qpopper tells the client
+// (if it still listens) and, past login, commits or restores the drop.
+func (s *session) abort(err error) error {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		s.logNotice(fmt.Sprintf("(v%s) Timeout (%d secs) during nw read from %s at %s (%s)", s.cfg.Version, int(s.timeout/time.Second), userOrNull(s.user), s.cfg.ClientHost, s.cfg.ClientIP))
+		s.errf("POP timeout from %s", s.cfg.Hostname)
+	default:
+		s.errf("POP EOF or I/O Error")
+	}
+	if s.mbox != nil {
+		var uerr error
+		if s.cfg.UpdateOnAbort {
+			uerr = s.mbox.Update(s.changes())
+			if uerr != nil {
+				s.errf("POP mailbox update for %s failed!", s.user)
+			}
+		} else {
+			uerr = s.mbox.Restore()
+			if uerr != nil {
+				s.errf("POP mailbox restoration for %s failed!", s.user)
+			}
+		}
+		s.mbox = nil
+	}
+	s.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	s.flush()
+	return err
+}
+
+func (s *session) changes() Changes {
+	del := append([]bool(nil), s.deleted...)
+	if s.cfg.AutoDelete && !s.cfg.UpdateOnAbort {
+		for i := range del {
+			del[i] = del[i] || s.retr[i]
+		}
+	}
+	return Changes{Deleted: del, Retrieved: append([]bool(nil), s.retr...)}
+}
+
+// command runs one command line.
+func (s *session) command(line string) {
+	if strings.IndexFunc(line, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) >= 0 {
+		s.errf("Invalid characters in command")
+		return
+	}
+	verb, rest, _ := strings.Cut(line, " ")
+	verb = strings.ToUpper(verb)
+	if verb == "" {
+		s.errf("Null command")
+		return
+	}
+	// PASS takes the whole rest of the line, spaces included (RFC 1939).
+	if verb == "PASS" {
+		s.pass(rest, line)
+		return
+	}
+	args := strings.Fields(rest)
+	if len(args) > 4 {
+		s.errf("Too many arguments supplied.")
+		return
+	}
+	switch s.state {
+	case stateAuth1, stateAuth2:
+		s.authCommand(verb, args)
+	case stateTrans:
+		s.transCommand(verb, args)
+	}
+}
+
+func (s *session) wantArgs(verb string, args []string, min, max int) bool {
+	switch {
+	case len(args) < min:
+		s.errf("Too few arguments for the %s command.", strings.ToLower(verb))
+		return false
+	case len(args) > max:
+		s.errf("Too many arguments for the %s command.", strings.ToLower(verb))
+		return false
+	}
+	return true
+}
+
+func (s *session) authCommand(verb string, args []string) {
+	switch verb {
+	case "USER":
+		if !s.wantArgs(verb, args, 1, 1) {
+			return
+		}
+		if err := s.b.User(args[0]); err != nil {
+			s.backendErr(err)
+			s.state = stateAuth1
+			return
+		}
+		s.user = args[0]
+		s.state = stateAuth2
+		s.ok("Password required for %s.", args[0])
+	case "APOP":
+		if s.state != stateAuth1 {
+			s.unknown(verb)
+			return
+		}
+		if !s.wantArgs(verb, args, 2, 2) {
+			return
+		}
+		s.user = args[0]
+		mb, err := s.b.APOP(args[0], s.ts, args[1])
+		s.loggedIn(mb, err)
+	case "CAPA":
+		if s.wantArgs(verb, args, 0, 0) {
+			s.capa()
+		}
+	case "STLS":
+		s.stls(args)
+	case "AUTH":
+		if len(args) == 0 {
+			// The RFC 1734-era probe: no mechanisms to list.
+			s.ok("Supported authentication mechanisms:")
+			s.w.WriteString(".\r\n")
+			return
+		}
+		s.errf("Unknown authentication mechanism: %s", args[0])
+	case "QUIT":
+		s.ok("Pop server at %s signing off.", s.cfg.Hostname)
+		s.state = stateDone
+	default:
+		s.unknown(verb)
+	}
+}
+
+func (s *session) unknown(verb string) {
+	s.errf("Unknown command: \"%s\".", strings.ToLower(verb))
+}
+
+func (s *session) pass(rest, line string) {
+	if s.state != stateAuth2 {
+		if s.state == stateTrans {
+			s.unknown("PASS")
+		} else {
+			s.errf("Unknown command: \"pass\".")
+		}
+		return
+	}
+	if rest == "" {
+		s.errf("Too few arguments for the pass command.")
+		return
+	}
+	mb, err := s.b.Pass(s.user, rest)
+	s.loggedIn(mb, err)
+}
+
+func (s *session) loggedIn(mb Mailbox, err error) {
+	if err != nil {
+		s.backendErr(err)
+		s.user = ""
+		s.state = stateAuth1
+		return
+	}
+	s.mbox = mb
+	n := mb.Len()
+	s.deleted = make([]bool, n)
+	s.retr = make([]bool, n)
+	var octets int64
+	for i := 0; i < n; i++ {
+		octets += mb.Size(i)
+	}
+	plural := "s"
+	if n == 1 {
+		plural = ""
+	}
+	s.state = stateTrans
+	s.ok("%s has %d visible message%s (%d hidden) in %d octets.", s.user, n, plural, mb.Hidden(), octets)
+}
+
+// backendErr sends a backend's refusal.
+func (s *session) backendErr(err error) {
+	var pe *Error
+	if errors.As(err, &pe) {
+		s.errf("%s", pe.Error())
+		return
+	}
+	s.errf("[SYS/TEMP] %v", err)
+}
+
+func (s *session) capa() {
+	s.ok("Capability list follows")
+	lines := []string{"TOP"}
+	if s.cfg.UserCapa {
+		lines = append(lines, "USER")
+	}
+	if s.cfg.LoginDelay >= 0 {
+		lines = append(lines, fmt.Sprintf("LOGIN-DELAY %d", s.cfg.LoginDelay))
+	}
+	if s.cfg.Expire < 0 {
+		lines = append(lines, "EXPIRE NEVER")
+	} else {
+		lines = append(lines, fmt.Sprintf("EXPIRE %d", s.cfg.Expire))
+	}
+	lines = append(lines, "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING")
+	if s.cfg.TLS != nil && !s.tlsOn && s.state != stateTrans {
+		lines = append(lines, "STLS")
+	}
+	if s.cfg.Implementation != "" && !(s.cfg.Shy && s.state != stateTrans) {
+		lines = append(lines, "IMPLEMENTATION "+s.cfg.Implementation)
+	}
+	for _, l := range lines {
+		s.w.WriteString(l + "\r\n")
+	}
+	s.w.WriteString(".\r\n")
+}
+
+func (s *session) stls(args []string) {
+	switch {
+	case s.cfg.TLS == nil:
+		s.errf("Command not enabled")
+		return
+	case s.tlsOn:
+		s.errf("TLS in progress")
+		return
+	case !s.wantArgs("STLS", args, 0, 0):
+		return
+	}
+	s.ok("Begin TLS negotiation")
+	if err := s.flush(); err != nil {
+		return
+	}
+	// Anything the client pipelined after STLS was sent in the clear and
+	// must not be executed inside TLS (CVE-2011-0411).
+	s.r.Discard(s.r.Buffered())
+	tc := tls.Server(s.conn, s.cfg.TLS)
+	tc.SetDeadline(time.Now().Add(s.timeout))
+	if err := tc.Handshake(); err != nil {
+		s.logNotice(fmt.Sprintf("TLS/SSL Handshake failed: %v", err))
+		s.state = stateDone
+		return
+	}
+	tc.SetDeadline(time.Time{})
+	s.setConn(tc)
+	s.tlsOn = true
+	s.user = ""
+	s.state = stateAuth1
+}
+
+// msgArg parses a message number: decimal digits only, 1..Len. It
+// replies -ERR itself and returns -1 when the argument is no good.
+func (s *session) msgArg(arg string, allowDeleted bool) int {
+	n, err := strconv.Atoi(arg)
+	if err != nil || arg == "" || arg[0] < '0' || arg[0] > '9' {
+		s.errf("Unknown message number: %.40s", arg)
+		return -1
+	}
+	if n < 1 || n > s.mbox.Len() {
+		s.errf("Message %d does not exist.", n)
+		return -1
+	}
+	if !allowDeleted && s.deleted[n-1] {
+		s.errf("Message %d has been deleted.", n)
+		return -1
+	}
+	return n - 1
+}
+
+func (s *session) transCommand(verb string, args []string) {
+	switch verb {
+	case "STAT":
+		if !s.wantArgs(verb, args, 0, 0) {
+			return
+		}
+		count, octets := 0, int64(0)
+		for i := range s.deleted {
+			if !s.deleted[i] {
+				count++
+				octets += s.mbox.Size(i)
+			}
+		}
+		s.ok("%d %d", count, octets)
+	case "LIST":
+		if !s.wantArgs(verb, args, 0, 1) {
+			return
+		}
+		if len(args) == 1 {
+			if i := s.msgArg(args[0], false); i >= 0 {
+				s.ok("%d %d", i+1, s.mbox.Size(i))
+			}
+			return
+		}
+		count, octets := 0, int64(0)
+		for i := range s.deleted {
+			if !s.deleted[i] {
+				count++
+				octets += s.mbox.Size(i)
+			}
+		}
+		s.ok("%d visible messages (%d octets)", count, octets)
+		for i := range s.deleted {
+			if !s.deleted[i] {
+				fmt.Fprintf(s.w, "%d %d\r\n", i+1, s.mbox.Size(i))
+			}
+		}
+		s.w.WriteString(".\r\n")
+	case "UIDL":
+		if !s.wantArgs(verb, args, 0, 1) {
+			return
+		}
+		if len(args) == 1 {
+			if i := s.msgArg(args[0], false); i >= 0 {
+				s.ok("%d %s", i+1, s.mbox.UID(i))
+			}
+			return
+		}
+		s.ok("uidl command accepted.")
+		for i := range s.deleted {
+			if !s.deleted[i] {
+				fmt.Fprintf(s.w, "%d %s\r\n", i+1, s.mbox.UID(i))
+			}
+		}
+		s.w.WriteString(".\r\n")
+	case "RETR":
+		if !s.wantArgs(verb, args, 1, 1) {
+			return
+		}
+		if i := s.msgArg(args[0], false); i >= 0 {
+			s.ok("%d octets", s.mbox.Size(i))
+			if s.send(i, -1) {
+				s.retr[i] = true
+			}
+		}
+	case "TOP":
+		if !s.wantArgs(verb, args, 2, 2) {
+			return
+		}
+		i := s.msgArg(args[0], false)
+		if i < 0 {
+			return
+		}
+		lines, err := strconv.Atoi(args[1])
+		if err != nil || args[1][0] < '0' || args[1][0] > '9' {
+			s.errf("Bad number of lines: %.40s", args[1])
+			return
+		}
+		s.ok("Message follows")
+		s.send(i, lines)
+	case "DELE":
+		if !s.wantArgs(verb, args, 1, 1) {
+			return
+		}
+		// qpopper answers +OK for a message already deleted; RFC 1939
+		// says -ERR, which is what clients expect: we follow the RFC.
+		if i := s.msgArg(args[0], false); i >= 0 {
+			s.deleted[i] = true
+			if i+1 > s.last {
+				s.last = i + 1
+			}
+			s.ok("Message %d has been deleted.", i+1)
+		}
+	case "NOOP":
+		if s.wantArgs(verb, args, 0, 0) {
+			s.ok("no big woop")
+		}
+	case "RSET":
+		if !s.wantArgs(verb, args, 0, 0) {
+			return
+		}
+		for i := range s.deleted {
+			s.deleted[i] = false
+		}
+		s.last = 0
+		var octets int64
+		for i := range s.deleted {
+			octets += s.mbox.Size(i)
+		}
+		s.ok("Maildrop has %d messages (%d octets)", len(s.deleted), octets)
+	case "LAST":
+		if s.wantArgs(verb, args, 0, 0) {
+			s.ok("%d is the last read message.", s.last)
+		}
+	case "CAPA":
+		if s.wantArgs(verb, args, 0, 0) {
+			s.capa()
+		}
+	case "QUIT":
+		if !s.wantArgs(verb, args, 0, 0) {
+			return
+		}
+		mb := s.mbox
+		s.mbox = nil
+		if err := mb.Update(s.changes()); err != nil {
+			s.errf("POP mailbox update for %s failed!", s.user)
+			s.state = stateDone
+			return
+		}
+		s.ok("Pop server at %s signing off.", s.cfg.Hostname)
+		s.state = stateDone
+	default:
+		s.unknown(verb)
+	}
+}
+
+// send writes message i (bodyLines < 0: all of it) as a multi-line
+// response: CRLF line ends and byte-stuffing by textproto's DotWriter,
+// which also ends an unterminated last line before the final dot.
+func (s *session) send(i, bodyLines int) bool {
+	dw := textproto.NewWriter(s.w).DotWriter()
+	err := s.mbox.WriteMessage(dw, i, bodyLines)
+	if cerr := dw.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		// The +OK is out; all we can do is end the response and say so.
+		s.logNotice(fmt.Sprintf("Error sending message %d to %s: %v", i+1, s.user, err))
+		return false
+	}
+	return true
+}
+
+var _ io.Writer = (*bufio.Writer)(nil)
