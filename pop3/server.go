@@ -24,22 +24,27 @@ type Logger interface {
 
 // Config is what a session needs to know besides its backend.
 type Config struct {
-	Hostname       string        // for the banner, sign-off and abort replies
-	Banner         string        // whole greeting after "+OK "; "" = qpopper's
-	Version        string        // e.g. "4.0.5"
-	Shy            bool          // "+OK ready  <ts>", no IMPLEMENTATION before login
-	APOPTimestamp  string        // "<pid.time@host>"; "" = generated
-	Timeout        time.Duration // idle timeout per command; 0 = 120 s
-	LoginDelay     int           // CAPA LOGIN-DELAY; -1 = not announced
-	Expire         int           // CAPA EXPIRE; -1 = NEVER
-	UserCapa       bool          // announce USER
-	TLS            *tls.Config   // enables STLS
-	UpdateOnAbort  bool          // a lost session still commits its deletions
-	AutoDelete     bool          // at update, RETR'd messages are deleted too
+	Hostname      string        // for the banner, sign-off and abort replies
+	Banner        string        // whole greeting after "+OK "; "" = qpopper's
+	Version       string        // e.g. "4.0.5"
+	Shy           bool          // "+OK ready  <ts>", no IMPLEMENTATION before login
+	APOPTimestamp string        // "<pid.time@host>"; "" = generated
+	Timeout       time.Duration // idle timeout per command; 0 = 120 s
+	LoginDelay    int           // CAPA LOGIN-DELAY; -1 = not announced
+	Expire        int           // CAPA EXPIRE; -1 = NEVER
+	UserCapa      bool          // announce USER
+	// ClearText is qpopper's clear-text-password policy for USER/PASS:
+	// "" or "default" or "always" allow it, "never" refuses it, "TLS"
+	// allows it only over TLS, "local" only from 127.* addresses.
+	ClearText      string
+	TLS            *tls.Config // enables STLS
+	UpdateOnAbort  bool        // a lost session still commits its deletions
+	AutoDelete     bool        // at update, RETR'd messages are deleted too
 	Log            Logger
 	ClientHost     string
 	ClientIP       string
 	Implementation string // CAPA IMPLEMENTATION; "" = not announced
+	ImplicitTLS    bool   // conn is already a TLS connection (port 995)
 }
 
 // maxLine is the longest command line accepted, CRLF included: qpopper
@@ -81,6 +86,7 @@ func Serve(conn net.Conn, b Backend, cfg *Config) error {
 	if s.timeout <= 0 {
 		s.timeout = 120 * time.Second
 	}
+	s.tlsOn = cfg.ImplicitTLS
 	s.ts = cfg.APOPTimestamp
 	if s.ts == "" {
 		s.ts = fmt.Sprintf("<%d.%d@%s>", os.Getpid(), time.Now().Unix(), cfg.Hostname)
@@ -287,6 +293,10 @@ func (s *session) authCommand(verb string, args []string) {
 		if !s.wantArgs(verb, args, 1, 1) {
 			return
 		}
+		if msg := s.clearTextRefusal(); msg != "" {
+			s.errf("[AUTH] %s", msg)
+			return
+		}
 		if err := s.b.User(args[0]); err != nil {
 			s.backendErr(err)
 			s.state = stateAuth1
@@ -326,6 +336,24 @@ func (s *session) authCommand(verb string, args []string) {
 	default:
 		s.unknown(verb)
 	}
+}
+
+// clearTextRefusal applies the clear-text-password policy, with qpopper's
+// texts; "" allows USER.
+func (s *session) clearTextRefusal() string {
+	switch s.cfg.ClearText {
+	case "never":
+		return "You must use stronger authentication such as APOP to connect to this server"
+	case "TLS":
+		if !s.tlsOn {
+			return "You must use TLS/SSL or stronger authentication such as APOP to connect to this server"
+		}
+	case "local":
+		if !strings.HasPrefix(s.cfg.ClientIP, "127.") {
+			return "You must use stronger authentication such as APOP to connect to this server"
+		}
+	}
+	return ""
 }
 
 func (s *session) unknown(verb string) {
@@ -385,7 +413,7 @@ func (s *session) backendErr(err error) {
 func (s *session) capa() {
 	s.ok("Capability list follows")
 	lines := []string{"TOP"}
-	if s.cfg.UserCapa {
+	if s.cfg.UserCapa && s.cfg.ClearText != "never" && (s.cfg.ClearText != "TLS" || s.tlsOn) {
 		lines = append(lines, "USER")
 	}
 	if s.cfg.LoginDelay >= 0 {

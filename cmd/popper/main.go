@@ -9,6 +9,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -136,6 +137,23 @@ func runInetd(opts *compat.Options, inv *compat.Invocation, cfgErrs []*compat.Co
 	if opts.Debug {
 		log.Debug(fmt.Sprintf("(v%s) Servicing request from \"%s\" at %s", version, host, ip))
 	}
+	tlsCfg, err := loadTLS(opts)
+	if err != nil {
+		log.Notice(err.Error())
+		io.WriteString(conn, "-ERR [SYS/TEMP] Server configuration error; try again later.\r\n")
+		return 1
+	}
+	implicit := opts.TLSSupport == "alternate-port"
+	if implicit {
+		tc := tls.Server(conn, tlsCfg)
+		tc.SetDeadline(time.Now().Add(opts.Timeout))
+		if err := tc.Handshake(); err != nil {
+			log.Notice(fmt.Sprintf("TLS/SSL Handshake failed: %v", err))
+			return 1
+		}
+		tc.SetDeadline(time.Time{})
+		conn = tc
+	}
 	b := &backend{opts: opts, db: db, log: log, clientHost: host, clientIP: ip, authDelay: 10 * time.Second}
 	cfg := &pop3.Config{
 		Hostname:       hostname,
@@ -145,6 +163,8 @@ func runInetd(opts *compat.Options, inv *compat.Invocation, cfgErrs []*compat.Co
 		LoginDelay:     opts.AnnounceLoginDelay,
 		Expire:         opts.AnnounceExpire,
 		UserCapa:       true,
+		ClearText:      opts.ClearTextPassword,
+		ImplicitTLS:    implicit,
 		UpdateOnAbort:  opts.UpdateOnAbort,
 		AutoDelete:     opts.AutoDelete,
 		Log:            log,
@@ -152,10 +172,32 @@ func runInetd(opts *compat.Options, inv *compat.Invocation, cfgErrs []*compat.Co
 		ClientIP:       ip,
 		Implementation: "Qpopper-version-" + version,
 	}
+	if opts.TLSSupport == "STLS" {
+		cfg.TLS = tlsCfg
+	}
 	if err := pop3.Serve(conn, b, cfg); err != nil {
 		log.Debug(fmt.Sprintf("session ended: %v", err))
 	}
 	return 0
+}
+
+// loadTLS reads the certificate when TLS is asked for (tls-support STLS
+// or alternate-port); nil when it is not.
+func loadTLS(opts *compat.Options) (*tls.Config, error) {
+	if opts.TLSSupport == "none" || opts.TLSSupport == "" {
+		return nil, nil
+	}
+	key := opts.TLSPrivateKeyFile
+	if key == "" {
+		key = opts.TLSServerCertFile
+	}
+	cert, err := tls.LoadX509KeyPair(opts.TLSServerCertFile, key)
+	if err != nil {
+		return nil, fmt.Errorf("TLS certificate: %v", err)
+	}
+	// TLS 1.2 at least (RFC 8996); qpopper's SSLv2/SSLv3 choices are not
+	// offered any more.
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 func loadUserDB(path string) (userDB, error) {
