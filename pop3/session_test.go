@@ -21,9 +21,11 @@ type fakeMailbox struct {
 	restored bool
 }
 
-func (m *fakeMailbox) Len() int         { return len(m.msgs) }
-func (m *fakeMailbox) Hidden() int      { return m.hidden }
-func (m *fakeMailbox) Size(i int) int64 { return int64(len(strings.ReplaceAll(m.msgs[i], "\n", "\r\n"))) }
+func (m *fakeMailbox) Len() int    { return len(m.msgs) }
+func (m *fakeMailbox) Hidden() int { return m.hidden }
+func (m *fakeMailbox) Size(i int) int64 {
+	return int64(len(strings.ReplaceAll(m.msgs[i], "\n", "\r\n")))
+}
 func (m *fakeMailbox) UID(i int) string { return fmt.Sprintf("uid-%d", i+1) }
 func (m *fakeMailbox) WriteMessage(w io.Writer, i, bodyLines int) error {
 	msg := m.msgs[i]
