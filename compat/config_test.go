@@ -45,6 +45,7 @@ func TestSampleConfig(t *testing.T) {
 	want.Timeout = 600 * time.Second
 	want.DowncaseUser = true
 	want.AnnounceExpire = -1
+	want.AnnounceLoginDelay = 0
 	want.NonauthFile = "/etc/qpopper/blacklist"
 	if !reflect.DeepEqual(o, want) {
 		t.Errorf("got  %+v\nwant %+v", o, want)

@@ -39,7 +39,7 @@ func TestEveryFlag(t *testing.T) {
 		{[]string{"-e", "login_delay=300,expire=30"}, func(o *Options, _ *Invocation) bool {
 			return o.AnnounceLoginDelay == 300 && o.AnnounceExpire == 30
 		}},
-		{[]string{"-eexpire"}, func(o *Options, _ *Invocation) bool { return o.AnnounceExpire == -1 && o.AnnounceLoginDelay == 0 }},
+		{[]string{"-eexpire"}, func(o *Options, _ *Invocation) bool { return o.AnnounceExpire == -1 && o.AnnounceLoginDelay == -1 }},
 		{[]string{"-e", "login_delay,expire=0"}, func(o *Options, _ *Invocation) bool {
 			return o.AnnounceLoginDelay == -1 && o.AnnounceExpire == 0
 		}},

@@ -256,10 +256,15 @@ const (
 // options is the table, sorted by name as qpopper's "valid options are"
 // list is.
 var options = []Option{
-	{Name: "announce-expire", Kind: Int, Flag: "-e expire=", Default: "0",
+	// qpopper 4.0.5 left both announcements at 0 (a zeroed struct), so an
+	// unconfigured server said "EXPIRE 0": RFC 2449's "mail is deleted
+	// once retrieved", which tells leave-on-server clients their mail is
+	// gone. popper announces nothing unless configured: EXPIRE NEVER and
+	// no LOGIN-DELAY.
+	{Name: "announce-expire", Kind: Int, Flag: "-e expire=", Default: "-1",
 		Doc: "days announced in CAPA EXPIRE (-1 = NEVER); not enforced",
 		ref: func(o *Options) any { return &o.AnnounceExpire }},
-	{Name: "announce-login-delay", Kind: Int, Flag: "-e login_delay=", Default: "0",
+	{Name: "announce-login-delay", Kind: Int, Flag: "-e login_delay=", Default: "-1",
 		Doc: "seconds announced in CAPA LOGIN-DELAY (-1 = not announced); not enforced",
 		ref: func(o *Options) any { return &o.AnnounceLoginDelay }},
 	{Name: "auth-file", Kind: String, Restrict: ResInit,
