@@ -25,16 +25,24 @@ import (
 // service and, ideally, mail delivery start.
 
 // recoverUserEnv tells a child of the sweep which single user to recover.
-const recoverUserEnv = "POPPER_RECOVER_USER"
+const (
+	recoverUserEnv    = "POPPER_RECOVER_USER"
+	recoverHomeEnv    = "POPPER_RECOVER_HOME"
+	recoverMailboxEnv = "POPPER_RECOVER_MAILBOX"
+)
 
 func runRecover(opts *compat.Options, inv *compat.Invocation, log platform.Logger, out io.Writer) int {
+	if name := os.Getenv(recoverUserEnv); name != "" {
+		// A child of the sweep, already the user: the parent looked the
+		// account up (the user database is root's to read).
+		a := &account{Name: name, UID: os.Getuid(), GID: os.Getgid(),
+			Home: os.Getenv(recoverHomeEnv), Mailbox: os.Getenv(recoverMailboxEnv)}
+		return recoverUser(opts, userDB{name: a}, name, log, out)
+	}
 	db, err := loadUserDB(inv.UserDB)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
-	}
-	if name := os.Getenv(recoverUserEnv); name != "" {
-		return recoverUser(opts, db, name, log, out)
 	}
 	users, err := leftoverUsers(opts, db)
 	if err != nil {
@@ -162,7 +170,7 @@ func recoverAsUser(opts *compat.Options, db userDB, name string, out io.Writer) 
 		return 1
 	}
 	cmd := exec.Command(exe, os.Args[1:]...)
-	cmd.Env = append(os.Environ(), recoverUserEnv+"="+name)
+	cmd.Env = append(os.Environ(), recoverUserEnv+"="+name, recoverHomeEnv+"="+a.Home, recoverMailboxEnv+"="+a.Mailbox)
 	cmd.Stdout, cmd.Stderr = out, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(a.UID), Gid: uint32(gid), Groups: []uint32{uint32(gid)}}}
 	if err := cmd.Run(); err != nil {

@@ -1,0 +1,334 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// End to end with the real parts a site uses: popper started by a real
+// inetd (openbsd-inetd) or by systemd-socket-activate in inetd mode, mail
+// fetched by curl, Python's poplib and fetchmail, and delivered during a
+// session by procmail. scripts/test installs all of them; a missing one
+// skips its test with the reason.
+
+// sampleMessages are realistic messages in a spool: a dot-started line, a
+// ">From " body line, a Content-Length header, 8-bit text, a long line, a
+// 2 MB message, and a last message without a final newline.
+func sampleMessages() []string {
+	hdr := func(id, subj string) string {
+		return fmt.Sprintf("From sender@example.org Sat Nov 28 10:%02d:00 2026\nReturn-Path: <sender@example.org>\n"+
+			"Received: from mx.example.org by mail.example.org; Sat, 28 Nov 2026 10:00:00 +0000\n"+
+			"Date: Sat, 28 Nov 2026 10:00:00 +0000\nFrom: Sender <sender@example.org>\nTo: alice@example.org\n"+
+			"Message-ID: <%s@example.org>\nSubject: %s\n", len(id), id, subj)
+	}
+	big := strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.,\n", 2<<20/64)
+	return []string{
+		hdr("plain", "plain text") + "\nHello Alice,\n\nsee you on Friday.\n\n",
+		hdr("dots", "dots") + "\n.starts with a dot\n..two dots\n.\nend\n\n",
+		hdr("from", "quoted from") + "\nBody text\n>From the archives, quoted by the MDA\n\n",
+		hdr("clen", "content length") + "Content-Length: 12\n\nTwelve bytes\n\n",
+		hdr("utf8", "=?UTF-8?Q?Gr=C3=BC=C3=9Fe?=") + "MIME-Version: 1.0\nContent-Type: text/plain; charset=UTF-8\n\nGrüße, naïve café — " + strings.Repeat("long line ", 200) + "\n\n",
+		hdr("big", "two megabytes") + "\n" + big + "\n",
+		hdr("last", "no final newline") + "\nthe end, without a newline",
+	}
+}
+
+// wireForm is what a client receives for a stored message: the From line
+// removed, Content-Length lines removed (qpopper strips them in RETR), and
+// a final newline supplied. The X-UIDL line the server inserts is removed
+// from the received side before comparing.
+func wireForm(stored string) string {
+	_, rest, _ := strings.Cut(stored, "\n")
+	head, body, _ := strings.Cut(rest, "\n\n")
+	var kept []string
+	for _, l := range strings.Split(head, "\n") {
+		if !strings.HasPrefix(strings.ToLower(l), "content-length:") {
+			kept = append(kept, l)
+		}
+	}
+	out := strings.Join(kept, "\n") + "\n\n" + body
+	if !strings.HasSuffix(out, "\n") {
+		out += "\n"
+	}
+	return out
+}
+
+// received normalises what a client saved: CRLF to LF, the server's X-UIDL
+// line removed.
+func received(b []byte) string {
+	s := strings.ReplaceAll(string(b), "\r\n", "\n")
+	var out []string
+	inHeader := true
+	for _, l := range strings.SplitAfter(s, "\n") {
+		if inHeader && strings.HasPrefix(l, "X-UIDL: ") {
+			continue
+		}
+		if l == "\n" {
+			inHeader = false
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "")
+}
+
+func need(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (scripts/test installs it)", tool)
+		}
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func waitPort(t *testing.T, port int) {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("nothing listens on port %d", port)
+}
+
+// viaInetd serves the site through a real openbsd-inetd on a free port,
+// with an inetd.conf line like a site's.
+func (s *site) viaInetd(t *testing.T, extra ...string) int {
+	t.Helper()
+	need(t, "/usr/sbin/inetd")
+	port := freePort(t)
+	who := "root"
+	if os.Getuid() != 0 {
+		u, err := user.Current()
+		if err != nil {
+			t.Skip(err)
+		}
+		who = u.Username
+	}
+	args := strings.Join(append([]string{"popper", "-s", "-f", s.config, "-t", s.trace, "--userdb", s.userdb}, extra...), " ")
+	conf := filepath.Join(s.dir, "inetd.conf")
+	writeFile(t, conf, fmt.Sprintf("127.0.0.1:%d stream tcp nowait %s %s %s\n", port, who, popperBin, args), 0644)
+	cmd := exec.Command("/usr/sbin/inetd", "-i", conf)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitPort(t, port)
+	return port
+}
+
+// viaSocketActivate serves the site through systemd-socket-activate in
+// inetd mode (Accept=yes, the socket on fd 0).
+func (s *site) viaSocketActivate(t *testing.T) int {
+	t.Helper()
+	need(t, "systemd-socket-activate")
+	port := freePort(t)
+	cmd := exec.Command("systemd-socket-activate", "-l", fmt.Sprintf("127.0.0.1:%d", port), "-a", "--inetd",
+		popperBin, "-s", "-f", s.config, "-t", s.trace, "--userdb", s.userdb)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitPort(t, port)
+	return port
+}
+
+func TestCurlThroughInetdAndSocketActivation(t *testing.T) {
+	need(t, "curl")
+	for _, via := range []string{"inetd", "systemd-socket-activate"} {
+		t.Run(via, func(t *testing.T) {
+			s := newSite(t)
+			msgs := sampleMessages()
+			s.spool(t, "alice", strings.Join(msgs, ""))
+			var port int
+			if via == "inetd" {
+				port = s.viaInetd(t)
+			} else {
+				port = s.viaSocketActivate(t)
+			}
+			for i, m := range msgs {
+				out, err := exec.Command("curl", "-s", "--max-time", "20", fmt.Sprintf("pop3://alice:secret@127.0.0.1:%d/%d", port, i+1)).Output()
+				if err != nil {
+					t.Fatalf("curl RETR %d: %v", i+1, err)
+				}
+				if got, want := received(out), wireForm(m); got != want {
+					t.Fatalf("message %d differs: got %d bytes, want %d\n%.300q\n%.300q", i+1, len(got), len(want), got, want)
+				}
+			}
+		})
+	}
+}
+
+const poplibScript = `
+import poplib, sys, json
+port, delete = int(sys.argv[1]), [int(x) for x in sys.argv[2].split(",") if x]
+p = poplib.POP3("127.0.0.1", port, timeout=30)
+p.user("alice"); p.pass_("secret")
+count, size = p.stat()
+uidl = [l.decode() for l in p.uidl()[1]]
+msgs = []
+for i in range(1, count + 1):
+    resp, lines, octets = p.retr(i)
+    msgs.append(b"\n".join(lines).decode("latin-1") + "\n")
+if len(sys.argv) > 3:
+    sys.stdout.write(json.dumps({"waiting": True}) + "\n"); sys.stdout.flush()
+    sys.stdin.readline()
+for d in delete:
+    p.dele(d)
+print(json.dumps({"count": count, "uidl": uidl, "msgs": msgs, "quit": p.quit().decode()}))
+`
+
+func TestPoplibDeleteQuitAndStableUIDs(t *testing.T) {
+	need(t, "python3")
+	s := newSite(t)
+	msgs := sampleMessages()
+	sp := s.spool(t, "alice", strings.Join(msgs, ""))
+	port := s.viaInetd(t)
+	script := filepath.Join(s.dir, "fetch.py")
+	writeFile(t, script, poplibScript, 0644)
+	run := func(del string) string {
+		out, err := exec.Command("python3", script, fmt.Sprint(port), del).CombinedOutput()
+		if err != nil {
+			t.Fatalf("poplib: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	first := run("")
+	for i, m := range msgs {
+		// poplib strips the line ends and undoes the byte-stuffing.
+		want := wireForm(m)
+		if !strings.Contains(first, jsonString(want[strings.Index(want, "Message-ID"):])) && !strings.Contains(first, fmt.Sprintf("<%s@example.org>", idOf(m))) {
+			t.Fatalf("message %d missing from poplib output", i+1)
+		}
+	}
+	second := run("2,4")
+	if uidlOf(first) != uidlOf(second) {
+		t.Fatalf("UIDL changed between sessions:\n%s\n%s", uidlOf(first), uidlOf(second))
+	}
+	got, _ := os.ReadFile(sp)
+	for i, m := range msgs {
+		present := bytes.Contains(got, []byte(fmt.Sprintf("<%s@example.org>", idOf(m))))
+		if deleted := i == 1 || i == 3; present == deleted {
+			t.Errorf("message %d (%s): present=%v after DELE 2, DELE 4, QUIT", i+1, idOf(m), present)
+		}
+	}
+}
+
+func idOf(m string) string {
+	i := strings.Index(m, "Message-ID: <")
+	j := strings.Index(m[i:], "@")
+	return m[i+len("Message-ID: <") : i+j]
+}
+
+func uidlOf(jsonOut string) string {
+	i := strings.Index(jsonOut, `"uidl": [`)
+	j := strings.Index(jsonOut[i:], "]")
+	return jsonOut[i : i+j]
+}
+
+func jsonString(s string) string { return strings.ReplaceAll(s, "\n", `\n`)[:40] }
+
+func TestFetchmailFetchesEveryMessageByteIdentical(t *testing.T) {
+	need(t, "fetchmail")
+	s := newSite(t)
+	msgs := sampleMessages()
+	s.spool(t, "alice", strings.Join(msgs, ""))
+	port := s.viaInetd(t)
+	out := filepath.Join(s.dir, "fetched")
+	os.Mkdir(out, 0755)
+	rc := filepath.Join(s.dir, "fetchmailrc")
+	writeFile(t, rc, fmt.Sprintf("set no syslog\nset no bouncemail\npoll 127.0.0.1 port %d protocol pop3 uidl:\n"+
+		"  user alice password secret is root here\n  mda \"/bin/sh -c 'cat > %s/msg.$$'\"\n  fetchall nokeep sslproto ''\n", port, out), 0600)
+	cmd := exec.Command("fetchmail", "-f", rc, "--invisible", "--nosoftbounce", "-v")
+	cmd.Env = append(os.Environ(), "HOME="+s.dir, "FETCHMAILHOME="+s.dir)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("fetchmail: %v\n%s", err, b)
+	}
+	files, _ := filepath.Glob(filepath.Join(out, "msg.*"))
+	if len(files) != len(msgs) {
+		t.Fatalf("fetchmail delivered %d messages, want %d", len(files), len(msgs))
+	}
+	var got []string
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		got = append(got, received(b))
+	}
+	var want []string
+	for _, m := range msgs {
+		want = append(want, wireForm(m))
+	}
+	sort.Strings(got)
+	sort.Strings(want)
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("fetched message differs:\n%.400q\nwant\n%.400q", got[i], want[i])
+		}
+	}
+	// nokeep: fetchmail deleted them all, and the session committed that.
+	if sp, _ := os.ReadFile(filepath.Join(s.spoolDir, "alice")); len(sp) != 0 {
+		t.Fatalf("spool not empty after fetchmail's DELEs: %d bytes", len(sp))
+	}
+}
+
+func TestProcmailDeliveryDuringSessionSurvives(t *testing.T) {
+	need(t, "procmail", "python3")
+	s := newSite(t)
+	msgs := sampleMessages()[:3]
+	sp := s.spool(t, "alice", strings.Join(msgs, ""))
+	port := s.viaInetd(t)
+	script := filepath.Join(s.dir, "fetch.py")
+	writeFile(t, script, poplibScript, 0644)
+	py := exec.Command("python3", script, fmt.Sprint(port), "1,2,3", "wait")
+	stdin, _ := py.StdinPipe()
+	var out bytes.Buffer
+	py.Stdout, py.Stderr = &out, &out
+	if err := py.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the session holds the mailbox, then deliver with procmail
+	// (dotlock + fcntl, as on a real host).
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "waiting") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	rc := filepath.Join(s.dir, "procmailrc")
+	writeFile(t, rc, fmt.Sprintf("LOCKTIMEOUT=60\n:0:\n%s\n", sp), 0644)
+	deliver := exec.Command("procmail", "-m", rc)
+	deliver.Stdin = strings.NewReader("From: late@example.org\nMessage-ID: <late@example.org>\nSubject: late\n\narrived during the session\n")
+	if b, err := deliver.CombinedOutput(); err != nil {
+		t.Fatalf("procmail: %v\n%s", err, b)
+	}
+	stdin.Write([]byte("\n"))
+	if err := py.Wait(); err != nil {
+		t.Fatalf("poplib: %v\n%s", err, out.String())
+	}
+	got, _ := os.ReadFile(sp)
+	if !bytes.Contains(got, []byte("<late@example.org>")) {
+		t.Fatalf("mail delivered during the session was lost; spool:\n%s", got)
+	}
+	for _, m := range msgs {
+		if bytes.Contains(got, []byte(fmt.Sprintf("<%s@example.org>", idOf(m)))) {
+			t.Fatalf("deleted message %s still in the spool", idOf(m))
+		}
+	}
+}
