@@ -62,14 +62,15 @@ func wireForm(stored string) string {
 	return out
 }
 
-// received normalises what a client saved: CRLF to LF, the server's X-UIDL
-// line removed.
+// received normalises what a client saved: CRLF to LF, the X-UIDL line
+// the server inserts and the Status: line qpopper's update writes back
+// (Status: U for a message not yet retrieved) removed.
 func received(b []byte) string {
 	s := strings.ReplaceAll(string(b), "\r\n", "\n")
 	var out []string
 	inHeader := true
 	for _, l := range strings.SplitAfter(s, "\n") {
-		if inHeader && strings.HasPrefix(l, "X-UIDL: ") {
+		if inHeader && (strings.HasPrefix(l, "X-UIDL: ") || strings.HasPrefix(l, "Status: ")) {
 			continue
 		}
 		if l == "\n" {
