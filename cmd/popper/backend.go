@@ -132,10 +132,7 @@ func (b *backend) open(a *account) (pop3.Mailbox, error) {
 		// qpopper: the user's uid with the spool directory's group, so the
 		// dotlock and temp drop can be made in a 1777 or 2775 root:mail
 		// directory; supplementary groups cleared.
-		gid := a.GID
-		if fi, err := os.Stat(spoolDir); err == nil {
-			gid = int(platform.IDOf(fi).Gid)
-		}
+		gid := sessionGID(spoolDir, a)
 		if err := platform.DropPrivileges(a.UID, gid); err != nil {
 			b.log.Notice(fmt.Sprintf("Unable to change to user %s: %v", a.Name, err))
 			return nil, pop3.Errorf("SYS/TEMP", "Unable to change to user %s.", a.Name)
@@ -199,6 +196,19 @@ func makeHashDirs(top string, paths ...string) error {
 		}
 	}
 	return nil
+}
+
+// sessionGID is the group a session runs with: qpopper's choice, the
+// spool directory's group (mail), so the user can make the dotlock and
+// temp drop there. A spool directory owned by group root would make that
+// gid 0; the user's own group is used instead, never root's.
+func sessionGID(spoolDir string, a *account) int {
+	if fi, err := os.Stat(spoolDir); err == nil {
+		if g := int(platform.IDOf(fi).Gid); g != 0 {
+			return g
+		}
+	}
+	return a.GID
 }
 
 // readOptions applies one per-user option file. Problems are logged and

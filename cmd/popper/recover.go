@@ -160,10 +160,7 @@ func recoverAsUser(opts *compat.Options, db userDB, name string, out io.Writer) 
 		return 1
 	}
 	cfg := spoolConfig(opts, a, nopLogger{})
-	gid := a.GID
-	if fi, err := os.Stat(filepath.Dir(cfg.Spool)); err == nil {
-		gid = int(platform.IDOf(fi).Gid)
-	}
+	gid := sessionGID(filepath.Dir(cfg.Spool), a)
 	exe, err := os.Executable()
 	if err != nil {
 		fmt.Fprintf(out, "%s: not recovered: %v\n", name, err)
