@@ -621,7 +621,16 @@ func (md *Maildrop) updateNormal(del, retr []bool, raw bool) error {
 	platform.Failpoint("update.locked")
 
 	if allDeleted {
-		// New mail, if any, is already in the spool and stays there.
+		// New mail, if any, is already in the spool and stays there. The
+		// spool was emptied at login without a sync; it must be durably
+		// without the deleted messages before their last copy goes, or a
+		// power cut could bring them back after the +OK.
+		if lk.spool != nil {
+			if err := lk.spool.Sync(); err != nil {
+				return newErr(ErrIO, "sync spool", c.Spool, err)
+			}
+			platform.Failpoint("update.spool-synced")
+		}
 		if err := md.removeTempDrop(true); err != nil {
 			return err
 		}

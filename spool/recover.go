@@ -124,6 +124,9 @@ type dropMsg struct {
 	length int64    // length of the normalised bytes
 	pair   int      // index of the matching message on the other side, or -1
 	drop   bool     // a partial copy of a message kept elsewhere
+	// staleFrom, when not 0, is where stale bytes after a whole copy of
+	// the paired message begin.
+	staleFrom int64
 }
 
 type mergeFile struct {
@@ -200,7 +203,7 @@ func recoverLocked(c *Config, lk *spoolLock, d *platform.File) (RecoverResult, e
 		if om.drop {
 			continue
 		}
-		if om.pair >= 0 && curs[om.pair].m.UIDFound && !om.m.UIDFound {
+		if om.pair >= 0 && curs[om.pair].staleFrom == 0 && curs[om.pair].m.UIDFound && !om.m.UIDFound {
 			// The spool's copy carries the UID clients were shown.
 			plan = append(plan, curs[om.pair])
 		} else {
@@ -378,22 +381,75 @@ func matchMessages(old []*mergeFile, cur *mergeFile) (olds, curs []*dropMsg, err
 			}
 		}
 	}
-	for _, om := range olds {
+	for i, om := range olds {
 		if om.pair >= 0 {
 			continue
 		}
-		for _, cm := range curs {
+		for j, cm := range curs {
 			if cm.pair < 0 && !cm.drop && om.sep == cm.sep && om.length < cm.length {
-				if ok, err := isPrefix(om, cm, all); err != nil {
+				ok, err := isPrefix(om, cm, all)
+				if err != nil {
 					return nil, nil, err
-				} else if ok {
-					om.drop = true
-					break
 				}
+				if !ok {
+					continue
+				}
+				// Either the leftover's copy is torn (a login copy cut
+				// short: the spool's is whole), or the spool's copy is
+				// the leftover's followed by stale bytes (a rewrite whose
+				// truncate did not reach the disk). A complete-looking
+				// leftover message that the spool copy starts with byte
+				// for byte is the second case: the extra bytes are not
+				// mail and go to quarantine.
+				stale, err := staleExtension(om, cm, all)
+				if err != nil {
+					return nil, nil, err
+				}
+				if stale {
+					om.pair, cm.pair = i, j
+					cm.staleFrom = cm.m.Start + (om.m.Next - om.m.Start)
+					cur.d.Junk = append(cur.d.Junk, Range{Off: cm.staleFrom, Len: cm.m.Next - cm.staleFrom})
+				} else {
+					om.drop = true
+				}
+				break
 			}
 		}
 	}
 	return olds, curs, nil
+}
+
+// staleExtension reports whether b's bytes begin with all of a's and a
+// looks whole (it ends with the blank line that ends an mbox message, or
+// its MMDF trailer).
+func staleExtension(a, b *dropMsg, all []*mergeFile) (bool, error) {
+	fa, fb := all[a.file].f, all[b.file].f
+	n := a.m.Next - a.m.Start
+	if n < 2 || b.m.Next-b.m.Start <= n {
+		return false, nil
+	}
+	if a.m.Next == a.m.End { // mbox: no trailer
+		var end [2]byte
+		if _, err := fa.ReadAt(end[:], a.m.Next-2); err != nil {
+			return false, newErr(ErrIO, "read", fa.Name(), err)
+		}
+		if end != [2]byte{'\n', '\n'} {
+			return false, nil
+		}
+	}
+	ra := io.NewSectionReader(fa.OS(), a.m.Start, n)
+	rb := io.NewSectionReader(fb.OS(), b.m.Start, n)
+	ba, bb := make([]byte, 32<<10), make([]byte, 32<<10)
+	for {
+		na, erra := io.ReadFull(ra, ba)
+		nb, errb := io.ReadFull(rb, bb)
+		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
+			return false, nil
+		}
+		if erra != nil || errb != nil {
+			return erra == io.EOF || erra == io.ErrUnexpectedEOF, nil
+		}
+	}
 }
 
 // isPrefix reports whether a's normalised bytes are a prefix of b's.
