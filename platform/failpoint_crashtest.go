@@ -21,7 +21,7 @@ import (
 
 var failpoints struct {
 	once   sync.Once
-	trace  string
+	trace  *os.File
 	target string
 	nth    int
 	mu     sync.Mutex
@@ -30,7 +30,11 @@ var failpoints struct {
 
 func loadFailpoints() {
 	fp := &failpoints
-	fp.trace = os.Getenv("POPPER_FAILPOINT_TRACE")
+	if path := os.Getenv("POPPER_FAILPOINT_TRACE"); path != "" {
+		// Opened now, while the process may still be root: a session
+		// writes its failpoints after it has dropped to the user.
+		fp.trace, _ = os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o666)
+	}
 	fp.hits = make(map[string]int)
 	spec := os.Getenv("POPPER_FAILPOINT")
 	if spec == "" {
@@ -44,19 +48,18 @@ func loadFailpoints() {
 	}
 }
 
+func init() { failpoints.once.Do(loadFailpoints) }
+
 // Failpoint marks a named durable step; see the package comment above.
 func Failpoint(name string) {
 	fp := &failpoints
 	fp.once.Do(loadFailpoints)
 	fp.mu.Lock()
 	defer fp.mu.Unlock()
-	if fp.trace != "" {
+	if fp.trace != nil {
 		// One write per hit on an O_APPEND file keeps lines whole even
 		// when several processes trace into the same file.
-		if f, err := os.OpenFile(fp.trace, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o666); err == nil {
-			f.Write([]byte(name + "\n"))
-			f.Close()
-		}
+		fp.trace.Write([]byte(name + "\n"))
 	}
 	if fp.target != name {
 		return
