@@ -488,19 +488,24 @@ func (s *session) msgArg(arg string, allowDeleted bool) int {
 	return n - 1
 }
 
+// undeleted counts the messages not marked deleted and their octets.
+func (s *session) undeleted() (count int, octets int64) {
+	for i := range s.deleted {
+		if !s.deleted[i] {
+			count++
+			octets += s.mbox.Size(i)
+		}
+	}
+	return count, octets
+}
+
 func (s *session) transCommand(verb string, args []string) {
 	switch verb {
 	case "STAT":
 		if !s.wantArgs(verb, args, 0, 0) {
 			return
 		}
-		count, octets := 0, int64(0)
-		for i := range s.deleted {
-			if !s.deleted[i] {
-				count++
-				octets += s.mbox.Size(i)
-			}
-		}
+		count, octets := s.undeleted()
 		s.ok("%d %d", count, octets)
 	case "LIST":
 		if !s.wantArgs(verb, args, 0, 1) {
@@ -512,13 +517,7 @@ func (s *session) transCommand(verb string, args []string) {
 			}
 			return
 		}
-		count, octets := 0, int64(0)
-		for i := range s.deleted {
-			if !s.deleted[i] {
-				count++
-				octets += s.mbox.Size(i)
-			}
-		}
+		count, octets := s.undeleted()
 		s.ok("%d visible messages (%d octets)", count, octets)
 		for i := range s.deleted {
 			if !s.deleted[i] {
