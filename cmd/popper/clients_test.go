@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -301,16 +303,17 @@ func TestProcmailDeliveryDuringSessionSurvives(t *testing.T) {
 	writeFile(t, script, poplibScript, 0644)
 	py := exec.Command("python3", script, fmt.Sprint(port), "1,2,3", "wait")
 	stdin, _ := py.StdinPipe()
-	var out bytes.Buffer
-	py.Stdout, py.Stderr = &out, &out
+	stdout, _ := py.StdoutPipe()
+	var stderr bytes.Buffer
+	py.Stderr = &stderr
 	if err := py.Start(); err != nil {
 		t.Fatal(err)
 	}
 	// Wait until the session holds the mailbox, then deliver with procmail
 	// (dotlock + fcntl, as on a real host).
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(out.String(), "waiting") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+	pyOut := bufio.NewReader(stdout)
+	if l, err := pyOut.ReadString('\n'); err != nil || !strings.Contains(l, "waiting") {
+		t.Fatalf("poplib did not log in: %q %v\n%s", l, err, stderr.String())
 	}
 	rc := filepath.Join(s.dir, "procmailrc")
 	writeFile(t, rc, fmt.Sprintf("LOCKTIMEOUT=60\n:0:\n%s\n", sp), 0644)
@@ -320,8 +323,9 @@ func TestProcmailDeliveryDuringSessionSurvives(t *testing.T) {
 		t.Fatalf("procmail: %v\n%s", err, b)
 	}
 	stdin.Write([]byte("\n"))
+	rest, _ := io.ReadAll(pyOut)
 	if err := py.Wait(); err != nil {
-		t.Fatalf("poplib: %v\n%s", err, out.String())
+		t.Fatalf("poplib: %v\n%s%s", err, rest, stderr.String())
 	}
 	got, _ := os.ReadFile(sp)
 	if !bytes.Contains(got, []byte("<late@example.org>")) {
