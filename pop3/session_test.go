@@ -221,7 +221,7 @@ func TestCommandTable(t *testing.T) {
 		{"NOOP", "+OK no big woop", false},
 		{"NOOP x", "-ERR Too many arguments", false},
 		{"CAPA", "+OK Capability list follows", true},
-		{"XTND XMIT", "-ERR Unknown command: \"xtnd\".", false},
+		{"XTND XMIT", "-ERR XTND XMIT is not supported by this server", false},
 		{"DELE 3", "+OK", false},
 		{"QUIT", "+OK Pop server at pop.example.org signing off.", false},
 	}
