@@ -608,7 +608,7 @@ func (s *session) transCommand(verb string, args []string) {
 	case "XTND", "MDEF":
 		// qpopper's XTND XMIT (send mail through sendmail), XTND XLST and
 		// x-mangle macros are not offered: say so plainly.
-		s.errf("%s is not supported by this server", strings.TrimSpace(verb+" "+strings.ToUpper(strings.Join(args, " "))))
+		s.errf("%.40s is not supported by this server", strings.TrimSpace(verb+" "+strings.ToUpper(strings.Join(args, " "))))
 	case "QUIT":
 		if !s.wantArgs(verb, args, 0, 0) {
 			return
