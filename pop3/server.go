@@ -329,7 +329,7 @@ func (s *session) authCommand(verb string, args []string) {
 			s.w.WriteString(".\r\n")
 			return
 		}
-		s.errf("Unknown authentication mechanism: %s", args[0])
+		s.errf("Unknown authentication mechanism: %.40s", args[0])
 	case "QUIT":
 		s.ok("Pop server at %s signing off.", s.cfg.Hostname)
 		s.state = stateDone
@@ -357,7 +357,7 @@ func (s *session) clearTextRefusal() string {
 }
 
 func (s *session) unknown(verb string) {
-	s.errf("Unknown command: \"%s\".", strings.ToLower(verb))
+	s.errf("Unknown command: \"%.40s\".", strings.ToLower(verb))
 }
 
 func (s *session) pass(rest, line string) {
