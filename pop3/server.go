@@ -304,7 +304,7 @@ func (s *session) authCommand(verb string, args []string) {
 		}
 		s.user = args[0]
 		s.state = stateAuth2
-		s.ok("Password required for %s.", args[0])
+		s.ok("Password required for %.64s.", args[0]) // qpopper truncates names to 64
 	case "APOP":
 		if s.state != stateAuth1 {
 			s.unknown(verb)
