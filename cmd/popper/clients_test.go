@@ -441,3 +441,35 @@ func TestMpopAndGetmailFetchByteIdentical(t *testing.T) {
 		}
 	})
 }
+
+func TestNmhInc(t *testing.T) {
+	inc := "/usr/bin/mh/inc"
+	if _, err := os.Stat(inc); err != nil {
+		t.Skip("nmh not installed (scripts/test installs it)")
+	}
+	msgs := sampleMessages()
+	s := newSite(t)
+	s.spool(t, "alice", strings.Join(msgs, ""))
+	port := s.viaInetd(t)
+	home := filepath.Join(s.dir, "mh")
+	os.MkdirAll(filepath.Join(home, "Mail", "inbox"), 0700)
+	writeFile(t, filepath.Join(home, ".mh_profile"), "Path: Mail\n", 0600)
+	writeFile(t, filepath.Join(home, ".netrc"), "machine 127.0.0.1 login alice password secret\n", 0600)
+	cmd := exec.Command(inc, "-host", "127.0.0.1", "-port", fmt.Sprint(port), "-user", "alice")
+	cmd.Env = append(os.Environ(), "HOME="+home, "MH="+filepath.Join(home, ".mh_profile"))
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("inc: %v\n%s", err, b)
+	}
+	files, _ := filepath.Glob(filepath.Join(home, "Mail", "inbox", "[0-9]*"))
+	var got []string
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		got = append(got, received(b))
+	}
+	sort.Strings(got)
+	sameMessages(t, "inc", got, msgs)
+	// inc deletes what it incorporated.
+	if sp, _ := os.ReadFile(filepath.Join(s.spoolDir, "alice")); len(sp) != 0 {
+		t.Fatalf("spool still has %d bytes after inc", len(sp))
+	}
+}
