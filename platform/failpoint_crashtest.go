@@ -34,6 +34,11 @@ func loadFailpoints() {
 		// Opened now, while the process may still be root: a session
 		// writes its failpoints after it has dropped to the user.
 		fp.trace, _ = os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o666)
+		if fp.trace != nil {
+			// Children that already run as the user (the recovery
+			// sweep's) append to the same file.
+			fp.trace.Chmod(0o666)
+		}
 	}
 	fp.hits = make(map[string]int)
 	spec := os.Getenv("POPPER_FAILPOINT")
