@@ -25,9 +25,10 @@ func TestSoak(t *testing.T) {
 		t.Skip("procmail not installed (apt-get install -y procmail)")
 	}
 	const (
-		deliveries = 60
-		clients    = 3
-		budget     = 25 * time.Second
+		deliveries  = 60
+		clients     = 3
+		minSessions = 40
+		budget      = 60 * time.Second
 	)
 	e := newEnv(t, false)
 	e.put(map[string][]byte{testUser: nil})
@@ -109,7 +110,18 @@ func TestSoak(t *testing.T) {
 	case <-done:
 	case <-deadline:
 	}
-	time.Sleep(500 * time.Millisecond)
+	// Keep the clients (and their random kills) going after the last
+	// delivery until enough sessions have run, within the budget.
+	for more := true; more; {
+		mu.Lock()
+		more = sessions < minSessions
+		mu.Unlock()
+		select {
+		case <-deadline:
+			more = false
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 	close(stop)
 	wg.Wait()
 
