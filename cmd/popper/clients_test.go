@@ -40,6 +40,9 @@ func sampleMessages() []string {
 		hdr("from", "quoted from") + "\nBody text\n>From the archives, quoted by the MDA\n\n",
 		hdr("clen", "content length") + "Content-Length: 12\n\nTwelve bytes\n\n",
 		hdr("utf8", "=?UTF-8?Q?Gr=C3=BC=C3=9Fe?=") + "MIME-Version: 1.0\nContent-Type: text/plain; charset=UTF-8\n\nGrüße, naïve café — " + strings.Repeat("long line ", 200) + "\n\n",
+		hdr("multi", "multipart") + "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b1\"\n\n" +
+			"This is a MIME message.\n\n--b1\nContent-Type: text/plain\n\npart one\n.\n--b1\nContent-Type: application/octet-stream\n" +
+			"Content-Transfer-Encoding: base64\n\nAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n--b1--\n\n",
 		hdr("big", "two megabytes") + "\n" + big + "\n",
 		hdr("last", "no final newline") + "\nthe end, without a newline",
 	}

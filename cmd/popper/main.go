@@ -97,10 +97,18 @@ func run(argv []string) int {
 	case inv.Address != "":
 		return runStandalone(inv.Address, inv.ChildArgs, log)
 	}
+	// fd 0 a connected socket: inetd, xinetd, SMF inetd, or systemd with
+	// Accept=yes (which also passes the connection as LISTEN_FDS: it must
+	// not be taken for a listener).
+	conn, inetdErr := platform.InetdConn()
+	if inetdErr == nil {
+		return runInetd(conn, opts, inv, cfgErrs, log)
+	}
 	if ls, err := platform.SystemdListeners(); err == nil && len(ls) > 0 {
 		return serveListeners(ls, inv.ChildArgs, log)
 	}
-	return runInetd(opts, inv, cfgErrs, log)
+	log.Notice(inetdErr.Error())
+	return 1
 }
 
 // openAsInvoker opens configuration files with the privileges popper was
@@ -108,12 +116,7 @@ func run(argv []string) int {
 func openAsInvoker(path string) (io.ReadCloser, error) { return os.Open(path) }
 
 // runInetd serves one connection on fd 0, as qpopper under inetd.
-func runInetd(opts *compat.Options, inv *compat.Invocation, cfgErrs []*compat.ConfigError, log platform.Logger) int {
-	conn, err := platform.InetdConn()
-	if err != nil {
-		log.Notice(err.Error())
-		return 1
-	}
+func runInetd(conn net.Conn, opts *compat.Options, inv *compat.Invocation, cfgErrs []*compat.ConfigError, log platform.Logger) int {
 	defer conn.Close()
 	host, ip := peer(conn, opts)
 	hostname := myHostname()
