@@ -157,7 +157,10 @@ func TestSyntax(t *testing.T) {
 		{"set tracefile = /tmp/t\nreset debug\n", func(o *Options) bool { return o.TraceFile == "" && !o.Debug }},
 		{"set reverse-lookup = false\n", func(o *Options) bool { return !o.ReverseLookup }},
 		{"set bulldir = /var/spool/bulls\n", func(o *Options) bool {
-			return o.BullDir == "/var/spool/bulls" && len(o.Notes()) == 1 && strings.Contains(o.Notes()[0], "bulletin")
+			return o.BullDir == "/var/spool/bulls" && len(o.Notes()) == 0
+		}},
+		{"set bulldb-nonfatal\n", func(o *Options) bool {
+			return len(o.Notes()) == 1 && strings.Contains(o.Notes()[0], "bulletin database")
 		}},
 	}
 	for _, tt := range tests {

@@ -27,7 +27,7 @@ func TestEveryFlag(t *testing.T) {
 		check func(o *Options, inv *Invocation) bool
 	}{
 		{[]string{"-b", "/var/spool/bulls"}, func(o *Options, inv *Invocation) bool {
-			return o.BullDir == "/var/spool/bulls" && len(inv.Unsupported) == 1
+			return o.BullDir == "/var/spool/bulls" && len(inv.Unsupported) == 0
 		}},
 		{[]string{"-B"}, func(o *Options, inv *Invocation) bool { return o.BullDBNonfatal && len(inv.Unsupported) == 1 }},
 		{[]string{"-c"}, func(o *Options, _ *Invocation) bool { return o.DowncaseUser }},

@@ -247,7 +247,7 @@ func validLockList(v any) bool {
 var facilities = [][]string{{"mail"}, {"local0"}, {"local1"}, {"local2"}, {"local3"}, {"local4"}, {"local5"}, {"local6"}, {"local7"}}
 
 const (
-	noBulletins = "popper has no bulletin support"
+	noBulletins = "popper has no bulletin database (bulletins work from bulldir and ~/.popbull)"
 	noKerberos  = "popper has no Kerberos support"
 	noDRAC      = "popper has no DRAC support"
 	noXMIT      = "popper has no XTND XMIT support"
@@ -279,7 +279,7 @@ var options = []Option{
 	{Name: "bulldb-nonfatal", Kind: Bool, Flag: "-B", Default: "false", Unsupported: noBulletins,
 		Doc: "continue the session when the bulletin database cannot be opened",
 		ref: func(o *Options) any { return &o.BullDBNonfatal }},
-	{Name: "bulldir", Kind: String, Flag: "-b", Unsupported: noBulletins,
+	{Name: "bulldir", Kind: String, Flag: "-b",
 		Doc: "bulletin directory (enables bulletins)",
 		ref: func(o *Options) any { return &o.BullDir }},
 	{Name: "cache-dir", Kind: String, Restrict: ResUser,
@@ -322,7 +322,7 @@ var options = []Option{
 	{Name: "fast-update", Kind: Bool, Flag: "-F", Default: "false",
 		Doc: "server mode: rename the temp drop over the spool",
 		ref: func(o *Options) any { return &o.FastUpdate }},
-	{Name: "group-bulletins", Kind: Bool, Restrict: ResUser, Default: "false", Unsupported: noBulletins,
+	{Name: "group-bulletins", Kind: Bool, Restrict: ResUser, Default: "false",
 		Doc: "bulletin file names carry a group",
 		ref: func(o *Options) any { return &o.GroupBulletins }},
 	{Name: "group-no-server-mode", Kind: String, Restrict: ResUser,
@@ -363,7 +363,7 @@ var options = []Option{
 	{Name: "mail-lock-check", Kind: Int, Flag: "-L", Default: "5000", check: nonNegative,
 		Doc: "messages between checks that the dot-lock still needs refreshing",
 		ref: func(o *Options) any { return &o.MailLockCheck }},
-	{Name: "max-bulletins", Kind: Int, Default: "1", check: nonNegative, Unsupported: noBulletins,
+	{Name: "max-bulletins", Kind: Int, Default: "1", check: nonNegative,
 		Doc: "old bulletins a new user gets",
 		ref: func(o *Options) any { return &o.MaxBulletins }},
 	{Name: "no-atomic-open", Kind: Bool, Restrict: ResUser, Default: "false",

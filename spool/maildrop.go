@@ -2,6 +2,7 @@ package spool
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -62,6 +63,10 @@ type Config struct {
 	LockCheck int
 	// Logf receives notices (recovery, quarantine, refused drops).
 	Logf func(format string, args ...any)
+	// Bulletins, when set, are delivered at login (qpopper's bulletins:
+	// appended to the temp drop in normal mode; a server-mode session
+	// with bulletins due runs in normal mode).
+	Bulletins *BulletinConfig
 	// DotLockWait overrides the sleep between dotlock attempts (tests).
 	DotLockWait func(attempt int) time.Duration
 }
@@ -250,10 +255,20 @@ func Open(c *Config) (*Maildrop, error) {
 		return nil, err
 	}
 	md := &Maildrop{cfg: c, drop: drop}
-	if c.ServerMode && lk.spool != nil {
+	var bull *Bulletins
+	if c.Bulletins != nil {
+		b, err := PendingBulletins(*c.Bulletins)
+		switch {
+		case err != nil:
+			c.logf("%v", err)
+		case b.Len() > 0:
+			bull = b
+		}
+	}
+	if c.ServerMode && lk.spool != nil && bull == nil {
 		err = md.loginServer(lk)
 	} else {
-		err = md.loginNormal(lk)
+		err = md.loginNormal(lk, bull)
 	}
 	if err != nil {
 		md.abandon()
@@ -388,20 +403,27 @@ func (md *Maildrop) parseOptions(fromSpool bool) ParseOptions {
 
 // loginNormal copies the spool into the temp drop, makes the copy durable,
 // and only then empties the spool.
-func (md *Maildrop) loginNormal(lk *spoolLock) error {
+func (md *Maildrop) loginNormal(lk *spoolLock, bull *Bulletins) error {
 	c := md.cfg
 	md.src = md.drop
-	if lk.spool == nil {
+	var size int64
+	if lk.spool != nil {
+		fi, err := lk.spool.Stat()
+		if err != nil {
+			return newErr(ErrIO, "stat spool", c.Spool, err)
+		}
+		size = fi.Size()
+	}
+	if lk.spool == nil && bull == nil {
 		md.d = &Drop{}
 		return nil
 	}
-	fi, err := lk.spool.Stat()
-	if err != nil {
-		return newErr(ErrIO, "stat spool", c.Spool, err)
+	var spoolReader io.Reader = bytes.NewReader(nil)
+	if lk.spool != nil {
+		spoolReader = io.NewSectionReader(lk.spool.OS(), 0, size)
 	}
-	size := fi.Size()
 	w := &refreshWriter{w: md.drop, lk: lk}
-	tee := io.TeeReader(io.NewSectionReader(lk.spool.OS(), 0, size), w)
+	tee := io.TeeReader(spoolReader, w)
 	d, err := Parse(bufio.NewReaderSize(tee, 64<<10), md.parseOptions(true))
 	if err == nil {
 		// Parse may stop early on a trailing fragment; copy whatever is left.
@@ -412,6 +434,16 @@ func (md *Maildrop) loginNormal(lk *spoolLock) error {
 		return newErr(ErrIO, "copy spool to temp drop", c.TempDrop, err)
 	}
 	platform.Failpoint("login.copied")
+	if bull != nil {
+		if d, err = md.appendBulletins(bull, size); err != nil {
+			bull = nil // not delivered: not recorded as sent
+			c.logf("Bulletins for %s not delivered: %v", c.Spool, err)
+			if d, err = md.reparse(); err != nil {
+				md.drop.Truncate(0)
+				return newErr(ErrIO, "read temp drop", c.TempDrop, err)
+			}
+		}
+	}
 	if len(d.Junk) > 0 {
 		// Bytes that belong to no message never reach the spool again:
 		// keep them in a file of their own before the spool is emptied.
@@ -429,6 +461,16 @@ func (md *Maildrop) loginNormal(lk *spoolLock) error {
 		return newErr(ErrIO, "sync temp drop directory", c.TempDrop, err)
 	}
 	platform.Failpoint("login.tempdrop-synced")
+	if bull != nil {
+		// The bulletins are durable in the temp drop: record them as sent.
+		if err := bull.Commit(); err != nil {
+			c.logf("Unable to record bulletins sent for %s: %v", c.Spool, err)
+		}
+	}
+	if lk.spool == nil {
+		md.setDrop(d)
+		return nil
+	}
 	if err := lk.spool.Truncate(0); err != nil {
 		// The spool keeps its mail; the temp drop copy would duplicate it.
 		md.drop.Truncate(0)
@@ -437,6 +479,61 @@ func (md *Maildrop) loginNormal(lk *spoolLock) error {
 	platform.Failpoint("login.spool-truncated")
 	md.setDrop(d)
 	return nil
+}
+
+// appendBulletins adds the due bulletins after the spool's copy (size
+// bytes) in the temp drop, keeping the mbox boundary, and parses the
+// result. On failure the temp drop is cut back to the copy.
+func (md *Maildrop) appendBulletins(bull *Bulletins, size int64) (*Drop, error) {
+	for _, e := range bull.Skipped() {
+		md.cfg.logf("%v", e)
+	}
+	pad, err := boundaryPad(md.drop, size)
+	if err == nil && pad != "" {
+		_, err = md.drop.Write([]byte(pad))
+	}
+	if err == nil {
+		_, err = bull.WriteTo(md.drop)
+	}
+	if err != nil {
+		md.drop.Truncate(size)
+		md.drop.Seek(size, io.SeekStart)
+		return nil, err
+	}
+	return md.reparse()
+}
+
+// reparse parses the whole temp drop.
+func (md *Maildrop) reparse() (*Drop, error) {
+	fi, err := md.drop.Stat()
+	if err != nil {
+		return nil, err
+	}
+	return Parse(bufio.NewReaderSize(io.NewSectionReader(md.drop.OS(), 0, fi.Size()), 64<<10), md.parseOptions(true))
+}
+
+// boundaryPad is what must follow the first size bytes of f so that a
+// "From " line written next starts a message: the blank line an mbox
+// message ends with.
+func boundaryPad(f *platform.File, size int64) (string, error) {
+	if size == 0 {
+		return "", nil
+	}
+	var tail [2]byte
+	n := int64(2)
+	if size < 2 {
+		n = size
+	}
+	if _, err := f.ReadAt(tail[2-n:], size-n); err != nil {
+		return "", err
+	}
+	switch {
+	case tail[1] != '\n':
+		return "\n\n", nil
+	case tail[0] != '\n' && size >= 2:
+		return "\n", nil
+	}
+	return "", nil
 }
 
 // loginServer parses the spool in place; nothing is written.
@@ -454,7 +551,7 @@ func (md *Maildrop) loginServer(lk *spoolLock) error {
 		// Bytes that are no message cannot be kept by an in-place rewrite;
 		// normal mode quarantines them.
 		c.logf("Server mode off for %s: %d bytes are not part of any message", c.Spool, junkBytes(d))
-		return md.loginNormal(lk)
+		return md.loginNormal(lk, nil)
 	}
 	// The session keeps the lock's descriptor of the spool (fcntl locks
 	// die with any close of the file, so one descriptor serves throughout).

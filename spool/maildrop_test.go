@@ -303,3 +303,40 @@ func TestRecoverKeepsGenuineDuplicates(t *testing.T) {
 		t.Fatalf("spool = %v, want two copies", got)
 	}
 }
+
+func TestBulletinsDeliveredOnceAtLogin(t *testing.T) {
+	for _, server := range []bool{false, true} {
+		c := testConfig(t, server)
+		dir := filepath.Dir(c.Spool)
+		bulls := filepath.Join(dir, "bulls")
+		os.Mkdir(bulls, 0755)
+		write(t, filepath.Join(bulls, "1"), "From admin@example.org Sat Nov 28 09:00:00 2026\nTo: everyone\nSubject: maintenance\n\nDowntime tonight.\n")
+		c.Bulletins = &BulletinConfig{Dir: bulls, User: "alice", Host: "pop.example.org", Max: 1, StatePath: filepath.Join(dir, ".popbull")}
+		// The spool's last message lacks its blank line: the bulletin must
+		// still be a message of its own.
+		write(t, c.Spool, strings.TrimSuffix(testMsg("a", "one"), "\n"))
+		md, err := Open(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if md.Len() != 2 {
+			t.Fatalf("server=%v: %d messages, want the spool's and the bulletin", server, md.Len())
+		}
+		var buf bytes.Buffer
+		md.WriteMessage(&buf, 1, -1)
+		if !strings.Contains(buf.String(), "To: alice@pop.example.org") || !strings.Contains(buf.String(), "Downtime tonight.") {
+			t.Fatalf("bulletin as sent: %q", buf.String())
+		}
+		if err := md.Commit(nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		md, err = Open(c) // delivered once only
+		if err != nil {
+			t.Fatal(err)
+		}
+		if md.Len() != 2 {
+			t.Fatalf("second login: %d messages, want 2", md.Len())
+		}
+		md.Commit(nil, nil)
+	}
+}

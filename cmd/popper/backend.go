@@ -322,6 +322,17 @@ func spoolConfig(o *compat.Options, a *account, log platform.Logger) *spool.Conf
 			log.Notice(fmt.Sprintf(format, args...))
 		},
 	}
+	if o.BullDir != "" {
+		c.Bulletins = &spool.BulletinConfig{
+			Dir:       o.BullDir,
+			User:      a.Name,
+			Host:      myHostname(),
+			Max:       o.MaxBulletins,
+			Groups:    o.GroupBulletins,
+			InGroup:   func(group string) bool { return inGroup(a, group) },
+			StatePath: filepath.Join(a.Home, ".popbull"),
+		}
+	}
 	if a.Mailbox != "" {
 		// An explicit mailbox keeps its temp drop beside it.
 		c.TempDrop = filepath.Join(filepath.Dir(spoolPath), "."+a.Name+".pop")

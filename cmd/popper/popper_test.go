@@ -293,3 +293,34 @@ func TestRootDropsToTheUser(t *testing.T) {
 		t.Fatal("root-only file changed")
 	}
 }
+
+// A bulletin in bulldir reaches the user once, with its To: rewritten.
+func TestBulletinReachesUserOnce(t *testing.T) {
+	s := newSite(t)
+	s.spool(t, "alice", msg("one", "first"))
+	bulls := filepath.Join(s.dir, "bulls")
+	os.Mkdir(bulls, 0755)
+	writeFile(t, filepath.Join(bulls, "7"), "From root@example.org Sat Nov 28 09:00:00 2026\nTo: all\nSubject: maintenance\n\nDowntime tonight.\n", 0644)
+	f, _ := os.OpenFile(s.config, os.O_APPEND|os.O_WRONLY, 0)
+	fmt.Fprintf(f, "set bulldir = \"%s\"\n", bulls)
+	f.Close()
+	if os.Getuid() == 0 {
+		os.Chown(s.dir, s.uid, s.gid) // the user's home holds ~/.popbull
+	}
+	for round, want := range []string{"2 visible messages", "2 visible messages"} {
+		c := s.dial(t)
+		c.ok("USER alice")
+		if r := c.ok("PASS secret"); !strings.Contains(r, want) {
+			t.Fatalf("login %d: %q, want %q", round+1, r, want)
+		}
+		c.ok("RETR 2")
+		body := strings.Join(c.multi(), "\n")
+		if !strings.Contains(body, "Downtime tonight.") || !strings.Contains(body, "To: alice@") {
+			t.Fatalf("login %d: message 2 is %q", round+1, body)
+		}
+		c.ok("QUIT")
+	}
+	if b, err := os.ReadFile(filepath.Join(s.dir, ".popbull")); err != nil || string(b) != "7\n" {
+		t.Fatalf(".popbull = %q, %v", b, err)
+	}
+}
