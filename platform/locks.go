@@ -61,12 +61,14 @@ func ParseLockKinds(s string) (dotlock bool, kinds []LockKind, err error) {
 		switch name {
 		case "dotlock":
 			dotlock = true
-		case "fcntl":
+		case "fcntl", "lockf":
+			// lockf(3) is a wrapper around fcntl record locks on every
+			// target OS, so an MDA using it takes the same lock.
 			kinds = append(kinds, LockFcntl)
 		case "flock":
 			kinds = append(kinds, LockFlock)
 		default:
-			return false, nil, fmt.Errorf("unknown lock %q (want dotlock, fcntl or flock)", name)
+			return false, nil, fmt.Errorf("unknown lock %q (want dotlock, fcntl, lockf or flock)", name)
 		}
 	}
 	return dotlock, kinds, nil

@@ -60,6 +60,7 @@ func TestParseLockKinds(t *testing.T) {
 		{"fcntl, dotlock", true, []LockKind{LockFcntl}},
 		{"flock fcntl", false, []LockKind{LockFlock, LockFcntl}},
 		{"DOTLOCK", true, nil},
+		{"dotlock,lockf", true, []LockKind{LockFcntl}},
 	}
 	for _, c := range good {
 		d, k, err := ParseLockKinds(c.in)
@@ -67,7 +68,7 @@ func TestParseLockKinds(t *testing.T) {
 			t.Errorf("ParseLockKinds(%q) = %v, %v, %v; want %v, %v", c.in, d, k, err, c.dotlock, c.kinds)
 		}
 	}
-	for _, in := range []string{"", " , ", "lockf", "fcntl,fcntl", "dotlock,dot"} {
+	for _, in := range []string{"", " , ", "fcntl,fcntl", "dotlock,dot"} {
 		if _, _, err := ParseLockKinds(in); err == nil {
 			t.Errorf("ParseLockKinds(%q) accepted", in)
 		}
