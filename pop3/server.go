@@ -499,6 +499,27 @@ func (s *session) undeleted() (count int, octets int64) {
 	return count, octets
 }
 
+// listing answers LIST and UIDL: "n value" for one message when an
+// argument names it, else a multi-line list of every undeleted message.
+func (s *session) listing(verb string, args []string, header func() string, value func(i int) string) {
+	if !s.wantArgs(verb, args, 0, 1) {
+		return
+	}
+	if len(args) == 1 {
+		if i := s.msgArg(args[0], false); i >= 0 {
+			s.ok("%d %s", i+1, value(i))
+		}
+		return
+	}
+	s.ok("%s", header())
+	for i := range s.deleted {
+		if !s.deleted[i] {
+			fmt.Fprintf(s.w, "%d %s\r\n", i+1, value(i))
+		}
+	}
+	s.w.WriteString(".\r\n")
+}
+
 func (s *session) transCommand(verb string, args []string) {
 	switch verb {
 	case "STAT":
@@ -508,40 +529,12 @@ func (s *session) transCommand(verb string, args []string) {
 		count, octets := s.undeleted()
 		s.ok("%d %d", count, octets)
 	case "LIST":
-		if !s.wantArgs(verb, args, 0, 1) {
-			return
-		}
-		if len(args) == 1 {
-			if i := s.msgArg(args[0], false); i >= 0 {
-				s.ok("%d %d", i+1, s.mbox.Size(i))
-			}
-			return
-		}
-		count, octets := s.undeleted()
-		s.ok("%d visible messages (%d octets)", count, octets)
-		for i := range s.deleted {
-			if !s.deleted[i] {
-				fmt.Fprintf(s.w, "%d %d\r\n", i+1, s.mbox.Size(i))
-			}
-		}
-		s.w.WriteString(".\r\n")
+		s.listing(verb, args, func() string {
+			count, octets := s.undeleted()
+			return fmt.Sprintf("%d visible messages (%d octets)", count, octets)
+		}, func(i int) string { return strconv.FormatInt(s.mbox.Size(i), 10) })
 	case "UIDL":
-		if !s.wantArgs(verb, args, 0, 1) {
-			return
-		}
-		if len(args) == 1 {
-			if i := s.msgArg(args[0], false); i >= 0 {
-				s.ok("%d %s", i+1, s.mbox.UID(i))
-			}
-			return
-		}
-		s.ok("uidl command accepted.")
-		for i := range s.deleted {
-			if !s.deleted[i] {
-				fmt.Fprintf(s.w, "%d %s\r\n", i+1, s.mbox.UID(i))
-			}
-		}
-		s.w.WriteString(".\r\n")
+		s.listing(verb, args, func() string { return "uidl command accepted." }, s.mbox.UID)
 	case "RETR":
 		if !s.wantArgs(verb, args, 1, 1) {
 			return
