@@ -6,7 +6,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -227,6 +229,40 @@ func errorsAs(err error, target **exec.ExitError) bool {
 		*target = e
 	}
 	return ok
+}
+
+// Debian's /var/mail is 2775 root:mail: only the mail group may create
+// files there, so the session must run with the spool directory's group
+// (qpopper's rule) to make its dotlock and temp drop.
+func TestMailGroupSpoolDirectory(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root")
+	}
+	g, err := user.LookupGroup("mail")
+	if err != nil {
+		t.Skip("no mail group")
+	}
+	gid, _ := strconv.Atoi(g.Gid)
+	s := newSite(t)
+	os.Chown(s.spoolDir, 0, gid)
+	os.Chmod(s.spoolDir, 0o2775)
+	sp := s.spool(t, "alice", msg("one", "first")+msg("two", "second"))
+	c := s.dial(t)
+	c.ok("USER alice")
+	c.ok("PASS secret")
+	fi, err := os.Stat(filepath.Join(s.spoolDir, ".alice.pop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != s.uid || int(st.Gid) != gid {
+		t.Errorf("temp drop owned by %d:%d, want %d:%d", st.Uid, st.Gid, s.uid, gid)
+	}
+	c.ok("DELE 1")
+	c.ok("QUIT")
+	got, _ := os.ReadFile(sp)
+	if strings.Contains(string(got), "<one@") || !strings.Contains(string(got), "<two@") {
+		t.Fatalf("spool after QUIT:\n%s", got)
+	}
 }
 
 // As root, popper must serve the session as the user: every file it makes
