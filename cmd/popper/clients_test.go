@@ -476,3 +476,58 @@ func TestNmhInc(t *testing.T) {
 		t.Fatalf("spool still has %d bytes after inc", len(sp))
 	}
 }
+
+// A site's qpopper configuration runs unchanged: the sample config of a
+// Debian-style host (spool /var/mail, 2775 root:mail) and its inetd.conf
+// line, with only --userdb added because system accounts come later.
+func TestSampleQpopperConfigUnchanged(t *testing.T) {
+	need(t, "/usr/sbin/inetd", "curl")
+	if os.Getuid() != 0 {
+		t.Skip("needs root: the sample config serves /var/mail")
+	}
+	if fi, err := os.Stat("/var/mail"); err != nil || !fi.IsDir() {
+		t.Skip("no /var/mail")
+	}
+	conf, err := filepath.Abs("../../compat/testdata/qpopper.config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSite(t)
+	name := fmt.Sprintf("poptest%d", os.Getpid())
+	writeFile(t, s.userdb, fmt.Sprintf("%s:{PLAIN}secret:%d:%d::%s:/bin/sh\n", name, s.uid, s.gid, s.dir), 0600)
+	sp := filepath.Join("/var/mail", name)
+	msgs := sampleMessages()[:4]
+	writeFile(t, sp, strings.Join(msgs, ""), 0660)
+	os.Chown(sp, s.uid, -1)
+	t.Cleanup(func() {
+		for _, p := range []string{sp, sp + ".lock", filepath.Join("/var/mail", "."+name+".pop")} {
+			os.Remove(p)
+		}
+	})
+	port := freePort(t)
+	inetdConf := filepath.Join(s.dir, "inetd.conf")
+	writeFile(t, inetdConf, fmt.Sprintf("127.0.0.1:%d stream tcp nowait root %s popper -s -f %s --userdb %s\n", port, popperBin, conf, s.userdb), 0644)
+	cmd := exec.Command("/usr/sbin/inetd", "-i", inetdConf)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitPort(t, port)
+	for i, m := range msgs {
+		out, err := exec.Command("curl", "-s", "--max-time", "20", fmt.Sprintf("pop3://%s:secret@127.0.0.1:%d/%d", name, port, i+1)).Output()
+		if err != nil {
+			t.Fatalf("curl RETR %d: %v", i+1, err)
+		}
+		if got, want := received(out), wireForm(m); got != want {
+			t.Fatalf("message %d differs:\n%.300q\n%.300q", i+1, got, want)
+		}
+	}
+	dele := fmt.Sprintf("import poplib; p = poplib.POP3('127.0.0.1', %d, timeout=20); p.user('%s'); p.pass_('secret'); p.dele(1); p.quit()", port, name)
+	if out, err := exec.Command("python3", "-c", dele).CombinedOutput(); err != nil {
+		t.Fatalf("poplib DELE 1: %v\n%s", err, out)
+	}
+	got, _ := os.ReadFile(sp)
+	if strings.Contains(string(got), "<plain@") || !strings.Contains(string(got), "<dots@") {
+		t.Fatalf("after DELE 1 and QUIT the spool holds:\n%.500s", got)
+	}
+}
