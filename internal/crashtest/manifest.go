@@ -202,15 +202,6 @@ const (
 	Junk        = "junk" // a mailbox file that does not start with a From_ line
 )
 
-func sortedKeys(m map[string]int64) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // Problem is one violated expectation.
 type Problem struct {
 	Kind      string
@@ -273,7 +264,7 @@ func Check(dir string, m Manifest) ([]Problem, error) {
 		return nil, err
 	}
 	probs := CheckMessages(msgs, m)
-	for _, f := range sortedKeys(junk) {
+	for _, f := range sortedNames(junk) {
 		if !IsQuarantine(f) {
 			probs = append(probs, Problem{Junk, "", []string{f}, fmt.Sprintf("%d bytes before the first From_ line", junk[f])})
 		}

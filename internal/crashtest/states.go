@@ -98,7 +98,8 @@ func (s State) Hash() string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func sortedNames(m map[string]File) []string {
+// sortedNames returns a map's keys in order.
+func sortedNames[V any](m map[string]V) []string {
 	names := make([]string, 0, len(m))
 	for n := range m {
 		names = append(names, n)
