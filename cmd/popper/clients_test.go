@@ -271,30 +271,9 @@ func TestFetchmailFetchesEveryMessageByteIdentical(t *testing.T) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("fetchmail: %v\n%s", err, b)
 	}
-	files, _ := filepath.Glob(filepath.Join(out, "msg.*"))
-	if len(files) != len(msgs) {
-		t.Fatalf("fetchmail delivered %d messages, want %d", len(files), len(msgs))
-	}
-	var got []string
-	for _, f := range files {
-		b, _ := os.ReadFile(f)
-		got = append(got, received(b))
-	}
-	var want []string
-	for _, m := range msgs {
-		want = append(want, wireForm(m))
-	}
-	sort.Strings(got)
-	sort.Strings(want)
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("fetched message differs:\n%.400q\nwant\n%.400q", got[i], want[i])
-		}
-	}
+	sameMessages(t, "fetchmail", receivedFiles(t, filepath.Join(out, "msg.*")), msgs)
 	// nokeep: fetchmail deleted them all, and the session committed that.
-	if sp, _ := os.ReadFile(filepath.Join(s.spoolDir, "alice")); len(sp) != 0 {
-		t.Fatalf("spool not empty after fetchmail's DELEs: %d bytes", len(sp))
-	}
+	s.spoolEmpty(t, "fetchmail")
 }
 
 func TestProcmailDeliveryDuringSessionSurvives(t *testing.T) {
@@ -342,12 +321,13 @@ func TestProcmailDeliveryDuringSessionSurvives(t *testing.T) {
 	}
 }
 
-// maildirMessages reads every message file of a maildir's new/ and cur/.
-func maildirMessages(t *testing.T, dir string) []string {
+// receivedFiles reads the message files matching the patterns, each
+// normalised by received, in sorted order.
+func receivedFiles(t *testing.T, patterns ...string) []string {
 	t.Helper()
 	var got []string
-	for _, sub := range []string{"new", "cur"} {
-		files, _ := filepath.Glob(filepath.Join(dir, sub, "*"))
+	for _, pat := range patterns {
+		files, _ := filepath.Glob(pat)
 		for _, f := range files {
 			b, err := os.ReadFile(f)
 			if err != nil {
@@ -358,6 +338,19 @@ func maildirMessages(t *testing.T, dir string) []string {
 	}
 	sort.Strings(got)
 	return got
+}
+
+// maildirMessages reads every message file of a maildir's new/ and cur/.
+func maildirMessages(t *testing.T, dir string) []string {
+	return receivedFiles(t, filepath.Join(dir, "new", "*"), filepath.Join(dir, "cur", "*"))
+}
+
+// spoolEmpty checks that a client's DELEs of every message were committed.
+func (s *site) spoolEmpty(t *testing.T, client string) {
+	t.Helper()
+	if sp, _ := os.ReadFile(filepath.Join(s.spoolDir, "alice")); len(sp) != 0 {
+		t.Fatalf("%s deleted every message, but the spool still has %d bytes", client, len(sp))
+	}
 }
 
 func mkMaildir(t *testing.T, dir string) {
@@ -439,9 +432,7 @@ func TestMpopAndGetmailFetchByteIdentical(t *testing.T) {
 		}
 		sort.Strings(got)
 		sameMessages(t, "getmail", got, msgs)
-		if sp, _ := os.ReadFile(filepath.Join(s.spoolDir, "alice")); len(sp) != 0 {
-			t.Fatalf("getmail deleted everything, but the spool still has %d bytes", len(sp))
-		}
+		s.spoolEmpty(t, "getmail")
 	})
 }
 
@@ -463,18 +454,9 @@ func TestNmhInc(t *testing.T) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("inc: %v\n%s", err, b)
 	}
-	files, _ := filepath.Glob(filepath.Join(home, "Mail", "inbox", "[0-9]*"))
-	var got []string
-	for _, f := range files {
-		b, _ := os.ReadFile(f)
-		got = append(got, received(b))
-	}
-	sort.Strings(got)
-	sameMessages(t, "inc", got, msgs)
+	sameMessages(t, "inc", receivedFiles(t, filepath.Join(home, "Mail", "inbox", "[0-9]*")), msgs)
 	// inc deletes what it incorporated.
-	if sp, _ := os.ReadFile(filepath.Join(s.spoolDir, "alice")); len(sp) != 0 {
-		t.Fatalf("spool still has %d bytes after inc", len(sp))
-	}
+	s.spoolEmpty(t, "inc")
 }
 
 // A site's qpopper configuration runs unchanged: the sample config of a
