@@ -45,6 +45,12 @@ type Config struct {
 	ClientIP       string
 	Implementation string // CAPA IMPLEMENTATION; "" = not announced
 	ImplicitTLS    bool   // conn is already a TLS connection (port 995)
+	// ChunkyWrites is qpopper's chunky-writes: "always" (or "") pools a
+	// response and sends it in one go; "never" sends every line as soon
+	// as it is made; "TLS" pools only inside TLS.
+	ChunkyWrites string
+	// Timing logs qpopper's timing record at the end of the session.
+	Timing bool
 }
 
 // maxLine is the longest command line accepted, CRLF included: qpopper
@@ -76,6 +82,19 @@ type session struct {
 	ts      string
 	tlsOn   bool
 	timeout time.Duration
+
+	// textOnly mangles every message as X-MANGLE(TEXT=PLAIN) (the
+	// "-no-mime" login); mangledSizes caches their sizes.
+	textOnly     bool
+	mangledSizes map[int]int64
+
+	// timing record: when the session began, when it authenticated, how
+	// long opening the maildrop and the update took, and whether it ended
+	// with a clean QUIT.
+	start, authAt time.Time
+	initTime      time.Duration
+	cleanTime     time.Duration
+	normalEnd     bool
 }
 
 // Serve runs one session on conn to its end. It returns nil after QUIT.
@@ -91,8 +110,30 @@ func Serve(conn net.Conn, b Backend, cfg *Config) error {
 	if s.ts == "" {
 		s.ts = fmt.Sprintf("<%d.%d@%s>", os.Getpid(), time.Now().Unix(), cfg.Hostname)
 	}
+	s.start = time.Now()
 	s.greet()
-	return s.loop()
+	err := s.loop()
+	if cfg.Timing {
+		s.logTiming()
+	}
+	return err
+}
+
+// logTiming writes qpopper's timing record; the three values are whole
+// seconds: until authentication, opening the maildrop, and the update.
+func (s *session) logTiming() {
+	end := "error"
+	if s.normalEnd {
+		end = "normal"
+	}
+	auth := time.Since(s.start)
+	if !s.authAt.IsZero() {
+		auth = s.authAt.Sub(s.start)
+	}
+	if s.cfg.Log != nil {
+		s.cfg.Log.Info(fmt.Sprintf("(v%s) Timing for %s@%s (%s) auth=%d init=%d clean=%d", s.cfg.Version, userOrNull(s.user), s.cfg.ClientHost, end,
+			int64(auth/time.Second), int64(s.initTime/time.Second), int64(s.cleanTime/time.Second)))
+	}
 }
 
 func (s *session) setConn(c net.Conn) {
@@ -124,6 +165,7 @@ func (s *session) logNotice(msg string) {
 func (s *session) reply(line string) {
 	s.w.WriteString(line)
 	s.w.WriteString("\r\n")
+	s.lineDone()
 	if strings.HasPrefix(line, "-ERR") {
 		user := s.user
 		if user == "" {
@@ -142,6 +184,32 @@ func (s *session) errf(format string, args ...any) {
 // flush sends buffered replies; pipelined commands are answered in one
 // write when the client sent them in one.
 func (s *session) flush() error { return s.w.Flush() }
+
+// chunky tells whether responses are pooled (chunky-writes).
+func (s *session) chunky() bool {
+	switch s.cfg.ChunkyWrites {
+	case "never":
+		return false
+	case "TLS":
+		return s.tlsOn
+	}
+	return true
+}
+
+// lineDone is called after each complete line of output: without chunky
+// writes the line goes to the client at once.
+func (s *session) lineDone() {
+	if !s.chunky() {
+		s.w.Flush()
+	}
+}
+
+// writeLine writes one line of a multi-line response.
+func (s *session) writeLine(line string) {
+	s.w.WriteString(line)
+	s.w.WriteString("\r\n")
+	s.lineDone()
+}
 
 // errLong is returned for an over-long command line.
 var errLong = errors.New("line too long")
@@ -314,8 +382,7 @@ func (s *session) authCommand(verb string, args []string) {
 			return
 		}
 		s.user = args[0]
-		mb, err := s.b.APOP(args[0], s.ts, args[1])
-		s.loggedIn(mb, err)
+		s.login(func() (Mailbox, error) { return s.b.APOP(args[0], s.ts, args[1]) })
 	case "CAPA":
 		if s.wantArgs(verb, args, 0, 0) {
 			s.capa()
@@ -326,7 +393,7 @@ func (s *session) authCommand(verb string, args []string) {
 		if len(args) == 0 {
 			// The RFC 1734-era probe: no mechanisms to list.
 			s.ok("Supported authentication mechanisms:")
-			s.w.WriteString(".\r\n")
+			s.writeLine(".")
 			return
 		}
 		s.errf("Unknown authentication mechanism: %.40s", args[0])
@@ -373,24 +440,38 @@ func (s *session) pass(rest, line string) {
 		s.errf("Too few arguments for the pass command.")
 		return
 	}
-	mb, err := s.b.Pass(s.user, rest)
-	s.loggedIn(mb, err)
+	s.login(func() (Mailbox, error) { return s.b.Pass(s.user, rest) })
 }
 
-func (s *session) loggedIn(mb Mailbox, err error) {
+// TextOnly is implemented by a Mailbox whose user logged in asking for
+// MIME-less mail (qpopper's "-no-mime" suffix on the user name): every
+// message of the session is then sent as with X-MANGLE(TEXT=PLAIN).
+type TextOnly interface {
+	TextOnly() bool
+}
+
+// login runs an authentication that opens the maildrop and enters the
+// TRANSACTION state when it succeeds.
+func (s *session) login(open func() (Mailbox, error)) {
+	began := time.Now()
+	mb, err := open()
 	if err != nil {
 		s.backendErr(err)
 		s.user = ""
 		s.state = stateAuth1
 		return
 	}
+	s.authAt, s.initTime = began, time.Since(began)
 	s.mbox = mb
+	if t, ok := mb.(TextOnly); ok && t.TextOnly() {
+		s.textOnly = true
+	}
 	n := mb.Len()
 	s.deleted = make([]bool, n)
 	s.retr = make([]bool, n)
 	var octets int64
 	for i := 0; i < n; i++ {
-		octets += mb.Size(i)
+		octets += s.size(i, s.textOnly)
 	}
 	plural := "s"
 	if n == 1 {
@@ -424,7 +505,7 @@ func (s *session) capa() {
 	} else {
 		lines = append(lines, fmt.Sprintf("EXPIRE %d", s.cfg.Expire))
 	}
-	lines = append(lines, "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING")
+	lines = append(lines, "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "X-MANGLE", "PIPELINING")
 	if s.cfg.TLS != nil && !s.tlsOn && s.state != stateTrans {
 		lines = append(lines, "STLS")
 	}
@@ -432,9 +513,9 @@ func (s *session) capa() {
 		lines = append(lines, "IMPLEMENTATION "+s.cfg.Implementation)
 	}
 	for _, l := range lines {
-		s.w.WriteString(l + "\r\n")
+		s.writeLine(l)
 	}
-	s.w.WriteString(".\r\n")
+	s.writeLine(".")
 }
 
 func (s *session) stls(args []string) {
@@ -493,7 +574,7 @@ func (s *session) undeleted() (count int, octets int64) {
 	for i := range s.deleted {
 		if !s.deleted[i] {
 			count++
-			octets += s.mbox.Size(i)
+			octets += s.size(i, s.textOnly)
 		}
 	}
 	return count, octets
@@ -514,10 +595,10 @@ func (s *session) listing(verb string, args []string, header func() string, valu
 	s.ok("%s", header())
 	for i := range s.deleted {
 		if !s.deleted[i] {
-			fmt.Fprintf(s.w, "%d %s\r\n", i+1, value(i))
+			s.writeLine(fmt.Sprintf("%d %s", i+1, value(i)))
 		}
 	}
-	s.w.WriteString(".\r\n")
+	s.writeLine(".")
 }
 
 func (s *session) transCommand(verb string, args []string) {
@@ -529,24 +610,34 @@ func (s *session) transCommand(verb string, args []string) {
 		count, octets := s.undeleted()
 		s.ok("%d %d", count, octets)
 	case "LIST":
+		mangle, ok := s.mangleArg(&args, "Syntax error in x-mangle")
+		if !ok {
+			return
+		}
 		s.listing(verb, args, func() string {
 			count, octets := s.undeleted()
 			return fmt.Sprintf("%d visible messages (%d octets)", count, octets)
-		}, func(i int) string { return strconv.FormatInt(s.mbox.Size(i), 10) })
+		}, func(i int) string { return strconv.FormatInt(s.size(i, mangle), 10) })
 	case "UIDL":
 		s.listing(verb, args, func() string { return "uidl command accepted." }, s.mbox.UID)
 	case "RETR":
-		if !s.wantArgs(verb, args, 1, 1) {
+		mangle, ok := s.mangleArg(&args, "Syntax error in Mangle")
+		if !ok || !s.wantArgs(verb, args, 1, 1) {
 			return
 		}
 		if i := s.msgArg(args[0], false); i >= 0 {
-			s.ok("%d octets", s.mbox.Size(i))
-			if s.send(i, -1) {
+			if mangle {
+				s.ok("Message follows")
+			} else {
+				s.ok("%d octets", s.mbox.Size(i))
+			}
+			if s.send(i, -1, mangle) {
 				s.retr[i] = true
 			}
 		}
 	case "TOP":
-		if !s.wantArgs(verb, args, 2, 2) {
+		mangle, ok := s.mangleArg(&args, "Syntax error in Mangle")
+		if !ok || !s.wantArgs(verb, args, 2, 2) {
 			return
 		}
 		i := s.msgArg(args[0], false)
@@ -559,7 +650,7 @@ func (s *session) transCommand(verb string, args []string) {
 			return
 		}
 		s.ok("Message follows")
-		s.send(i, lines)
+		s.send(i, lines, mangle)
 	case "DELE":
 		if !s.wantArgs(verb, args, 1, 1) {
 			return
@@ -587,7 +678,7 @@ func (s *session) transCommand(verb string, args []string) {
 		s.last = 0
 		var octets int64
 		for i := range s.deleted {
-			octets += s.mbox.Size(i)
+			octets += s.size(i, s.textOnly)
 		}
 		s.ok("Maildrop has %d messages (%d octets)", len(s.deleted), octets)
 	case "LAST":
@@ -600,7 +691,7 @@ func (s *session) transCommand(verb string, args []string) {
 		}
 	case "XTND", "MDEF":
 		// qpopper's XTND XMIT (send mail through sendmail), XTND XLST and
-		// x-mangle macros are not offered: say so plainly.
+		// MDEF macros are not offered: say so plainly.
 		s.errf("%.40s is not supported by this server", strings.TrimSpace(verb+" "+strings.ToUpper(strings.Join(args, " "))))
 	case "QUIT":
 		if !s.wantArgs(verb, args, 0, 0) {
@@ -608,27 +699,93 @@ func (s *session) transCommand(verb string, args []string) {
 		}
 		mb := s.mbox
 		s.mbox = nil
-		if err := mb.Update(s.changes()); err != nil {
+		began := time.Now()
+		err := mb.Update(s.changes())
+		s.cleanTime = time.Since(began)
+		if err != nil {
 			s.errf("POP mailbox update for %s failed!", s.user)
 			s.state = stateDone
 			return
 		}
 		s.ok("Pop server at %s signing off.", s.cfg.Hostname)
 		s.state = stateDone
+		s.normalEnd = true
 	default:
 		s.unknown(verb)
 	}
 }
 
+// mangleArg removes a trailing X-MANGLE argument from args. It reports
+// whether the message is to be mangled (asked for, or a "-no-mime"
+// session) and false in ok after replying syntaxErr to a bad request.
+func (s *session) mangleArg(args *[]string, syntaxErr string) (mangle, ok bool) {
+	a := *args
+	if len(a) == 0 || !isMangleArg(a[len(a)-1]) {
+		return s.textOnly, true
+	}
+	if !parseMangle(a[len(a)-1]) {
+		s.errf("%s", syntaxErr)
+		return false, false
+	}
+	*args = a[:len(a)-1]
+	return true, true
+}
+
+// size is message i's size as LIST reports it, mangled or not.
+func (s *session) size(i int, mangle bool) int64 {
+	if !mangle {
+		return s.mbox.Size(i)
+	}
+	if n, ok := s.mangledSizes[i]; ok {
+		return n
+	}
+	n := s.mbox.Size(i)
+	if m, err := s.mangled(i); err == nil {
+		n = mangledSize(m)
+	}
+	if s.mangledSizes == nil {
+		s.mangledSizes = map[int]int64{}
+	}
+	s.mangledSizes[i] = n
+	return n
+}
+
+// mangled returns message i as X-MANGLE(TEXT=PLAIN) makes it, or
+// errNotMangled when it is to be sent as it is.
+func (s *session) mangled(i int) ([]byte, error) {
+	var raw bytes.Buffer
+	if err := s.mbox.WriteMessage(&raw, i, -1); err != nil {
+		return nil, err
+	}
+	return mangleTextPlain(raw.Bytes())
+}
+
 // send writes message i (bodyLines < 0: all of it) as a multi-line
 // response: CRLF line ends and byte-stuffing by textproto's DotWriter,
 // which also ends an unterminated last line before the final dot.
-func (s *session) send(i, bodyLines int) bool {
+func (s *session) send(i, bodyLines int, mangle bool) bool {
 	dw := textproto.NewWriter(s.w).DotWriter()
-	err := s.mbox.WriteMessage(dw, i, bodyLines)
+	var out io.Writer = dw
+	if !s.chunky() {
+		out = &lineFlusher{w: dw, flush: s.w.Flush}
+	}
+	var err error
+	var m []byte
+	if mangle {
+		m, err = s.mangled(i)
+	}
+	switch {
+	case mangle && err == nil:
+		err = writeTop(out, m, bodyLines)
+	case mangle && err != errNotMangled:
+		// reading the message failed: reported below
+	default:
+		err = s.mbox.WriteMessage(out, i, bodyLines)
+	}
 	if cerr := dw.Close(); err == nil {
 		err = cerr
 	}
+	s.lineDone()
 	if err != nil {
 		// The +OK is out; all we can do is end the response and say so.
 		s.logNotice(fmt.Sprintf("Error sending message %d to %s: %v", i+1, s.user, err))
@@ -637,4 +794,32 @@ func (s *session) send(i, bodyLines int) bool {
 	return true
 }
 
-var _ io.Writer = (*bufio.Writer)(nil)
+// lineFlusher passes output on and flushes the connection after every
+// complete line (chunky-writes never).
+type lineFlusher struct {
+	w     io.Writer
+	flush func() error
+}
+
+func (l *lineFlusher) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		end := bytes.IndexByte(p, '\n')
+		chunk := p
+		if end >= 0 {
+			chunk = p[:end+1]
+		}
+		n, err := l.w.Write(chunk)
+		written += n
+		if err != nil {
+			return written, err
+		}
+		if end >= 0 {
+			if err := l.flush(); err != nil {
+				return written, err
+			}
+		}
+		p = p[len(chunk):]
+	}
+	return written, nil
+}

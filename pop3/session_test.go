@@ -337,7 +337,7 @@ func TestCapaExactLines(t *testing.T) {
 	c, r, _ := start2(t, cfg)
 	fmt.Fprint(c, "CAPA\r\n")
 	readLine(t, r)
-	if got := strings.Join(readMulti(t, r), ","); got != "TOP,USER,EXPIRE NEVER,UIDL,RESP-CODES,AUTH-RESP-CODE,PIPELINING" {
+	if got := strings.Join(readMulti(t, r), ","); got != "TOP,USER,EXPIRE NEVER,UIDL,RESP-CODES,AUTH-RESP-CODE,X-MANGLE,PIPELINING" {
 		t.Fatalf("CAPA before login (shy) = %s", got)
 	}
 }
