@@ -37,10 +37,10 @@ type backend struct {
 // with the same text as a wrong password (no account probing).
 func (b *backend) User(name string) error { return nil }
 
-// normalize applies qpopper's user-name options.
-func (b *backend) normalize(name string) string {
-	name, _ = compat.NormalizeUser(name, b.opts)
-	return name
+// normalize applies qpopper's user-name options; noMIME reports a
+// "-no-mime" suffix, which asks for every message as plain text.
+func (b *backend) normalize(name string) (user string, noMIME bool) {
+	return compat.NormalizeUser(name, b.opts)
 }
 
 // refuse is the one reply for an unknown user and a wrong password, after
@@ -52,7 +52,7 @@ func (b *backend) refuse(name string) error {
 }
 
 func (b *backend) Pass(name, password string) (pop3.Mailbox, error) {
-	user := b.normalize(name)
+	user, noMIME := b.normalize(name)
 	if err := compat.ValidUser(user); err != nil {
 		return nil, b.refuse(name)
 	}
@@ -64,11 +64,11 @@ func (b *backend) Pass(name, password string) (pop3.Mailbox, error) {
 	if a == nil || !checkPassword(a.Hash, password) {
 		return nil, b.refuse(user)
 	}
-	return b.open(a)
+	return b.open(a, noMIME)
 }
 
 func (b *backend) APOP(name, timestamp, digest string) (pop3.Mailbox, error) {
-	user := b.normalize(name)
+	user, noMIME := b.normalize(name)
 	if compat.ValidUser(user) != nil {
 		return nil, pop3.Errorf("AUTH", "not authenticated")
 	}
@@ -87,7 +87,7 @@ func (b *backend) APOP(name, timestamp, digest string) (pop3.Mailbox, error) {
 	if subtle.ConstantTimeCompare([]byte(want), []byte(digest)) != 1 {
 		return nil, pop3.Errorf("AUTH", "authentication failure")
 	}
-	return b.open(a)
+	return b.open(a, noMIME)
 }
 
 // listed applies nonauth-file and auth-file (one user name per line).
@@ -115,7 +115,7 @@ func fileListsUser(path, user string) bool {
 }
 
 // open switches to the user's identity and opens the maildrop.
-func (b *backend) open(a *account) (pop3.Mailbox, error) {
+func (b *backend) open(a *account, noMIME bool) (pop3.Mailbox, error) {
 	if a.UID <= platform.BlockUID {
 		return nil, pop3.Errorf("AUTH", "Access is blocked for UIDs below %d", platform.BlockUID+1)
 	}
@@ -161,7 +161,7 @@ func (b *backend) open(a *account) (pop3.Mailbox, error) {
 	if lerr == nil && line != "" {
 		b.log.Notice(line)
 	}
-	return &mailbox{md: md, b: b}, nil
+	return &mailbox{md: md, b: b, textOnly: noMIME}, nil
 }
 
 // makeHashDirs creates the missing hash subdirectories of the spool and
@@ -349,9 +349,12 @@ func spoolConfig(o *compat.Options, a *account, log platform.Logger) *spool.Conf
 // mailbox adapts a spool.Maildrop to pop3.Mailbox and writes qpopper's
 // Stats line at update.
 type mailbox struct {
-	md *spool.Maildrop
-	b  *backend
+	md       *spool.Maildrop
+	b        *backend
+	textOnly bool // "-no-mime" login: pop3 mangles every message
 }
+
+func (m *mailbox) TextOnly() bool { return m.textOnly }
 
 func (m *mailbox) Len() int         { return m.md.Len() }
 func (m *mailbox) Hidden() int      { return m.md.Hidden() }

@@ -174,6 +174,8 @@ func runInetd(conn net.Conn, opts *compat.Options, inv *compat.Invocation, cfgEr
 		ClientHost:     host,
 		ClientIP:       ip,
 		Implementation: "Qpopper-version-" + version,
+		ChunkyWrites:   opts.ChunkyWrites,
+		Timing:         opts.Timing,
 	}
 	if opts.TLSSupport == "STLS" {
 		cfg.TLS = tlsCfg

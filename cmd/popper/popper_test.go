@@ -360,3 +360,38 @@ func TestBulletinReachesUserOnce(t *testing.T) {
 		t.Fatalf(".popbull = %q, %v", b, err)
 	}
 }
+
+// A "-no-mime" login gets MIME mail as plain text (qpopper's mangling);
+// the spool keeps the original.
+func TestNoMIMELoginGetsPlainText(t *testing.T) {
+	s := newSite(t)
+	mime := "From sender@example.org Sat Nov 28 10:00:00 2026\nSubject: report\nMIME-Version: 1.0\n" +
+		"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n\n" +
+		"caf=C3=A9 at noon\n--b\nContent-Type: application/pdf; name=r.pdf\nContent-Transfer-Encoding: base64\n\nJVBERi0xLjQK\n--b--\n\n"
+	sp := s.spool(t, "alice", mime)
+	c := s.dial(t)
+	c.ok("USER alice-no-mime")
+	c.ok("PASS secret")
+	if r := c.ok("RETR 1"); r != "+OK Message follows" {
+		t.Fatalf("RETR reply %q", r)
+	}
+	body := strings.Join(c.multi(), "\n")
+	for _, want := range []string{"Subject: report", "Content-Type: text/plain; charset=us-ascii", "caf\xc3\xa9 at noon", `[application/pdf "r.pdf" part not shown: 9 octets]`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("mangled RETR lacks %q:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "JVBERi0xLjQK") {
+		t.Errorf("attachment sent:\n%s", body)
+	}
+	c.ok("QUIT")
+	c.cmd.Wait()
+	got, _ := os.ReadFile(sp)
+	if !strings.Contains(string(got), "JVBERi0xLjQK") || !strings.Contains(string(got), "caf=C3=A9") {
+		t.Fatalf("spool changed by mangling:\n%s", got)
+	}
+	trace, _ := os.ReadFile(s.trace)
+	if !strings.Contains(string(trace), `POP login by user "alice"`) {
+		t.Errorf("login not logged as alice:\n%s", trace)
+	}
+}
