@@ -534,8 +534,8 @@ func (s *session) stls(args []string) {
 		return
 	}
 	// Anything the client pipelined after STLS was sent in the clear and
-	// must not be executed inside TLS (CVE-2011-0411).
-	s.r.Discard(s.r.Buffered())
+	// must not be executed inside TLS (CVE-2011-0411): it sits in the
+	// plain-text reader, which setConn below replaces, so it is dropped.
 	tc := tls.Server(s.conn, s.cfg.TLS)
 	tc.SetDeadline(time.Now().Add(s.timeout))
 	if err := tc.Handshake(); err != nil {
