@@ -15,8 +15,20 @@ import (
 func init() {
 	// systemd: take the listeners systemd-socket-activate passed, answer
 	// one connection on the first, and check LISTEN_* were cleared.
+	helpers["systemd-conn"] = func(args []string) error {
+		ls, c, err := SystemdSockets()
+		if err != nil {
+			return err
+		}
+		if len(ls) != 0 || c == nil {
+			return fmt.Errorf("got %d listeners and conn %v, want a connection", len(ls), c)
+		}
+		defer c.Close()
+		_, err = fmt.Fprintf(c, "+OK served %s\r\n", c.RemoteAddr())
+		return err
+	}
 	helpers["systemd"] = func(args []string) error {
-		ls, err := SystemdListeners()
+		ls, _, err := SystemdSockets()
 		if err != nil {
 			return err
 		}
@@ -108,9 +120,35 @@ func TestSystemdListeners(t *testing.T) {
 func TestSystemdListenersNone(t *testing.T) {
 	t.Setenv("LISTEN_FDS", "")
 	t.Setenv("LISTEN_PID", "")
-	ls, err := SystemdListeners()
-	if ls != nil || err != nil {
-		t.Errorf("without LISTEN_FDS: %v, %v", ls, err)
+	ls, conn, err := SystemdSockets()
+	if ls != nil || conn != nil || err != nil {
+		t.Errorf("without LISTEN_FDS: %v, %v, %v", ls, conn, err)
+	}
+}
+
+// Accept=yes without StandardInput=socket: one process per connection,
+// the connection on fd 3 with LISTEN_FDS=1; it must be served, not
+// taken for a listener.
+func TestSystemdAcceptedConnection(t *testing.T) {
+	activate := socketActivate(t)
+	self, _ := os.Executable()
+	addr := freeLoopbackAddr(t)
+	cmd := exec.Command(activate, "-a", "-l", addr, "-E", "POPPER_PLATFORM_HELPER=systemd-conn", self)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	c := dialRetry(t, addr)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	greeting, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatalf("%v; stderr %s", err, stderr.String())
+	}
+	if want := "+OK served " + c.LocalAddr().String() + "\r\n"; greeting != want {
+		t.Errorf("got %q, want %q", greeting, want)
 	}
 }
 

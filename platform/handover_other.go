@@ -4,8 +4,8 @@ package platform
 
 import "net"
 
-// SystemdListeners returns nil, nil: only Linux has systemd.
-func SystemdListeners() ([]net.Listener, error) { return nil, nil }
+// SystemdSockets returns nothing: only Linux has systemd.
+func SystemdSockets() ([]net.Listener, net.Conn, error) { return nil, nil, nil }
 
 // SdNotify does nothing: only Linux has systemd.
 func SdNotify(state string) error { return nil }

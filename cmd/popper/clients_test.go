@@ -513,3 +513,35 @@ func TestSampleQpopperConfigUnchanged(t *testing.T) {
 		t.Fatalf("after DELE 1 and QUIT the spool holds:\n%.500s", got)
 	}
 }
+
+// A systemd socket unit with Accept=yes but without StandardInput=socket
+// passes the connection on fd 3 (LISTEN_FDS=1) and leaves fd 0 alone.
+func TestSystemdAcceptYesOnFD3(t *testing.T) {
+	need(t, "systemd-socket-activate")
+	s := newSite(t)
+	s.spool(t, "alice", msg("one", "first"))
+	port := freePort(t)
+	cmd := exec.Command("systemd-socket-activate", "-l", fmt.Sprintf("127.0.0.1:%d", port), "-a",
+		popperBin, "-f", s.config, "-t", s.trace, "--userdb", s.userdb)
+	cmd.Stdin = nil // /dev/null: not a socket
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitPort(t, port)
+	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &client{t: t, conn: conn, r: bufio.NewReader(conn)}
+	defer conn.Close()
+	if g := c.line(); !strings.HasPrefix(g, "+OK Qpopper (version ") {
+		trace, _ := os.ReadFile(s.trace)
+		t.Fatalf("greeting %q; trace:\n%s", g, trace)
+	}
+	c.ok("USER alice")
+	if r := c.ok("PASS secret"); !strings.Contains(r, "1 visible message") {
+		t.Fatalf("PASS: %q", r)
+	}
+	c.ok("QUIT")
+}

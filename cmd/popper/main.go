@@ -104,7 +104,15 @@ func run(argv []string) int {
 	if inetdErr == nil {
 		return runInetd(conn, opts, inv, cfgErrs, log)
 	}
-	if ls, err := platform.SystemdListeners(); err == nil && len(ls) > 0 {
+	ls, conn, err := platform.SystemdSockets()
+	switch {
+	case err == nil && conn != nil:
+		// Accept=yes without StandardInput=socket: the connection is fd 3.
+		for _, l := range ls {
+			l.Close()
+		}
+		return runInetd(conn, opts, inv, cfgErrs, log)
+	case err == nil && len(ls) > 0:
 		return serveListeners(ls, inv.ChildArgs, log)
 	}
 	log.Notice(inetdErr.Error())
