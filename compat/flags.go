@@ -145,11 +145,11 @@ func ParseArgs(args []string, opts *Options, loadFile func(path string) []*Confi
 		}
 	}
 	inv.UserDB = opts.UserDB
-	if opts.TLSRequested() && opts.TLSServerCertFile == "" {
+	if opts.TLSRequested() && opts.TLSServerCertFile == "" && opts.TLSIdentityFile == "" {
 		// qpopper without TLS refuses to start when asked for it; with
 		// no certificate popper cannot do better.
 		inv.ConfigErrors = append(inv.ConfigErrors, &ConfigError{Text: fmt.Sprintf(
-			"TLS requested (tls-support %s, clear-text-password %s) but no tls-server-cert-file is set",
+			"TLS requested (tls-support %s, clear-text-password %s) but neither tls-server-cert-file nor tls-identity-file is set",
 			opts.TLSSupport, opts.ClearTextPassword)})
 	}
 	for _, n := range opts.Notes() {

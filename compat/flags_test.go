@@ -54,7 +54,7 @@ func TestEveryFlag(t *testing.T) {
 		}},
 		{[]string{"-l2", "-p", "4"}, func(o *Options, inv *Invocation) bool {
 			return o.TLSSupport == "alternate-port" && o.ClearTextPassword == "TLS" && len(inv.ConfigErrors) == 1 &&
-				strings.Contains(inv.ConfigErrors[0].Text, "no tls-server-cert-file")
+				strings.Contains(inv.ConfigErrors[0].Text, "neither tls-server-cert-file nor tls-identity-file is set")
 		}},
 		{[]string{"-L", "100"}, func(o *Options, _ *Invocation) bool { return o.MailLockCheck == 100 }},
 		{[]string{"-p0"}, func(o *Options, _ *Invocation) bool { return o.ClearTextPassword == "default" }},

@@ -148,7 +148,7 @@ func runInetd(conn net.Conn, opts *compat.Options, inv *compat.Invocation, cfgEr
 	if opts.Debug {
 		log.Debug(fmt.Sprintf("(v%s) Servicing request from \"%s\" at %s", version, host, ip))
 	}
-	tlsCfg, err := loadTLS(opts)
+	tlsCfg, err := loadTLS(opts, log)
 	if err != nil {
 		log.Notice(err.Error())
 		io.WriteString(conn, "-ERR [SYS/TEMP] Server configuration error; try again later.\r\n")
@@ -192,25 +192,6 @@ func runInetd(conn net.Conn, opts *compat.Options, inv *compat.Invocation, cfgEr
 		log.Debug(fmt.Sprintf("session ended: %v", err))
 	}
 	return 0
-}
-
-// loadTLS reads the certificate when TLS is asked for (tls-support STLS
-// or alternate-port); nil when it is not.
-func loadTLS(opts *compat.Options) (*tls.Config, error) {
-	if opts.TLSSupport == "none" || opts.TLSSupport == "" {
-		return nil, nil
-	}
-	key := opts.TLSPrivateKeyFile
-	if key == "" {
-		key = opts.TLSServerCertFile
-	}
-	cert, err := tls.LoadX509KeyPair(opts.TLSServerCertFile, key)
-	if err != nil {
-		return nil, fmt.Errorf("TLS certificate: %v", err)
-	}
-	// TLS 1.2 at least (RFC 8996); qpopper's SSLv2/SSLv3 choices are not
-	// offered any more.
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 func loadUserDB(path string) (userDB, error) {

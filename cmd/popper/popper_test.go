@@ -95,8 +95,18 @@ type client struct {
 	cmd  *exec.Cmd
 }
 
-// dial starts popper on a fresh loopback connection.
+// dial starts popper on a fresh loopback connection and reads the
+// greeting.
 func (s *site) dial(t *testing.T, extra ...string) *client {
+	t.Helper()
+	c := s.start(t, extra...)
+	c.line() // greeting
+	return c
+}
+
+// start starts popper on a fresh loopback connection, as inetd does, and
+// reads nothing.
+func (s *site) start(t *testing.T, extra ...string) *client {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -125,7 +135,6 @@ func (s *site) dial(t *testing.T, extra ...string) *client {
 	}
 	c := &client{t: t, conn: conn, r: bufio.NewReader(conn), cmd: cmd}
 	t.Cleanup(func() { conn.Close(); cmd.Process.Kill(); cmd.Wait() })
-	c.line() // greeting
 	return c
 }
 

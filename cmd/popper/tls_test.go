@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// makeCert writes a self-signed ECDSA certificate for 127.0.0.1 and its
+// key: the key encrypted the classic OpenSSL way when passphrase is set,
+// both in one file when combined. It returns the two paths.
+func makeCert(t *testing.T, dir, passphrase string, combined bool) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "pop.example.org"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		DNSNames:     []string{"pop.example.org"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kblock := &pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}
+	if passphrase != "" {
+		kblock, err = x509.EncryptPEMBlock(rand.Reader, kblock.Type, kder, []byte(passphrase), x509.PEMCipherAES256)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM := pem.EncodeToMemory(kblock)
+	certFile = filepath.Join(dir, "cert.pem")
+	keyFile = filepath.Join(dir, "key.pem")
+	if combined {
+		writeFile(t, certFile, string(certPEM)+string(keyPEM), 0600)
+		return certFile, certFile
+	}
+	writeFile(t, certFile, string(certPEM), 0644)
+	writeFile(t, keyFile, string(keyPEM), 0600)
+	return certFile, keyFile
+}
+
+// setOptions appends qpopper config lines to the site's config file.
+func (s *site) setOptions(t *testing.T, lines ...string) {
+	t.Helper()
+	old, err := os.ReadFile(s.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, s.config, string(old)+strings.Join(lines, "\n")+"\n", 0644)
+}
+
+// startTLS upgrades a client with STLS and returns the handshake result.
+func (c *client) startTLS(cfg *tls.Config) (tls.ConnectionState, error) {
+	c.t.Helper()
+	if r := c.do("STLS"); r != "+OK Begin TLS negotiation" {
+		c.t.Fatalf("STLS: %q", r)
+	}
+	return c.handshake(cfg)
+}
+
+func (c *client) handshake(cfg *tls.Config) (tls.ConnectionState, error) {
+	cfg.InsecureSkipVerify = true // self-signed test certificate
+	tc := tls.Client(c.conn, cfg)
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		return tls.ConnectionState{}, err
+	}
+	tc.SetDeadline(time.Time{})
+	c.conn, c.r = tc, bufio.NewReader(tc)
+	return tc.ConnectionState(), nil
+}
+
+func (s *site) traceText() string {
+	b, _ := os.ReadFile(s.trace)
+	return string(b)
+}
+
+func TestTLSOptions(t *testing.T) {
+	t.Run("STLS with cert and key files, TLS 1.2 at least by default", func(t *testing.T) {
+		s := newSite(t)
+		s.spool(t, "alice", msg("one", "first"))
+		cert, key := makeCert(t, s.dir, "", false)
+		s.setOptions(t, "set tls-support = stls", "set tls-server-cert-file = "+cert, "set tls-private-key-file = "+key)
+		c := s.dial(t)
+		c.ok("CAPA")
+		if capa := strings.Join(c.multi(), ","); !strings.Contains(capa, "STLS") {
+			t.Fatalf("CAPA without STLS: %s", capa)
+		}
+		st, err := c.startTLS(&tls.Config{})
+		if err != nil || st.Version < tls.VersionTLS12 {
+			t.Fatalf("handshake: %v, version %x", err, st.Version)
+		}
+		c.ok("USER alice")
+		c.ok("PASS secret")
+		c.ok("QUIT")
+
+		old := s.dial(t)
+		if _, err := old.startTLS(&tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}); err == nil {
+			t.Fatal("a TLS 1.1 client was accepted without tls-version")
+		}
+	})
+	t.Run("tls-version TLSv1 lets TLS 1.0 clients in", func(t *testing.T) {
+		s := newSite(t)
+		cert, _ := makeCert(t, s.dir, "", true)
+		s.setOptions(t, "set tls-support = stls", "set tls-server-cert-file = "+cert, "set tls-version = TLSv1")
+		c := s.dial(t)
+		st, err := c.startTLS(&tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS10})
+		if err != nil || st.Version != tls.VersionTLS10 {
+			t.Fatalf("TLS 1.0 client: %v, version %x", err, st.Version)
+		}
+		c.ok("CAPA")
+	})
+	t.Run("tls-version SSLv3 is logged and TLS 1.0 offered", func(t *testing.T) {
+		s := newSite(t)
+		cert, _ := makeCert(t, s.dir, "", true)
+		s.setOptions(t, "set tls-support = stls", "set tls-server-cert-file = "+cert, "set tls-version = SSLv3")
+		c := s.dial(t)
+		if _, err := c.startTLS(&tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS10}); err != nil {
+			t.Fatal(err)
+		}
+		c.ok("QUIT")
+		c.cmd.Wait()
+		if tr := s.traceText(); !strings.Contains(tr, "tls-version SSLv3 is not offered (broken, RFC 6176 and RFC 7568); TLS 1.0 and later are") {
+			t.Fatalf("no notice in trace:\n%s", tr)
+		}
+	})
+	t.Run("tls-cipher-list picks the suites", func(t *testing.T) {
+		s := newSite(t)
+		cert, _ := makeCert(t, s.dir, "", true)
+		s.setOptions(t, "set tls-support = stls", "set tls-server-cert-file = "+cert,
+			`set tls-cipher-list = "HIGH:!aNULL:!MD5:DHE-RSA-AES256-SHA:ECDHE-ECDSA-CHACHA20-POLY1305"`)
+		c := s.dial(t)
+		st, err := c.startTLS(&tls.Config{MaxVersion: tls.VersionTLS12})
+		if err != nil || st.CipherSuite != tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 {
+			t.Fatalf("handshake: %v, suite %s", err, tls.CipherSuiteName(st.CipherSuite))
+		}
+		c.ok("QUIT")
+		c.cmd.Wait()
+		if tr := s.traceText(); !strings.Contains(tr, "tls-cipher-list: ciphers not known to popper ignored: DHE-RSA-AES256-SHA") {
+			t.Fatalf("unknown cipher not logged:\n%s", tr)
+		}
+	})
+	t.Run("tls-passphrase opens an encrypted key; without it the session is refused", func(t *testing.T) {
+		s := newSite(t)
+		cert, key := makeCert(t, s.dir, "open sesame", false)
+		s.setOptions(t, "set tls-support = stls", "set tls-server-cert-file = "+cert, "set tls-private-key-file = "+key)
+		c := s.start(t)
+		if g := c.line(); g != "-ERR [SYS/TEMP] Server configuration error; try again later." {
+			t.Fatalf("greeting with a locked key: %q", g)
+		}
+		c.cmd.Wait()
+		if tr := s.traceText(); !strings.Contains(tr, "key.pem is encrypted and tls-passphrase is not set") {
+			t.Fatalf("trace:\n%s", tr)
+		}
+		s.setOptions(t, `set tls-passphrase = "open sesame"`)
+		c = s.dial(t)
+		if _, err := c.startTLS(&tls.Config{}); err != nil {
+			t.Fatal(err)
+		}
+		c.ok("CAPA")
+	})
+	t.Run("tls-identity-file and alternate-port", func(t *testing.T) {
+		s := newSite(t)
+		s.spool(t, "alice", msg("one", "first"))
+		id, _ := makeCert(t, s.dir, "", true)
+		s.setOptions(t, "set tls-support = alternate-port", "set tls-identity-file = "+id)
+		c := s.start(t)
+		if _, err := c.handshake(&tls.Config{}); err != nil {
+			c.cmd.Wait()
+			t.Fatalf("%v; trace:\n%s", err, s.traceText())
+		}
+		if g := c.line(); !strings.HasPrefix(g, "+OK Qpopper (version ") {
+			t.Fatalf("greeting over TLS: %q", g)
+		}
+		c.ok("USER alice")
+		c.ok("PASS secret")
+		c.ok("QUIT")
+	})
+}
+
+func TestParseCipherList(t *testing.T) {
+	suites, unknown := parseCipherList("ALL:!EXPORT:+RC4:@STRENGTH:ECDHE-RSA-AES128-SHA,RC4-SHA AES128-SHA ECDHE-RSA-AES256-GCM-SHA384")
+	if len(suites) != 2 || suites[0] != tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA || suites[1] != tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 {
+		t.Errorf("suites %v", suites)
+	}
+	if strings.Join(unknown, " ") != "RC4-SHA AES128-SHA" {
+		t.Errorf("unknown %q", unknown)
+	}
+	// Every name maps to a suite Go offers as secure.
+	secure := map[uint16]bool{}
+	for _, cs := range tls.CipherSuites() {
+		secure[cs.ID] = true
+	}
+	for name, id := range openSSLSuites {
+		if !secure[id] {
+			t.Errorf("%s maps to %s, not a secure Go suite", name, tls.CipherSuiteName(id))
+		}
+	}
+}
