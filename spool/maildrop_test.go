@@ -340,3 +340,30 @@ func TestBulletinsDeliveredOnceAtLogin(t *testing.T) {
 		md.Commit(nil, nil)
 	}
 }
+
+// An MMDF temp drop whose last message lost its trailer in a crash is
+// merged with the spool: the trailer is put back, so the spool's first
+// message keeps its separator and nothing runs together.
+func TestRecoverMMDFWithoutTrailer(t *testing.T) {
+	const sep = "\x01\x01\x01\x01\n"
+	mmdf := func(id string) string {
+		return sep + strings.TrimPrefix(testMsg(id, "body of "+id), strings.SplitAfter(testMsg(id, ""), "\n")[0]) + sep
+	}
+	for _, tail := range []string{"", "\x01\x01\x01\x01", "\x01\x01"} {
+		c := testConfig(t, false)
+		torn := strings.TrimSuffix(mmdf("old2"), sep) + tail
+		write(t, c.TempDrop, mmdf("old1")+torn)
+		write(t, c.Spool, mmdf("new1")+mmdf("new2"))
+		if _, err := Recover(c); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := ids(t, c.Spool), []string{"old1", "old2", "new1", "new2"}; !equal(got, want) {
+			t.Fatalf("tail %q: spool = %v, want %v", tail, got, want)
+		}
+		data, _ := os.ReadFile(c.Spool)
+		d, err := Parse(bytes.NewReader(data), ParseOptions{})
+		if err != nil || len(d.Msgs) != 4 || len(d.Junk) != 0 {
+			t.Fatalf("tail %q: spool parses as %d messages, junk %v, %v:\n%q", tail, len(d.Msgs), d.Junk, err, data)
+		}
+	}
+}

@@ -251,18 +251,9 @@ func WriteUpdated(w io.Writer, src io.ReaderAt, m *Msg, retrieved bool, opt Pars
 	}
 	cw := &lastByteWriter{w: w}
 	bw := bufio.NewWriterSize(cw, 32<<10)
-	sep := make([]byte, m.HdrStart-m.Start)
-	if len(sep) == 0 || len(sep) > maxFrag {
-		return 0, fmt.Errorf("spool: separator of %d bytes at offset %d", len(sep), m.Start)
-	}
-	if n, err := src.ReadAt(sep, m.Start); n < len(sep) {
-		if err == nil || err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
+	sep, err := readSeparator(src, m)
+	if err != nil {
 		return 0, err
-	}
-	if len(sep) > 0 && sep[len(sep)-1] != '\n' {
-		sep = append(sep, '\n')
 	}
 	bw.Write(sep)
 	bw.WriteString("X-UIDL: " + m.UID + "\n")
@@ -341,11 +332,49 @@ func WriteUpdated(w io.Writer, src io.ReaderAt, m *Msg, retrieved bool, opt Pars
 	return cw.n, nil
 }
 
-// WriteRaw copies message m's bytes [Start, Next) unchanged (with any
-// MMDF trailer) and returns the bytes written.
+// readSeparator returns message m's separator line, newline-terminated.
+func readSeparator(src io.ReaderAt, m *Msg) ([]byte, error) {
+	sep := make([]byte, m.HdrStart-m.Start)
+	if len(sep) == 0 || len(sep) > maxFrag {
+		return nil, fmt.Errorf("spool: separator of %d bytes at offset %d", len(sep), m.Start)
+	}
+	if n, err := src.ReadAt(sep, m.Start); n < len(sep) {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	if sep[len(sep)-1] != '\n' {
+		sep = append(sep, '\n')
+	}
+	return sep, nil
+}
+
+// WriteRaw copies message m's bytes [Start, Next) unchanged and returns
+// the bytes written. An MMDF message gets its trailer written anew from
+// its separator: one torn at the end of a file, or missing, would
+// otherwise join the next message's separator when messages of several
+// files are put together (crash recovery).
 func WriteRaw(w io.Writer, src io.ReaderAt, m *Msg) (int64, error) {
 	if err := checkOffsets(m); err != nil {
 		return 0, err
 	}
-	return io.Copy(w, io.NewSectionReader(src, m.Start, m.Next-m.Start))
+	sep, err := readSeparator(src, m)
+	if err != nil {
+		return 0, err
+	}
+	if sep[0] != 0x01 {
+		return io.Copy(w, io.NewSectionReader(src, m.Start, m.Next-m.Start))
+	}
+	cw := &lastByteWriter{w: w}
+	if _, err := io.Copy(cw, io.NewSectionReader(src, m.Start, m.End-m.Start)); err != nil {
+		return cw.n, err
+	}
+	if cw.last != '\n' {
+		if _, err := cw.Write([]byte("\n")); err != nil {
+			return cw.n, err
+		}
+	}
+	_, err = cw.Write(sep)
+	return cw.n, err
 }
