@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -51,6 +52,10 @@ type Config struct {
 	ChunkyWrites string
 	// Timing logs qpopper's timing record at the end of the session.
 	Timing bool
+	// Hangup, when closed, ends the session as if the client had gone
+	// (qpopper's SIGHUP handling): "-ERR POP hangup", then update or
+	// restore as for a lost client. An update already running finishes.
+	Hangup <-chan struct{}
 }
 
 // maxLine is the longest command line accepted, CRLF included: qpopper
@@ -95,6 +100,8 @@ type session struct {
 	initTime      time.Duration
 	cleanTime     time.Duration
 	normalEnd     bool
+
+	hangup atomic.Bool // Config.Hangup was closed
 }
 
 // Serve runs one session on conn to its end. It returns nil after QUIT.
@@ -111,6 +118,20 @@ func Serve(conn net.Conn, b Backend, cfg *Config) error {
 		s.ts = fmt.Sprintf("<%d.%d@%s>", os.Getpid(), time.Now().Unix(), cfg.Hostname)
 	}
 	s.start = time.Now()
+	if cfg.Hangup != nil {
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			select {
+			case <-cfg.Hangup:
+				// The flag first: readLine checks it after setting its
+				// own deadline, so one of the two always sees the other.
+				s.hangup.Store(true)
+				conn.SetReadDeadline(time.Now())
+			case <-stop:
+			}
+		}()
+	}
 	s.greet()
 	err := s.loop()
 	if cfg.Timing {
@@ -214,10 +235,16 @@ func (s *session) writeLine(line string) {
 // errLong is returned for an over-long command line.
 var errLong = errors.New("line too long")
 
+// errHangup ends a session told to hang up.
+var errHangup = errors.New("hangup")
+
 // readLine reads one command line without its line end. An over-long
 // line is discarded through its LF and reported as errLong.
 func (s *session) readLine() (string, int, error) {
 	s.conn.SetReadDeadline(time.Now().Add(s.timeout))
+	if s.hangup.Load() {
+		return "", 0, errHangup
+	}
 	var line []byte
 	discarded := 0
 	for {
@@ -277,6 +304,9 @@ func userOrNull(u string) string {
 func (s *session) abort(err error) error {
 	var ne net.Error
 	switch {
+	case s.hangup.Load():
+		err = errHangup
+		s.errf("POP hangup from %s", s.cfg.Hostname)
 	case errors.As(err, &ne) && ne.Timeout():
 		s.logNotice(fmt.Sprintf("(v%s) Timeout (%d secs) during nw read from %s at %s (%s)", s.cfg.Version, int(s.timeout/time.Second), userOrNull(s.user), s.cfg.ClientHost, s.cfg.ClientIP))
 		s.errf("POP timeout from %s", s.cfg.Hostname)

@@ -403,3 +403,31 @@ func FuzzSession(f *testing.F) {
 		<-done
 	})
 }
+
+// A hangup (SIGHUP to the process) ends the session as a lost client
+// does: qpopper's -ERR, then the update (update-on-abort) or a restore.
+func TestHangupEndsSession(t *testing.T) {
+	for _, updateOnAbort := range []bool{true, false} {
+		hup := make(chan struct{})
+		log := &lines{}
+		mb := newMailbox()
+		cfg := &Config{Hostname: "h", Version: "4.0.5", Expire: -1, UpdateOnAbort: updateOnAbort, Hangup: hup, Log: log, ClientHost: "c", ClientIP: "192.0.2.1"}
+		c, r, done := start(t, cfg, mb)
+		login(t, c, r)
+		fmt.Fprint(c, "DELE 1\r\n")
+		readLine(t, r)
+		close(hup)
+		if l := readLine(t, r); l != "-ERR POP hangup from h" {
+			t.Fatalf("after hangup: %q", l)
+		}
+		if err := <-done; err != errHangup {
+			t.Fatalf("Serve returned %v", err)
+		}
+		if updateOnAbort != (mb.updated != nil && mb.updated.Deleted[0]) || updateOnAbort == mb.restored {
+			t.Fatalf("update-on-abort %v: updated %+v restored %v", updateOnAbort, mb.updated, mb.restored)
+		}
+		if got := strings.Join(log.all, "\n"); !strings.Contains(got, "alice at c (192.0.2.1): -ERR POP hangup from h") {
+			t.Fatalf("log:\n%s", got)
+		}
+	}
+}

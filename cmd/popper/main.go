@@ -188,6 +188,13 @@ func runInetd(conn net.Conn, opts *compat.Options, inv *compat.Invocation, cfgEr
 	if opts.TLSSupport == "STLS" {
 		cfg.TLS = tlsCfg
 	}
+	// SIGHUP (qpopper's hangup) and SIGTERM (shutdown) end the session
+	// in order: update or restore, as for a client that went away.
+	hangup := make(chan struct{})
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM)
+	go func() { <-sigs; close(hangup) }()
+	cfg.Hangup = hangup
 	if err := pop3.Serve(conn, b, cfg); err != nil {
 		log.Debug(fmt.Sprintf("session ended: %v", err))
 	}

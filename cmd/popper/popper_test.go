@@ -404,3 +404,31 @@ func TestNoMIMELoginGetsPlainText(t *testing.T) {
 		t.Errorf("login not logged as alice:\n%s", trace)
 	}
 }
+
+// SIGHUP or SIGTERM mid-session: qpopper's hangup reply, and the session
+// ends in order (update-on-abort commits the DELE; no temp drop is left).
+func TestHangupSignalEndsSessionInOrder(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGTERM} {
+		s := newSite(t)
+		sp := s.spool(t, "alice", msg("one", "first")+msg("two", "second"))
+		c := s.dial(t)
+		c.ok("USER alice")
+		c.ok("PASS secret")
+		c.ok("DELE 1")
+		c.cmd.Process.Signal(sig)
+		if r := c.line(); !strings.HasPrefix(r, "-ERR POP hangup from ") {
+			t.Fatalf("%v: %q", sig, r)
+		}
+		c.cmd.Wait()
+		got, _ := os.ReadFile(sp)
+		if strings.Contains(string(got), "<one@") || !strings.Contains(string(got), "<two@") {
+			t.Fatalf("%v: spool after hangup:\n%s", sig, got)
+		}
+		if _, err := os.Lstat(filepath.Join(s.spoolDir, ".alice.pop")); err == nil {
+			t.Fatalf("%v: temp drop left behind", sig)
+		}
+		if trace, _ := os.ReadFile(s.trace); !strings.Contains(string(trace), "alice at ") || !strings.Contains(string(trace), "-ERR POP hangup from ") {
+			t.Fatalf("%v: trace:\n%s", sig, trace)
+		}
+	}
+}
