@@ -719,9 +719,16 @@ func (s *session) transCommand(verb string, args []string) {
 		if s.wantArgs(verb, args, 0, 0) {
 			s.capa()
 		}
-	case "XTND", "MDEF":
-		// qpopper's XTND XMIT (send mail through sendmail), XTND XLST and
-		// MDEF macros are not offered: say so plainly.
+	case "XTND":
+		if len(args) > 0 && strings.EqualFold(args[0], "XLST") {
+			s.xlst(args[1:])
+			return
+		}
+		// qpopper's XTND XMIT (send mail through sendmail) is not
+		// offered: say so plainly.
+		s.errf("%.40s is not supported by this server", strings.TrimSpace(verb+" "+strings.ToUpper(strings.Join(args, " "))))
+	case "MDEF":
+		// Nor are qpopper's MDEF macros.
 		s.errf("%.40s is not supported by this server", strings.TrimSpace(verb+" "+strings.ToUpper(strings.Join(args, " "))))
 	case "QUIT":
 		if !s.wantArgs(verb, args, 0, 0) {
@@ -743,6 +750,52 @@ func (s *session) transCommand(verb string, args []string) {
 	default:
 		s.unknown(verb)
 	}
+}
+
+// xlst answers qpopper's XTND XLST header [n]: the named header field of
+// one message, or of every undeleted one, as "n Field: value" lines with
+// their continuation lines.
+func (s *session) xlst(args []string) {
+	if !s.wantArgs("XLST", args, 1, 2) {
+		return
+	}
+	msgs := []int{}
+	if len(args) == 2 {
+		i := s.msgArg(args[1], false)
+		if i < 0 {
+			return
+		}
+		msgs = append(msgs, i)
+	} else {
+		for i := range s.deleted {
+			if !s.deleted[i] {
+				msgs = append(msgs, i)
+			}
+		}
+	}
+	name := strings.TrimSuffix(args[0], ":")
+	s.ok("xlst command accepted; headers coming.")
+	for _, i := range msgs {
+		var head bytes.Buffer
+		if err := s.mbox.WriteMessage(&head, i, 0); err != nil {
+			s.logNotice(fmt.Sprintf("Error reading message %d of %s: %v", i+1, s.user, err))
+			break
+		}
+		h, _ := splitHeader(head.Bytes())
+		for _, f := range readFields(h) {
+			if !strings.EqualFold(f.name, name) {
+				continue
+			}
+			for j, l := range strings.Split(strings.TrimRight(string(f.raw), "\r\n"), "\n") {
+				l = strings.TrimSuffix(l, "\r")
+				if j == 0 {
+					l = fmt.Sprintf("%d %s", i+1, l)
+				}
+				s.writeLine(l)
+			}
+		}
+	}
+	s.writeLine(".")
 }
 
 // mangleArg removes a trailing X-MANGLE argument from args. It reports

@@ -222,6 +222,10 @@ func TestCommandTable(t *testing.T) {
 		{"NOOP x", "-ERR Too many arguments", false},
 		{"CAPA", "+OK Capability list follows", true},
 		{"XTND XMIT", "-ERR XTND XMIT is not supported by this server", false},
+		{"XTND XLST Subject", "+OK xlst command accepted; headers coming.", true},
+		{"XTND XLST Subject 9", "-ERR Message 9 does not exist.", false},
+		{"XTND XLST", "-ERR Too few arguments for the xlst command.", false},
+		{"MDEF a(b)", "-ERR MDEF A(B) is not supported by this server", false},
 		{"DELE 3", "+OK", false},
 		{"QUIT", "+OK Pop server at pop.example.org signing off.", false},
 	}
@@ -429,5 +433,27 @@ func TestHangupEndsSession(t *testing.T) {
 		if got := strings.Join(log.all, "\n"); !strings.Contains(got, "alice at c (192.0.2.1): -ERR POP hangup from h") {
 			t.Fatalf("log:\n%s", got)
 		}
+	}
+}
+
+func TestXtndXlst(t *testing.T) {
+	mb := &fakeMailbox{msgs: []string{
+		"Subject: one\nReceived: by a;\n\tSat, 28 Nov 2026\nreceived: by b\n\nbody\nReceived: not a header\n",
+		"Subject: two\n\n",
+		"Subject: three\r\nReceived: by c\r\n\r\n",
+	}}
+	c, r, _ := start(t, nil, mb)
+	loginAny(t, c, r)
+	fmt.Fprint(c, "DELE 2\r\nXTND XLST received\r\nXTND XLST Subject: 3\r\n")
+	readLine(t, r)
+	if l := readLine(t, r); l != "+OK xlst command accepted; headers coming." {
+		t.Fatalf("XLST: %q", l)
+	}
+	if got := strings.Join(readMulti(t, r), "|"); got != "1 Received: by a;|\tSat, 28 Nov 2026|1 received: by b|3 Received: by c" {
+		t.Fatalf("XLST received: %q", got)
+	}
+	readLine(t, r)
+	if got := strings.Join(readMulti(t, r), "|"); got != "3 Subject: three" {
+		t.Fatalf("XLST Subject 3: %q", got)
 	}
 }
