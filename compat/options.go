@@ -251,6 +251,9 @@ const (
 	noKerberos  = "popper has no Kerberos support"
 	noDRAC      = "popper has no DRAC support"
 	noXMIT      = "popper has no XTND XMIT support"
+	noOpenSSL   = "popper's TLS has no OpenSSL switches"
+	noCache     = "popper keeps no cache file (an unchanged mailbox is not rewritten anyway)"
+	inPlace     = "popper always rewrites a server-mode spool in place (a rename could drop mail an MDA is appending)"
 )
 
 // options is the table, sorted by name as qpopper's "valid options are"
@@ -282,10 +285,10 @@ var options = []Option{
 	{Name: "bulldir", Kind: String, Flag: "-b",
 		Doc: "bulletin directory (enables bulletins)",
 		ref: func(o *Options) any { return &o.BullDir }},
-	{Name: "cache-dir", Kind: String, Restrict: ResUser,
+	{Name: "cache-dir", Kind: String, Restrict: ResUser, Unsupported: noCache,
 		Doc: "directory of the server-mode cache file (empty = spool-dir)",
 		ref: func(o *Options) any { return &o.CacheDir }},
-	{Name: "cache-name", Kind: String, Restrict: ResUser, Default: ".%s.cache",
+	{Name: "cache-name", Kind: String, Restrict: ResUser, Default: ".%s.cache", Unsupported: noCache,
 		Doc: "cache file name; %s is the user name", check: oneStringVerb,
 		ref: func(o *Options) any { return &o.CacheName }},
 	{Name: "check-hash-dir", Kind: Bool, Default: "true",
@@ -319,7 +322,7 @@ var options = []Option{
 	{Name: "drac-host", Kind: String, Flag: "-D", Default: "localhost", Unsupported: noDRAC,
 		Doc: "DRAC server host",
 		ref: func(o *Options) any { return &o.DracHost }},
-	{Name: "fast-update", Kind: Bool, Flag: "-F", Default: "false",
+	{Name: "fast-update", Kind: Bool, Flag: "-F", Default: "false", Unsupported: inPlace,
 		Doc: "server mode: rename the temp drop over the spool",
 		ref: func(o *Options) any { return &o.FastUpdate }},
 	{Name: "group-bulletins", Kind: Bool, Restrict: ResUser, Default: "false",
@@ -420,7 +423,7 @@ var options = []Option{
 	{Name: "tls-identity-file", Kind: String, Restrict: ResInit,
 		Doc: "SSLPlus identity file",
 		ref: func(o *Options) any { return &o.TLSIdentityFile }},
-	{Name: "tls-options", Kind: Int, Restrict: ResUser, Default: "0",
+	{Name: "tls-options", Kind: Int, Restrict: ResUser, Default: "0", Unsupported: noOpenSSL,
 		Doc: "OpenSSL SSL_OP_* bits; values set more than once add up",
 		ref: func(o *Options) any { return &o.TLSOptions }},
 	{Name: "tls-passphrase", Kind: String, Restrict: ResInit,
@@ -440,7 +443,7 @@ var options = []Option{
 		Mnemonics: [][]string{{"default"}, {"SSLv2"}, {"SSLv3"}, {"TLSv1"}, {"SSLv23", "all"}},
 		Doc:       "TLS protocol version",
 		ref:       func(o *Options) any { return &o.TLSVersion }},
-	{Name: "tls-workarounds", Kind: Bool, Restrict: ResUser, Default: "false",
+	{Name: "tls-workarounds", Kind: Bool, Restrict: ResUser, Default: "false", Unsupported: noOpenSSL,
 		Doc: "OpenSSL SSL_OP_ALL bug workarounds",
 		ref: func(o *Options) any { return &o.TLSWorkarounds }},
 	// qpopper allows tracefile anywhere; a user-chosen path that the
