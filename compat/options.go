@@ -252,6 +252,7 @@ const (
 	noDRAC      = "popper has no DRAC support"
 	noXMIT      = "popper has no XTND XMIT support"
 	noOpenSSL   = "popper's TLS has no OpenSSL switches"
+	noShadow    = "popper does not check system (shadow) accounts yet"
 	noCache     = "popper keeps no cache file (an unchanged mailbox is not rewritten anyway)"
 	inPlace     = "popper always rewrites a server-mode spool in place (a rename could drop mail an MDA is appending)"
 )
@@ -297,7 +298,7 @@ var options = []Option{
 	{Name: "check-old-spool-loc", Kind: Bool, Default: "true",
 		Doc: "with hash-spool or home-dir-mail, also look for a temp drop in the old location",
 		ref: func(o *Options) any { return &o.CheckOldSpoolLoc }},
-	{Name: "check-password-expired", Kind: Bool, Restrict: ResInit, Default: "true",
+	{Name: "check-password-expired", Kind: Bool, Restrict: ResInit, Default: "true", Unsupported: noShadow,
 		Doc: "refuse users whose shadow password has expired",
 		ref: func(o *Options) any { return &o.CheckPasswordExpired }},
 	{Name: "chunky-writes", Kind: Mnemonic, Default: "always",
