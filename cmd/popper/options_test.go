@@ -1,0 +1,1420 @@
+package main
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/popperd/popper/compat"
+)
+
+// TestEveryOption holds one row per option of compat.AllOptions and runs
+// it against the real popper binary. A row either shows the option's
+// effect at run time (rowEffect), shows the exact text popper logs or
+// answers when it declares the option unsupported or refuses it
+// (rowRefused), or states why the option is accepted with no effect
+// (rowNoEffect; its check then shows that it is accepted and, where the
+// reason can be observed, the reason). The test fails when an option has
+// no row and when a row names no option.
+
+const (
+	rowEffect   = "effect"
+	rowRefused  = "refused"
+	rowNoEffect = "no effect"
+	// rowConfigOnly: the effect is on something the test cannot read (the
+	// system log); the check shows the value popper takes.
+	rowConfigOnly = "config only"
+	rowLead       = "lead" // being implemented by the lead (chunky-writes only)
+)
+
+type optionRow struct {
+	kind   string
+	reason string // why: required for rowNoEffect and rowConfigOnly
+	check  func(t *testing.T)
+}
+
+func TestEveryOption(t *testing.T) {
+	rows := everyOptionRows()
+	known := map[string]bool{}
+	for _, o := range compat.AllOptions() {
+		known[o.Name] = true
+		r, ok := rows[o.Name]
+		if !ok {
+			t.Errorf("option %q of compat.AllOptions has no row in everyOptionRows", o.Name)
+		}
+		if ok && o.Unsupported != "" && r.kind != rowRefused {
+			t.Errorf("option %q is marked Unsupported (%q): its row must check the notice (kind %q, not %q)", o.Name, o.Unsupported, rowRefused, r.kind)
+		}
+	}
+	var names []string
+	for name, r := range rows {
+		names = append(names, name)
+		if !known[name] {
+			t.Errorf("row %q names no option of compat.AllOptions", name)
+		}
+		switch r.kind {
+		case rowEffect, rowRefused:
+		case rowNoEffect, rowConfigOnly:
+			if r.reason == "" {
+				t.Errorf("row %q (%s) states no reason", name, r.kind)
+			}
+		case rowLead:
+			if name != "chunky-writes" {
+				t.Errorf("row %q is left to the lead; only chunky-writes may be", name)
+			}
+		default:
+			t.Errorf("row %q has unknown kind %q", name, r.kind)
+		}
+		if r.check == nil {
+			t.Errorf("row %q has no check", name)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		r := rows[name]
+		t.Run(name, func(t *testing.T) {
+			if r.kind == rowLead {
+				r.check(t)
+				return
+			}
+			t.Parallel()
+			r.check(t)
+		})
+	}
+}
+
+// ---- helpers (prefixed eo: every option) ----
+
+// eoConfig appends configuration lines to the site's config file.
+func eoConfig(t *testing.T, s *site, lines ...string) {
+	t.Helper()
+	old, err := os.ReadFile(s.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, s.config, string(old)+strings.Join(lines, "\n")+"\n", 0644)
+}
+
+// eoFile writes a configuration file of its own and returns its path.
+func eoFile(t *testing.T, s *site, name string, lines ...string) string {
+	t.Helper()
+	p := filepath.Join(s.dir, name)
+	writeFile(t, p, strings.Join(lines, "\n")+"\n", 0644)
+	return p
+}
+
+// eoStart starts popper on a fresh loopback connection as site.dial does
+// and returns the client and the greeting line.
+func eoStart(t *testing.T, s *site, extra ...string) (*client, string) {
+	t.Helper()
+	c := eoSpawn(t, s, extra...)
+	return c, c.line()
+}
+
+// eoSpawn starts popper on a fresh loopback connection and reads nothing.
+func eoSpawn(t *testing.T, s *site, extra ...string) *client {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := server.(*net.TCPConn).File()
+	server.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	args := append([]string{"-f", s.config, "-t", s.trace, "--userdb", s.userdb}, extra...)
+	cmd := exec.Command(popperBin, args...)
+	cmd.Stdin, cmd.Stdout = f, f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &client{t: t, conn: conn, r: bufio.NewReader(conn), cmd: cmd}
+	t.Cleanup(func() { conn.Close(); cmd.Process.Kill(); cmd.Wait() })
+	return c
+}
+
+// eoLogin sends USER and PASS and returns the PASS reply.
+func eoLogin(c *client, user, pass string) string {
+	c.t.Helper()
+	c.ok("USER " + user)
+	return c.do("PASS " + pass)
+}
+
+// eoQuit ends a session with QUIT and waits for popper to exit, so that
+// the trace file and the spool are complete.
+func eoQuit(c *client) {
+	c.t.Helper()
+	c.ok("QUIT")
+	c.cmd.Wait()
+}
+
+// eoCapa returns the CAPA lines.
+func eoCapa(c *client) []string {
+	c.t.Helper()
+	c.ok("CAPA")
+	return c.multi()
+}
+
+func eoHas(lines []string, want string) bool {
+	for _, l := range lines {
+		if l == want {
+			return true
+		}
+	}
+	return false
+}
+
+func eoHasPrefix(lines []string, prefix string) bool {
+	for _, l := range lines {
+		if strings.HasPrefix(l, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+func eoTrace(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("trace file: %v", err)
+	}
+	return string(b)
+}
+
+func eoRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func eoExists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+func eoSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// eoDir makes a directory every session user may create files in, as
+// /var/mail is (1777).
+func eoDir(t *testing.T, path string) string {
+	t.Helper()
+	if err := os.MkdirAll(path, 0755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(path, 01777)
+	return path
+}
+
+// eoOwn gives a file or directory to the site's user (the session's
+// identity under root).
+func eoOwn(s *site, path string) {
+	if os.Getuid() == 0 {
+		os.Chown(path, s.uid, s.gid)
+	}
+}
+
+// eoUserFile writes a file owned by the site's user.
+func eoUserFile(t *testing.T, s *site, path, content string, mode os.FileMode) {
+	t.Helper()
+	writeFile(t, path, content, mode)
+	eoOwn(s, path)
+}
+
+// eoAddUser adds an account with the site user's uid to the site's
+// user database.
+func eoAddUser(t *testing.T, s *site, name, pass string) {
+	t.Helper()
+	f, err := os.OpenFile(s.userdb, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "%s:{PLAIN}%s:%d:%d::%s:/bin/sh\n", name, pass, s.uid, s.gid, s.dir)
+	f.Close()
+}
+
+// eoServerMode tells, during a logged-in session, whether popper serves
+// the spool in place (server mode: the spool keeps its mail and the temp
+// drop is an empty lock) or from the temp drop (the spool was emptied
+// into it).
+func eoServerMode(t *testing.T, spoolPath, tempDrop string) bool {
+	t.Helper()
+	sp, drop := eoSize(t, spoolPath), eoSize(t, tempDrop)
+	switch {
+	case sp > 0 && drop == 0:
+		return true
+	case sp == 0 && drop > 0:
+		return false
+	}
+	t.Fatalf("neither mode: spool %d bytes, temp drop %d bytes", sp, drop)
+	return false
+}
+
+var eoUIDL = regexp.MustCompile(`^1 (\S+)$`)
+
+// eoUID returns the UID of message 1.
+func eoUID(c *client) string {
+	c.t.Helper()
+	r := c.ok("UIDL 1")
+	m := eoUIDL.FindStringSubmatch(strings.TrimPrefix(r, "+OK "))
+	if m == nil {
+		c.t.Fatalf("UIDL 1: %q", r)
+	}
+	return m[1]
+}
+
+// eoNote is the text popper logs for an option the table marks
+// Unsupported when it is set away from its default.
+func eoNote(t *testing.T, option string) string {
+	t.Helper()
+	o, ok := compat.Lookup(option)
+	if !ok || o.Unsupported == "" {
+		t.Fatalf("option %s is not marked Unsupported in compat.AllOptions", option)
+	}
+	return fmt.Sprintf("%s (option %s ignored)", o.Unsupported, o.Name)
+}
+
+// eoUnsupported sets an option popper lacks, checks that the session
+// still works and that the trace has the exact notice, and that a site
+// without the option has no such notice.
+func eoUnsupported(option string, lines []string, flags ...string) func(t *testing.T) {
+	return func(t *testing.T) {
+		note := eoNote(t, option)
+		s := newSite(t)
+		s.spool(t, "alice", msg("one", "first"))
+		eoConfig(t, s, lines...)
+		c := s.dial(t, flags...)
+		if r := eoLogin(c, "alice", "secret"); !strings.HasPrefix(r, "+OK alice has 1 visible message ") {
+			t.Fatalf("PASS with %s set: %q", option, r)
+		}
+		eoQuit(c)
+		if tr := eoTrace(t, s.trace); !strings.Contains(tr, "] "+note+"\n") {
+			t.Fatalf("trace lacks %q:\n%s", note, tr)
+		}
+		d := newSite(t)
+		c = d.dial(t)
+		eoQuit(c)
+		if tr := eoTrace(t, d.trace); strings.Contains(tr, "(option "+option+" ignored)") {
+			t.Fatalf("notice without the option:\n%s", tr)
+		}
+	}
+}
+
+// eoAccepted sets options with no effect and shows that they are
+// accepted: a session logs in, retrieves and deletes as without them.
+func eoAccepted(t *testing.T, lines []string, flags ...string) *site {
+	t.Helper()
+	s := newSite(t)
+	sp := s.spool(t, "alice", msg("one", "first")+msg("two", "second"))
+	eoConfig(t, s, lines...)
+	c := s.dial(t, flags...)
+	if r := eoLogin(c, "alice", "secret"); !strings.HasPrefix(r, "+OK alice has 2 visible messages ") {
+		t.Fatalf("PASS: %q", r)
+	}
+	c.ok("RETR 1")
+	c.multi()
+	c.ok("DELE 1")
+	eoQuit(c)
+	if got := eoRead(t, sp); strings.Contains(got, "<one@") || !strings.Contains(got, "<two@") {
+		t.Fatalf("spool after QUIT:\n%s", got)
+	}
+	if tr := eoTrace(t, s.trace); strings.Contains(tr, "ignored") || strings.Contains(tr, "-ERR") {
+		t.Fatalf("trace:\n%s", tr)
+	}
+	return s
+}
+
+// eoTLS writes a self-signed ECDSA certificate and its key (encrypted the
+// classic OpenSSL way when passphrase is set) and returns the files: the
+// certificate alone, the key alone, and both in one file.
+func eoTLS(t *testing.T, dir, passphrase string) (certFile, keyFile, bothFile string, der []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: "every-option.example.org"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err = x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kblock := &pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}
+	if passphrase != "" {
+		//lint:ignore SA1019 the classic encrypted PEM is what tls-passphrase opens
+		kblock, err = x509.EncryptPEMBlock(rand.Reader, kblock.Type, kder, []byte(passphrase), x509.PEMCipherAES256) //nolint:staticcheck
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	keyPEM := string(pem.EncodeToMemory(kblock))
+	certFile = filepath.Join(dir, "eo-cert.pem")
+	keyFile = filepath.Join(dir, "eo-key.pem")
+	bothFile = filepath.Join(dir, "eo-both.pem")
+	writeFile(t, certFile, certPEM, 0644)
+	writeFile(t, keyFile, keyPEM, 0600)
+	writeFile(t, bothFile, certPEM+keyPEM, 0600)
+	return certFile, keyFile, bothFile, der
+}
+
+// eoHandshake runs a TLS client handshake on the session's connection
+// and switches the client to it.
+func eoHandshake(c *client, cfg *tls.Config) (tls.ConnectionState, error) {
+	cfg.InsecureSkipVerify = true // self-signed test certificate
+	tc := tls.Client(c.conn, cfg)
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		return tls.ConnectionState{}, err
+	}
+	tc.SetDeadline(time.Time{})
+	c.conn, c.r = tc, bufio.NewReader(tc)
+	return tc.ConnectionState(), nil
+}
+
+// eoSTLS sends STLS and runs the handshake.
+func eoSTLS(c *client, cfg *tls.Config) (tls.ConnectionState, error) {
+	c.t.Helper()
+	if r := c.do("STLS"); r != "+OK Begin TLS negotiation" {
+		c.t.Fatalf("STLS: %q", r)
+	}
+	return eoHandshake(c, cfg)
+}
+
+// eoConfigError checks that popper refuses to serve with a broken TLS
+// setup: the client gets the configuration-error greeting and the trace
+// has the reason.
+func eoConfigError(t *testing.T, s *site, reason string) {
+	t.Helper()
+	c, g := eoStart(t, s)
+	if g != "-ERR [SYS/TEMP] Server configuration error; try again later." {
+		t.Fatalf("greeting: %q", g)
+	}
+	c.cmd.Wait()
+	if tr := eoTrace(t, s.trace); !strings.Contains(tr, reason) {
+		t.Fatalf("trace lacks %q:\n%s", reason, tr)
+	}
+}
+
+// eoLoginLine is the log-login template that shows the client host name.
+const eoLoginLine = `set log-login = "LOGIN %1 HOST %2 ADDR %3"`
+
+// ---- the rows ----
+
+func everyOptionRows() map[string]optionRow {
+	return map[string]optionRow{
+		"announce-expire": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			if capa := eoCapa(s.dial(t)); !eoHas(capa, "EXPIRE NEVER") {
+				t.Fatalf("default CAPA: %q", capa)
+			}
+			eoConfig(t, s, "set announce-expire = 30")
+			if capa := eoCapa(s.dial(t)); !eoHas(capa, "EXPIRE 30") || eoHas(capa, "EXPIRE NEVER") {
+				t.Fatalf("CAPA with announce-expire 30: %q", capa)
+			}
+			if capa := eoCapa(s.dial(t, "-e", "expire=7")); !eoHas(capa, "EXPIRE 7") {
+				t.Fatalf("CAPA with -e expire=7: %q", capa)
+			}
+		}},
+		"announce-login-delay": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			if capa := eoCapa(s.dial(t)); eoHasPrefix(capa, "LOGIN-DELAY") {
+				t.Fatalf("default CAPA: %q", capa)
+			}
+			if capa := eoCapa(s.dial(t, "-e", "login_delay=300")); !eoHas(capa, "LOGIN-DELAY 300") {
+				t.Fatalf("CAPA with -e login_delay=300: %q", capa)
+			}
+			eoConfig(t, s, "set announce-login-delay = 900")
+			if capa := eoCapa(s.dial(t)); !eoHas(capa, "LOGIN-DELAY 900") {
+				t.Fatalf("CAPA with announce-login-delay 900: %q", capa)
+			}
+		}},
+		"auth-file": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			eoAddUser(t, s, "bob", "pw")
+			if r := eoLogin(s.dial(t), "bob", "pw"); !strings.HasPrefix(r, "+OK bob has 0 visible messages") {
+				t.Fatalf("bob without auth-file: %q", r)
+			}
+			list := eoFile(t, s, "authfile", "alice")
+			eoConfig(t, s, fmt.Sprintf("set auth-file = %q", list))
+			if r := eoLogin(s.dial(t), "alice", "secret"); !strings.HasPrefix(r, "+OK alice has") {
+				t.Fatalf("alice, listed in auth-file: %q", r)
+			}
+			if r := eoLogin(s.dial(t), "bob", "pw"); r != `-ERR [AUTH] "bob": access denied.` {
+				t.Fatalf("bob, not listed in auth-file: %q", r)
+			}
+		}},
+		"auto-delete": {kind: rowEffect, check: func(t *testing.T) {
+			// §2.3: qpopper deletes RETR'd messages only when
+			// update-on-abort is false; popper does the same.
+			run := func(lines ...string) string {
+				s := newSite(t)
+				sp := s.spool(t, "alice", msg("one", "first")+msg("two", "second"))
+				eoConfig(t, s, lines...)
+				c := s.dial(t)
+				eoLogin(c, "alice", "secret")
+				c.ok("RETR 1")
+				c.multi()
+				eoQuit(c)
+				return eoRead(t, sp)
+			}
+			if got := run("set auto-delete", "reset update-on-abort"); strings.Contains(got, "<one@") || !strings.Contains(got, "<two@") {
+				t.Fatalf("auto-delete: spool after RETR 1, QUIT:\n%s", got)
+			}
+			if got := run("reset update-on-abort"); !strings.Contains(got, "<one@") {
+				t.Fatalf("without auto-delete message 1 was deleted:\n%s", got)
+			}
+			if got := run("set auto-delete"); !strings.Contains(got, "<one@") {
+				t.Fatalf("auto-delete with update-on-abort deleted message 1 (qpopper does not):\n%s", got)
+			}
+		}},
+		"bulldb-max-tries": {kind: rowRefused, check: eoUnsupported("bulldb-max-tries", []string{"set bulldb-max-tries = 3"})},
+		"bulldb-nonfatal":  {kind: rowRefused, check: eoUnsupported("bulldb-nonfatal", nil, "-B")},
+		"bulldir": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			s.spool(t, "alice", msg("one", "first"))
+			eoOwn(s, s.dir) // the user's home holds ~/.popbull
+			c := s.dial(t)
+			if r := eoLogin(c, "alice", "secret"); !strings.HasPrefix(r, "+OK alice has 1 visible message ") {
+				t.Fatalf("without bulldir: %q", r)
+			}
+			eoQuit(c)
+			bulls := filepath.Join(s.dir, "bulls")
+			os.Mkdir(bulls, 0755)
+			writeFile(t, filepath.Join(bulls, "3"), "From root@example.org Sat Nov 28 09:00:00 2026\nTo: all\nSubject: note\n\nRead me.\n", 0644)
+			c = s.dial(t, "-b", bulls)
+			if r := eoLogin(c, "alice", "secret"); !strings.HasPrefix(r, "+OK alice has 2 visible messages ") {
+				t.Fatalf("with -b: %q", r)
+			}
+			c.ok("RETR 2")
+			if body := strings.Join(c.multi(), "\n"); !strings.Contains(body, "Read me.") || !strings.Contains(body, "To: alice@") {
+				t.Fatalf("bulletin: %q", body)
+			}
+		}},
+		"cache-dir": {kind: rowRefused, check: func(t *testing.T) {
+			dir := eoDir(t, filepath.Join(t.TempDir(), "cache"))
+			eoUnsupported("cache-dir", []string{fmt.Sprintf("set cache-dir = %q", dir)}, "-S")(t)
+			if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+				t.Fatalf("cache-dir holds %v", ents)
+			}
+		}},
+		"cache-name": {kind: rowRefused, check: eoUnsupported("cache-name", []string{`set cache-name = "%s.eo-cache"`}, "-S")},
+		"check-hash-dir": {kind: rowEffect, check: func(t *testing.T) {
+			h := compat.HashDir(1, "alice")
+			s := newSite(t)
+			eoConfig(t, s, "set hash-spool = 1")
+			if r := eoLogin(s.dial(t), "alice", "secret"); !strings.HasPrefix(r, "+OK alice has 0 visible messages") {
+				t.Fatalf("hash-spool 1, check-hash-dir on: %q", r)
+			}
+			if fi, err := os.Stat(filepath.Join(s.spoolDir, h)); err != nil || !fi.IsDir() {
+				t.Fatalf("hash directory %s not made: %v", h, err)
+			}
+			d := newSite(t)
+			eoConfig(t, d, "set hash-spool = 1", "reset check-hash-dir")
+			if r := eoLogin(d.dial(t), "alice", "secret"); !strings.HasPrefix(r, "-ERR [SYS/TEMP] ") {
+				t.Fatalf("hash-spool 1, check-hash-dir off, no hash directory: %q", r)
+			}
+			if eoExists(filepath.Join(d.spoolDir, h)) {
+				t.Fatal("hash directory made with check-hash-dir off")
+			}
+		}},
+		"check-old-spool-loc": {kind: rowEffect, check: func(t *testing.T) {
+			// With hash-spool and a temp-dir, the temp drop's old place is
+			// spool-dir/H/.alice.pop; a leftover there is merged back.
+			h := compat.HashDir(1, "alice")
+			run := func(lines ...string) (string, *site) {
+				s := newSite(t)
+				eoDir(t, filepath.Join(s.spoolDir, h))
+				tmp := eoDir(t, filepath.Join(s.dir, "drops"))
+				eoDir(t, filepath.Join(tmp, h))
+				eoUserFile(t, s, filepath.Join(s.spoolDir, h, "alice"), msg("new", "in the spool"), 0660)
+				eoUserFile(t, s, filepath.Join(s.spoolDir, h, ".alice.pop"), msg("old", "left over"), 0660)
+				eoConfig(t, s, append([]string{"set hash-spool = 1", fmt.Sprintf("set temp-dir = %q", tmp)}, lines...)...)
+				c := s.dial(t)
+				r := eoLogin(c, "alice", "secret")
+				eoQuit(c)
+				return r, s
+			}
+			if r, _ := run(); !strings.HasPrefix(r, "+OK alice has 2 visible messages ") {
+				t.Fatalf("check-old-spool-loc on: %q", r)
+			}
+			r, s := run("reset check-old-spool-loc")
+			if !strings.HasPrefix(r, "+OK alice has 1 visible message ") {
+				t.Fatalf("check-old-spool-loc off: %q", r)
+			}
+			if got := eoRead(t, filepath.Join(s.spoolDir, h, ".alice.pop")); !strings.Contains(got, "<old@") {
+				t.Fatalf("leftover changed with check-old-spool-loc off: %q", got)
+			}
+		}},
+		"check-password-expired": {kind: rowRefused, check: eoUnsupported("check-password-expired", []string{"reset check-password-expired"})},
+		"chunky-writes":          {kind: rowLead, check: func(t *testing.T) { t.Skip("lead") }},
+		"clear-text-password": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			if capa := eoCapa(s.dial(t)); !eoHas(capa, "USER") {
+				t.Fatalf("default CAPA: %q", capa)
+			}
+			c := s.dial(t, "-p", "1") // never
+			if capa := eoCapa(c); eoHas(capa, "USER") {
+				t.Fatalf("CAPA with -p1: %q", capa)
+			}
+			if r := c.do("USER alice"); r != "-ERR [AUTH] You must use stronger authentication such as APOP to connect to this server" {
+				t.Fatalf("USER with -p1: %q", r)
+			}
+			_, _, both, _ := eoTLS(t, s.dir, "")
+			eoConfig(t, s, "set clear-text-password = TLS", fmt.Sprintf("set tls-server-cert-file = %q", both))
+			c = s.dial(t)
+			if r := c.do("USER alice"); r != "-ERR [AUTH] You must use TLS/SSL or stronger authentication such as APOP to connect to this server" {
+				t.Fatalf("USER in clear with clear-text-password TLS: %q", r)
+			}
+		}},
+		"config-file": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			inner := eoFile(t, s, "inner.conf", "set shy")
+			eoConfig(t, s, fmt.Sprintf("set config-file = %q", inner))
+			if _, g := eoStart(t, s); !strings.HasPrefix(g, "+OK ready  <") {
+				t.Fatalf("greeting with config-file setting shy: %q", g)
+			}
+		}},
+		"content-length": {kind: rowEffect, check: func(t *testing.T) {
+			body := "x\n\nFrom inside the body Sat Nov 28 10:00:00 2026\n" + strings.Repeat("padding line\n", 5)
+			box := fmt.Sprintf("From a@example.org Sat Nov 28 10:00:00 2026\nSubject: cl\nContent-Length: %d\n\n%s\n", len(body)+1, body) + msg("two", "second")
+			count := func(line string) string {
+				s := newSite(t)
+				s.spool(t, "alice", box)
+				eoConfig(t, s, line)
+				return eoLogin(s.dial(t), "alice", "secret")
+			}
+			if r := count("set content-length"); !strings.HasPrefix(r, "+OK alice has 2 visible messages ") {
+				t.Fatalf("content-length on: %q", r)
+			}
+			if r := count("reset content-length"); !strings.HasPrefix(r, "+OK alice has 3 visible messages ") {
+				t.Fatalf("content-length off: %q", r)
+			}
+		}},
+		"debug": {kind: rowEffect, check: func(t *testing.T) {
+			// -t turns debug on; debug records (Servicing request) are kept.
+			s := newSite(t)
+			eoQuit(s.dial(t))
+			if tr := eoTrace(t, s.trace); !strings.Contains(tr, `(v4.0.5) Servicing request from "`) {
+				t.Fatalf("no debug record:\n%s", tr)
+			}
+			// reset debug after -t ends the trace file: nothing is written.
+			d := newSite(t)
+			off := eoFile(t, d, "nodebug.conf", "reset debug")
+			eoQuit(d.dial(t, "-f", off))
+			if eoExists(d.trace) {
+				t.Fatalf("trace file written after reset debug:\n%s", eoRead(t, d.trace))
+			}
+		}},
+		"downcase-user": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			s.spool(t, "alice", msg("one", "first"))
+			// without -c, ALICE is not alice (after qpopper's tarpit)
+			plain := s.dial(t)
+			plain.ok("USER ALICE")
+			fmt.Fprintf(plain.conn, "PASS secret\r\n")
+			c := s.dial(t, "-c")
+			if r := eoLogin(c, "ALICE", "secret"); !strings.HasPrefix(r, "+OK ALICE has 1 visible message ") {
+				t.Fatalf("USER ALICE with -c: %q", r)
+			}
+			eoQuit(c)
+			if r := plain.line(); !strings.HasPrefix(r, "-ERR [AUTH] ") {
+				t.Fatalf("USER ALICE without -c: %q", r)
+			}
+			if tr := eoTrace(t, s.trace); !strings.Contains(tr, `POP login by user "alice"`) {
+				t.Fatalf("login not logged as alice:\n%s", tr)
+			}
+		}},
+		"drac-host": {kind: rowRefused, check: eoUnsupported("drac-host", nil, "-D", "drac.example.org")},
+		"fast-update": {kind: rowRefused, check: func(t *testing.T) {
+			eoUnsupported("fast-update", nil, "-S", "-F")(t)
+			// and the reason holds: the spool keeps its inode through a
+			// server-mode update that deletes
+			s := newSite(t)
+			sp := s.spool(t, "alice", msg("one", "first")+msg("two", "second"))
+			before, _ := os.Stat(sp)
+			c := s.dial(t, "-S", "-F")
+			eoLogin(c, "alice", "secret")
+			c.ok("DELE 1")
+			eoQuit(c)
+			after, err := os.Stat(sp)
+			if err != nil || !os.SameFile(before, after) {
+				t.Fatalf("spool replaced by fast-update: %v", err)
+			}
+			if got := eoRead(t, sp); strings.Contains(got, "<one@") || !strings.Contains(got, "<two@") {
+				t.Fatalf("spool after QUIT:\n%s", got)
+			}
+		}},
+		"group-bulletins": {kind: rowEffect, check: func(t *testing.T) {
+			g, err := user.LookupGroupId(strconv.Itoa(newSite(t).gid))
+			if err != nil {
+				t.Skipf("the session user's group has no name: %v", err)
+			}
+			run := func(lines ...string) string {
+				s := newSite(t)
+				eoOwn(s, s.dir)
+				bulls := filepath.Join(s.dir, "bulls")
+				os.Mkdir(bulls, 0755)
+				writeFile(t, filepath.Join(bulls, "7."+g.Name), "From root@example.org Sat Nov 28 09:00:00 2026\nSubject: mine\n\nfor my group\n", 0644)
+				writeFile(t, filepath.Join(bulls, "8.eo-no-such-group"), "From root@example.org Sat Nov 28 09:00:00 2026\nSubject: theirs\n\nnot for me\n", 0644)
+				eoConfig(t, s, append([]string{fmt.Sprintf("set bulldir = %q", bulls), "set max-bulletins = 5"}, lines...)...)
+				return eoLogin(s.dial(t), "alice", "secret")
+			}
+			if r := run(); !strings.HasPrefix(r, "+OK alice has 2 visible messages ") {
+				t.Fatalf("without group-bulletins: %q", r)
+			}
+			if r := run("set group-bulletins"); !strings.HasPrefix(r, "+OK alice has 1 visible message ") {
+				t.Fatalf("with group-bulletins: %q", r)
+			}
+		}},
+		"group-no-server-mode": {kind: rowEffect, check: func(t *testing.T) {
+			g, err := user.LookupGroupId(strconv.Itoa(newSite(t).gid))
+			if err != nil {
+				t.Skipf("the session user's group has no name: %v", err)
+			}
+			s := newSite(t)
+			sp := s.spool(t, "alice", msg("one", "first"))
+			eoConfig(t, s, "set server-mode")
+			c := s.dial(t)
+			eoLogin(c, "alice", "secret")
+			if !eoServerMode(t, sp, filepath.Join(s.spoolDir, ".alice.pop")) {
+				t.Fatal("server-mode: not in server mode")
+			}
+			eoQuit(c)
+			eoConfig(t, s, fmt.Sprintf("set group-no-server-mode = %q", g.Name))
+			c = s.dial(t)
+			eoLogin(c, "alice", "secret")
+			if eoServerMode(t, sp, filepath.Join(s.spoolDir, ".alice.pop")) {
+				t.Fatalf("member of %s still in server mode", g.Name)
+			}
+			eoQuit(c)
+		}},
+		"group-server-mode": {kind: rowEffect, check: func(t *testing.T) {
+			g, err := user.LookupGroupId(strconv.Itoa(newSite(t).gid))
+			if err != nil {
+				t.Skipf("the session user's group has no name: %v", err)
+			}
+			s := newSite(t)
+			sp := s.spool(t, "alice", msg("one", "first"))
+			eoConfig(t, s, `set group-server-mode = "eo-no-such-group"`)
+			c := s.dial(t)
+			eoLogin(c, "alice", "secret")
+			if eoServerMode(t, sp, filepath.Join(s.spoolDir, ".alice.pop")) {
+				t.Fatal("server mode for a group alice is not in")
+			}
+			eoQuit(c)
+			eoConfig(t, s, fmt.Sprintf("set group-server-mode = %q", g.Name))
+			c = s.dial(t)
+			eoLogin(c, "alice", "secret")
+			if !eoServerMode(t, sp, filepath.Join(s.spoolDir, ".alice.pop")) {
+				t.Fatalf("member of %s not in server mode", g.Name)
+			}
+			eoQuit(c)
+		}},
+		"hash-spool": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			dir := eoDir(t, filepath.Join(s.spoolDir, compat.HashDir(2, "alice")))
+			if !strings.HasSuffix(dir, "/a/l") {
+				t.Fatalf("HashDir(2, alice) = %s", dir)
+			}
+			eoUserFile(t, s, filepath.Join(dir, "alice"), msg("hashed", "in a/l"), 0660)
+			c := s.dial(t)
+			if r := eoLogin(c, "alice", "secret"); !strings.HasPrefix(r, "+OK alice has 0 visible messages") {
+				t.Fatalf("without hash-spool: %q", r)
+			}
+			eoQuit(c)
+			eoConfig(t, s, "set hash-spool = 2")
+			c = s.dial(t)
+			if r := eoLogin(c, "alice", "secret"); !strings.HasPrefix(r, "+OK alice has 1 visible message ") {
+				t.Fatalf("hash-spool 2: %q", r)
+			}
+			if !eoExists(filepath.Join(dir, ".alice.pop")) || eoExists(filepath.Join(s.spoolDir, ".alice.pop")) {
+				t.Fatal("temp drop not in the hash directory")
+			}
+		}},
+		"home-dir-mail": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			eoOwn(s, s.dir) // the dot-lock is made next to the mailbox
+			s.spool(t, "alice", msg("spool", "in spool-dir"))
+			eoUserFile(t, s, filepath.Join(s.dir, "Mailbox"), msg("home1", "at home")+msg("home2", "at home"), 0600)
+			c := s.dial(t)
+			if r := eoLogin(c, "alice", "secret"); !strings.HasPrefix(r, "+OK alice has 1 visible message ") {
+				t.Fatalf("without home-dir-mail: %q", r)
+			}
+			eoQuit(c)
+			eoConfig(t, s, `set home-dir-mail = "Mailbox"`)
+			c = s.dial(t)
+			if r := eoLogin(c, "alice", "secret"); !strings.HasPrefix(r, "+OK alice has 2 visible messages ") {
+				t.Fatalf("home-dir-mail Mailbox: %q", r)
+			}
+			c.ok("TOP 1 0")
+			if h := strings.Join(c.multi(), "\n"); !strings.Contains(h, "<home1@") {
+				t.Fatalf("message 1: %q", h)
+			}
+		}},
+		"keep-temp-drop": {kind: rowEffect, check: func(t *testing.T) {
+			run := func(lines ...string) (*site, bool) {
+				s := newSite(t)
+				s.spool(t, "alice", msg("one", "first"))
+				eoConfig(t, s, lines...)
+				c := s.dial(t)
+				eoLogin(c, "alice", "secret")
+				eoQuit(c)
+				return s, eoExists(filepath.Join(s.spoolDir, ".alice.pop"))
+			}
+			if _, kept := run(); kept {
+				t.Fatal("temp drop left without keep-temp-drop")
+			}
+			s, kept := run("set keep-temp-drop")
+			if !kept {
+				t.Fatal("temp drop removed with keep-temp-drop")
+			}
+			if n := eoSize(t, filepath.Join(s.spoolDir, ".alice.pop")); n != 0 {
+				t.Fatalf("kept temp drop holds %d bytes", n)
+			}
+		}},
+		"kerberos":         {kind: rowRefused, check: eoUnsupported("kerberos", nil, "-k")},
+		"kerberos-service": {kind: rowRefused, check: eoUnsupported("kerberos-service", nil, "-K", "pop3")},
+		"log-facility": {kind: rowConfigOnly,
+			reason: "records go to syslog with this facility, and the test host has no syslog socket to read; shown through --print-config and the -y check",
+			check: func(t *testing.T) {
+				s := newSite(t)
+				print := func(args ...string) string {
+					out, err := exec.Command(popperBin, append([]string{"-f", s.config}, args...)...).CombinedOutput()
+					if err != nil {
+						t.Fatalf("popper %v: %v\n%s", args, err, out)
+					}
+					return string(out)
+				}
+				def, _ := compat.DefaultOptions().Value("log-facility")
+				if out := print("--print-config"); !strings.Contains(out, "\nset log-facility = "+def+"\n") {
+					t.Fatalf("default facility %s not printed:\n%s", def, out)
+				}
+				if out := print("-y", "local5", "--print-config"); !strings.Contains(out, "\nset log-facility = local5\n") {
+					t.Fatalf("-y local5 not printed:\n%s", out)
+				}
+				eoConfig(t, s, "set log-facility = local3")
+				if out := print("--print-config"); !strings.Contains(out, "\nset log-facility = local3\n") {
+					t.Fatalf("log-facility local3 not printed:\n%s", out)
+				}
+				out, err := exec.Command(popperBin, "-y", "local9").CombinedOutput()
+				if err == nil || !strings.Contains(string(out), `-y: unrecognized log facility "local9"; valid are: mail, local0, local1, local2, local3, local4, local5, local6, local7`) {
+					t.Fatalf("-y local9: %v\n%s", err, out)
+				}
+			}},
+		"log-login": {kind: rowEffect, check: func(t *testing.T) {
+			run := func(lines ...string) string {
+				s := newSite(t)
+				eoConfig(t, s, lines...)
+				c := s.dial(t)
+				eoLogin(c, "alice", "secret")
+				eoQuit(c)
+				return eoTrace(t, s.trace)
+			}
+			if tr := run(); !regexp.MustCompile(`\] \(v4\.0\.5\) POP login by user "alice" at \(\S+\) 127\.0\.0\.1\n`).MatchString(tr) {
+				t.Fatalf("default login record missing:\n%s", tr)
+			}
+			tr := run(`set log-login = "LOGIN %1 FROM %3 (%0)"`)
+			if !strings.Contains(tr, "] LOGIN alice FROM 127.0.0.1 (4.0.5)\n") || strings.Contains(tr, "POP login by user") {
+				t.Fatalf("log-login template:\n%s", tr)
+			}
+			if tr := run(`set log-login = ""`); strings.Contains(tr, "login by") || strings.Contains(tr, "LOGIN") {
+				t.Fatalf("empty log-login still logs:\n%s", tr)
+			}
+		}},
+		"mail-command": {kind: rowRefused, check: func(t *testing.T) {
+			eoUnsupported("mail-command", []string{`set mail-command = "/usr/sbin/sendmail"`})(t)
+			s := newSite(t)
+			eoConfig(t, s, `set mail-command = "/usr/sbin/sendmail"`)
+			c := s.dial(t)
+			eoLogin(c, "alice", "secret")
+			if r := c.do("XTND XMIT"); r != "-ERR XTND XMIT is not supported by this server" {
+				t.Fatalf("XTND XMIT: %q", r)
+			}
+		}},
+		"mail-lock-check": {kind: rowNoEffect,
+			reason: "the dot-lock refresh it paces is rate-limited to once per platform.DotLockRefresh (180 s) and its result is ignored (spool/maildrop.go writeKept), so no session shorter than that shows it",
+			check: func(t *testing.T) {
+				eoAccepted(t, nil, "-L", "1")
+			}},
+		"max-bulletins": {kind: rowEffect, check: func(t *testing.T) {
+			run := func(lines ...string) string {
+				s := newSite(t)
+				eoOwn(s, s.dir)
+				bulls := filepath.Join(s.dir, "bulls")
+				os.Mkdir(bulls, 0755)
+				for _, n := range []string{"5", "6", "7"} {
+					writeFile(t, filepath.Join(bulls, n), "From root@example.org Sat Nov 28 09:00:00 2026\nSubject: bulletin "+n+"\n\nnews\n", 0644)
+				}
+				eoConfig(t, s, append([]string{fmt.Sprintf("set bulldir = %q", bulls)}, lines...)...)
+				return eoLogin(s.dial(t), "alice", "secret")
+			}
+			if r := run(); !strings.HasPrefix(r, "+OK alice has 1 visible message ") {
+				t.Fatalf("new user, default max-bulletins 1: %q", r)
+			}
+			if r := run("set max-bulletins = 2"); !strings.HasPrefix(r, "+OK alice has 2 visible messages ") {
+				t.Fatalf("new user, max-bulletins 2: %q", r)
+			}
+		}},
+		"no-atomic-open": {kind: rowEffect, check: func(t *testing.T) {
+			// With no-atomic-open the dot-lock is made by link() from a
+			// unique file named ".<lock name>.<pid>.<hex>" next to it. With
+			// a mailbox name of 240 bytes the lock name (245) fits in
+			// NAME_MAX (255) and the unique name does not: only the link
+			// method fails.
+			box := strings.Repeat("m", 240)
+			run := func(lines ...string) string {
+				s := newSite(t)
+				eoOwn(s, s.dir)
+				eoUserFile(t, s, filepath.Join(s.dir, box), msg("one", "first"), 0600)
+				eoConfig(t, s, append([]string{fmt.Sprintf("set home-dir-mail = %q", box)}, lines...)...)
+				return eoLogin(s.dial(t), "alice", "secret")
+			}
+			if r := run(); !strings.HasPrefix(r, "+OK alice has 1 visible message ") {
+				t.Fatalf("O_EXCL dot-lock: %q", r)
+			}
+			if r := run("set no-atomic-open"); !strings.HasPrefix(r, "-ERR [SYS/TEMP] ") || !strings.Contains(strings.ToLower(r), "too long") {
+				t.Fatalf("link() dot-lock with a unique name over NAME_MAX: %q", r)
+			}
+		}},
+		"nonauth-file": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			eoAddUser(t, s, "bob", "pw")
+			list := eoFile(t, s, "nonauth", "alice")
+			eoConfig(t, s, fmt.Sprintf("set nonauth-file = %q", list))
+			if r := eoLogin(s.dial(t), "bob", "pw"); !strings.HasPrefix(r, "+OK bob has") {
+				t.Fatalf("bob, not listed in nonauth-file: %q", r)
+			}
+			if r := eoLogin(s.dial(t), "alice", "secret"); r != `-ERR [AUTH] "alice": access denied.` {
+				t.Fatalf("alice, listed in nonauth-file: %q", r)
+			}
+		}},
+		"old-style-uid": {kind: rowEffect, check: func(t *testing.T) {
+			uid := func(lines ...string) string {
+				s := newSite(t)
+				s.spool(t, "alice", msg("one", "first"))
+				eoConfig(t, s, lines...)
+				c := s.dial(t)
+				eoLogin(c, "alice", "secret")
+				return eoUID(c)
+			}
+			if u := uid(); len(u) != 20 {
+				t.Fatalf("default UID %q: want 20 characters", u)
+			}
+			if u := uid("set old-style-uid"); !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(u) {
+				t.Fatalf("old-style-uid UID %q: want 32 hex digits", u)
+			}
+		}},
+		"popper-userdb": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			db := filepath.Join(s.dir, "other-userdb")
+			writeFile(t, db, fmt.Sprintf("bob:{PLAIN}pw:%d:%d::%s:/bin/sh\n", s.uid, s.gid, s.dir), 0600)
+			more := eoFile(t, s, "userdb.conf", fmt.Sprintf("set popper-userdb = %q", db))
+			if r := eoLogin(s.dial(t, "-f", more), "bob", "pw"); !strings.HasPrefix(r, "+OK bob has 0 visible messages") {
+				t.Fatalf("bob of popper-userdb: %q", r)
+			}
+		}},
+		"reverse-lookup": {kind: rowEffect, check: func(t *testing.T) {
+			names, err := net.LookupAddr("127.0.0.1")
+			if err != nil || len(names) == 0 {
+				t.Skipf("127.0.0.1 has no name here (%v): reverse-lookup cannot make a difference", err)
+			}
+			name := strings.TrimSuffix(names[0], ".")
+			run := func(flags ...string) string {
+				s := newSite(t)
+				eoConfig(t, s, eoLoginLine)
+				c := s.dial(t, flags...)
+				eoLogin(c, "alice", "secret")
+				eoQuit(c)
+				return eoTrace(t, s.trace)
+			}
+			if tr := run(); !strings.Contains(tr, "] LOGIN alice HOST "+name+" ADDR 127.0.0.1\n") {
+				t.Fatalf("reverse-lookup on, want host %s:\n%s", name, tr)
+			}
+			if tr := run("-R"); !strings.Contains(tr, "] LOGIN alice HOST 127.0.0.1 ADDR 127.0.0.1\n") {
+				t.Fatalf("-R:\n%s", tr)
+			}
+		}},
+		"server-mode": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			sp := s.spool(t, "alice", msg("one", "first")+msg("two", "second"))
+			drop := filepath.Join(s.spoolDir, ".alice.pop")
+			c := s.dial(t)
+			eoLogin(c, "alice", "secret")
+			if eoServerMode(t, sp, drop) {
+				t.Fatal("default session in server mode")
+			}
+			eoQuit(c)
+			c = s.dial(t, "-S")
+			eoLogin(c, "alice", "secret")
+			if !eoServerMode(t, sp, drop) {
+				t.Fatal("-S session not in server mode")
+			}
+			c.ok("DELE 2")
+			eoQuit(c)
+			if got := eoRead(t, sp); !strings.Contains(got, "<one@") || strings.Contains(got, "<two@") || eoExists(drop) {
+				t.Fatalf("after the server-mode update: temp drop %v, spool:\n%s", eoExists(drop), got)
+			}
+		}},
+		"shy": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			c, g := eoStart(t, s)
+			if !strings.HasPrefix(g, "+OK Qpopper (version 4.0.5) at ") {
+				t.Fatalf("default greeting: %q", g)
+			}
+			if capa := eoCapa(c); !eoHas(capa, "IMPLEMENTATION Qpopper-version-4.0.5") {
+				t.Fatalf("default CAPA: %q", capa)
+			}
+			eoConfig(t, s, "set shy")
+			c, g = eoStart(t, s)
+			if !regexp.MustCompile(`^\+OK ready  <\d+\.\d+@\S+>$`).MatchString(g) {
+				t.Fatalf("shy greeting: %q", g)
+			}
+			if capa := eoCapa(c); eoHasPrefix(capa, "IMPLEMENTATION") {
+				t.Fatalf("shy CAPA before login: %q", capa)
+			}
+			eoLogin(c, "alice", "secret")
+			if capa := eoCapa(c); !eoHas(capa, "IMPLEMENTATION Qpopper-version-4.0.5") {
+				t.Fatalf("shy CAPA after login: %q", capa)
+			}
+		}},
+		"spool-dir": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			s.spool(t, "alice", msg("one", "first"))
+			other := eoDir(t, filepath.Join(s.dir, "othermail"))
+			eoUserFile(t, s, filepath.Join(other, "alice"), msg("a", "1")+msg("b", "2")+msg("c", "3"), 0660)
+			eoConfig(t, s, fmt.Sprintf("set spool-dir = %q", other))
+			c := s.dial(t)
+			if r := eoLogin(c, "alice", "secret"); !strings.HasPrefix(r, "+OK alice has 3 visible messages ") {
+				t.Fatalf("spool-dir %s: %q", other, r)
+			}
+			if !eoExists(filepath.Join(other, ".alice.pop")) || eoExists(filepath.Join(s.spoolDir, ".alice.pop")) {
+				t.Fatal("temp drop not in the configured spool-dir")
+			}
+		}},
+		"spool-locks": {kind: rowEffect, check: func(t *testing.T) {
+			if runtime.GOOS == "illumos" || runtime.GOOS == "solaris" {
+				t.Skip("flock and fcntl locks are one lock here")
+			}
+			// The test holds an fcntl lock on the spool: a session that
+			// takes fcntl locks waits for it, one that takes only flock
+			// does not.
+			run := func(kinds string, wantWait bool) {
+				s := newSite(t)
+				sp := s.spool(t, "alice", msg("one", "first"))
+				eoConfig(t, s, fmt.Sprintf("set spool-locks = %q", kinds))
+				f, err := os.OpenFile(sp, os.O_RDWR, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: 0}
+				if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk); err != nil {
+					t.Fatal(err)
+				}
+				c := s.dial(t)
+				c.ok("USER alice")
+				fmt.Fprintf(c.conn, "PASS secret\r\n")
+				c.conn.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
+				early, err := c.r.ReadString('\n')
+				if wantWait {
+					if err == nil {
+						t.Fatalf("spool-locks %s: answered %q while the spool was fcntl-locked", kinds, early)
+					}
+					lk.Type = syscall.F_UNLCK
+					syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk)
+					if r := early + c.line(); !strings.HasPrefix(r, "+OK alice has 1 visible message ") {
+						t.Fatalf("spool-locks %s after unlock: %q", kinds, r)
+					}
+					return
+				}
+				if err != nil || !strings.HasPrefix(early, "+OK alice has 1 visible message ") {
+					t.Fatalf("spool-locks %s with an fcntl lock held: %q, %v", kinds, early, err)
+				}
+			}
+			run("fcntl", true)
+			run("flock", false)
+			run("dotlock,flock", false)
+		}},
+		"spool-options": {kind: rowEffect, check: func(t *testing.T) {
+			run := func(flags ...string) bool {
+				s := newSite(t)
+				s.spool(t, "alice", msg("one", "first"))
+				writeFile(t, filepath.Join(s.spoolDir, ".alice.qpopper-options"), "set keep-temp-drop\n", 0644)
+				c := s.dial(t, flags...)
+				eoLogin(c, "alice", "secret")
+				eoQuit(c)
+				return eoExists(filepath.Join(s.spoolDir, ".alice.pop"))
+			}
+			if run() {
+				t.Fatal("spool options file read without -U")
+			}
+			if !run("-U") {
+				t.Fatal("-U: keep-temp-drop of the spool options file not applied")
+			}
+		}},
+		"statistics": {kind: rowEffect, check: func(t *testing.T) {
+			run := func(line string) string {
+				s := newSite(t)
+				s.spool(t, "alice", msg("one", "first")+msg("two", "second"))
+				eoConfig(t, s, line)
+				c := s.dial(t)
+				eoLogin(c, "alice", "secret")
+				c.ok("DELE 1")
+				eoQuit(c)
+				return eoTrace(t, s.trace)
+			}
+			if tr := run("set statistics"); !regexp.MustCompile(`\] Stats: alice 1 \d+ 1 \d+ \S+ 127\.0\.0\.1\n`).MatchString(tr) {
+				t.Fatalf("statistics on:\n%s", tr)
+			}
+			if tr := run("reset statistics"); strings.Contains(tr, "Stats:") {
+				t.Fatalf("statistics off:\n%s", tr)
+			}
+		}},
+		"temp-dir": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			s.spool(t, "alice", msg("one", "first"))
+			drops := eoDir(t, filepath.Join(s.dir, "drops"))
+			eoConfig(t, s, fmt.Sprintf("set temp-dir = %q", drops))
+			c := s.dial(t)
+			eoLogin(c, "alice", "secret")
+			if !eoExists(filepath.Join(drops, ".alice.pop")) || eoExists(filepath.Join(s.spoolDir, ".alice.pop")) {
+				t.Fatal("temp drop not in temp-dir")
+			}
+		}},
+		"temp-name": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			s.spool(t, "alice", msg("one", "first"))
+			eoConfig(t, s, `set temp-name = "%s.eo-drop"`)
+			c := s.dial(t)
+			eoLogin(c, "alice", "secret")
+			if !eoExists(filepath.Join(s.spoolDir, "alice.eo-drop")) || eoExists(filepath.Join(s.spoolDir, ".alice.pop")) {
+				t.Fatal("temp drop not named by temp-name")
+			}
+		}},
+		"timeout": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			c := s.dial(t, "-T", "1")
+			eoLogin(c, "alice", "secret")
+			start := time.Now()
+			if r := c.line(); !strings.HasPrefix(r, "-ERR POP timeout from ") {
+				t.Fatalf("idle with -T 1: %q", r)
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Fatalf("timed out after %v", d)
+			}
+			c.cmd.Wait()
+			if tr := eoTrace(t, s.trace); !regexp.MustCompile(`\] \(v4\.0\.5\) Timeout \(1 secs\) during nw read from alice at \S+ \(127\.0\.0\.1\)\n`).MatchString(tr) {
+				t.Fatalf("no timeout record:\n%s", tr)
+			}
+		}},
+		"timing": {kind: rowEffect, check: func(t *testing.T) {
+			run := func(lines ...string) string {
+				s := newSite(t)
+				eoConfig(t, s, lines...)
+				c := s.dial(t)
+				eoLogin(c, "alice", "secret")
+				eoQuit(c)
+				return eoTrace(t, s.trace)
+			}
+			if tr := run("set timing"); !regexp.MustCompile(`\] \(v4\.0\.5\) Timing for alice@\S+ \(normal\) auth=\d+ init=\d+ clean=\d+\n`).MatchString(tr) {
+				t.Fatalf("timing on:\n%s", tr)
+			}
+			if tr := run(); strings.Contains(tr, "Timing for") {
+				t.Fatalf("timing off:\n%s", tr)
+			}
+		}},
+		"tls-cipher-list": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			cert, key, _, _ := eoTLS(t, s.dir, "")
+			eoConfig(t, s, "set tls-support = stls", fmt.Sprintf("set tls-server-cert-file = %q", cert), fmt.Sprintf("set tls-private-key-file = %q", key))
+			aes256 := &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384}}
+			if _, err := eoSTLS(s.dial(t), aes256.Clone()); err != nil {
+				t.Fatalf("AES256 client without tls-cipher-list: %v", err)
+			}
+			eoConfig(t, s, `set tls-cipher-list = "ECDHE-ECDSA-AES128-GCM-SHA256"`)
+			if _, err := eoSTLS(s.dial(t), aes256.Clone()); err == nil {
+				t.Fatal("AES256 client accepted with tls-cipher-list naming only AES128")
+			}
+			st, err := eoSTLS(s.dial(t), &tls.Config{MaxVersion: tls.VersionTLS12})
+			if err != nil || st.CipherSuite != tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 {
+				t.Fatalf("tls-cipher-list suite: %v, %s", err, tls.CipherSuiteName(st.CipherSuite))
+			}
+		}},
+		"tls-identity-file": {kind: rowEffect, check: func(t *testing.T) {
+			// SSLPlus' one file with certificate and key, used when no
+			// tls-server-cert-file is set.
+			s := newSite(t)
+			_, _, both, der := eoTLS(t, s.dir, "")
+			eoConfig(t, s, "set tls-support = stls")
+			eoConfigError(t, s, "TLS requested (tls-support STLS, clear-text-password default) but neither tls-server-cert-file nor tls-identity-file is set")
+			eoConfig(t, s, fmt.Sprintf("set tls-identity-file = %q", both))
+			st, err := eoSTLS(s.dial(t), &tls.Config{})
+			if err != nil || len(st.PeerCertificates) == 0 || string(st.PeerCertificates[0].Raw) != string(der) {
+				t.Fatalf("certificate presented is not the identity file's: %v", err)
+			}
+		}},
+		"tls-options": {kind: rowRefused, check: eoUnsupported("tls-options", []string{"set tls-options = 0x400000", "set tls-options = 0x4"})},
+		"tls-passphrase": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			cert, key, _, _ := eoTLS(t, s.dir, "eo secret")
+			eoConfig(t, s, "set tls-support = stls", fmt.Sprintf("set tls-server-cert-file = %q", cert), fmt.Sprintf("set tls-private-key-file = %q", key))
+			eoConfigError(t, s, fmt.Sprintf("TLS private key %s is encrypted and tls-passphrase is not set", key))
+			eoConfig(t, s, `set tls-passphrase = "eo secret"`)
+			if _, err := eoSTLS(s.dial(t), &tls.Config{}); err != nil {
+				t.Fatalf("with tls-passphrase: %v", err)
+			}
+		}},
+		"tls-private-key-file": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			cert, key, _, _ := eoTLS(t, s.dir, "")
+			eoConfig(t, s, "set tls-support = stls", fmt.Sprintf("set tls-server-cert-file = %q", cert))
+			eoConfigError(t, s, "TLS certificate "+cert+": ")
+			eoConfig(t, s, fmt.Sprintf("set tls-private-key-file = %q", key))
+			if _, err := eoSTLS(s.dial(t), &tls.Config{}); err != nil {
+				t.Fatalf("with tls-private-key-file: %v", err)
+			}
+		}},
+		"tls-server-cert-file": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			_, _, both, der := eoTLS(t, s.dir, "")
+			eoConfig(t, s, "set tls-support = stls")
+			eoConfigError(t, s, "TLS requested (tls-support STLS, clear-text-password default) but neither tls-server-cert-file nor tls-identity-file is set")
+			// a tls-server-cert-file wins over a tls-identity-file
+			_, _, other, _ := eoTLS(t, t.TempDir(), "")
+			eoConfig(t, s, fmt.Sprintf("set tls-identity-file = %q", other), fmt.Sprintf("set tls-server-cert-file = %q", both))
+			st, err := eoSTLS(s.dial(t), &tls.Config{})
+			if err != nil || len(st.PeerCertificates) == 0 || string(st.PeerCertificates[0].Raw) != string(der) {
+				t.Fatalf("certificate presented is not the file's: %v", err)
+			}
+		}},
+		"tls-support": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			s.spool(t, "alice", msg("one", "first"))
+			c := s.dial(t)
+			if capa := eoCapa(c); eoHas(capa, "STLS") {
+				t.Fatalf("default CAPA: %q", capa)
+			}
+			if r := c.do("STLS"); r != "-ERR Command not enabled" {
+				t.Fatalf("STLS without tls-support: %q", r)
+			}
+			_, _, both, _ := eoTLS(t, s.dir, "")
+			eoConfig(t, s, fmt.Sprintf("set tls-server-cert-file = %q", both))
+			// STLS
+			c = s.dial(t, "-l", "1")
+			if capa := eoCapa(c); !eoHas(capa, "STLS") {
+				t.Fatalf("CAPA with -l1: %q", capa)
+			}
+			if _, err := eoSTLS(c, &tls.Config{}); err != nil {
+				t.Fatal(err)
+			}
+			if capa := eoCapa(c); eoHas(capa, "STLS") {
+				t.Fatalf("CAPA inside TLS: %q", capa)
+			}
+			if r := eoLogin(c, "alice", "secret"); !strings.HasPrefix(r, "+OK alice has 1 visible message ") {
+				t.Fatalf("PASS inside TLS: %q", r)
+			}
+			eoQuit(c)
+			// alternate-port: TLS from the first byte
+			eoConfig(t, s, "set tls-support = alternate-port")
+			c = eoSpawn(t, s)
+			if _, err := eoHandshake(c, &tls.Config{}); err != nil {
+				t.Fatalf("implicit TLS: %v", err)
+			}
+			if g := c.line(); !strings.HasPrefix(g, "+OK Qpopper (version 4.0.5) at ") {
+				t.Fatalf("greeting over implicit TLS: %q", g)
+			}
+			if r := eoLogin(c, "alice", "secret"); !strings.HasPrefix(r, "+OK alice has 1 visible message ") {
+				t.Fatalf("PASS over implicit TLS: %q", r)
+			}
+		}},
+		"tls-version": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			_, _, both, _ := eoTLS(t, s.dir, "")
+			eoConfig(t, s, "set tls-support = stls", fmt.Sprintf("set tls-server-cert-file = %q", both))
+			tls10 := &tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS10}
+			if _, err := eoSTLS(s.dial(t), tls10.Clone()); err == nil {
+				t.Fatal("TLS 1.0 client accepted by default")
+			}
+			eoConfig(t, s, "set tls-version = TLSv1")
+			st, err := eoSTLS(s.dial(t), tls10.Clone())
+			if err != nil || st.Version != tls.VersionTLS10 {
+				t.Fatalf("TLS 1.0 client with tls-version TLSv1: %v, version %x", err, st.Version)
+			}
+		}},
+		"tls-workarounds": {kind: rowRefused, check: eoUnsupported("tls-workarounds", []string{"set tls-workarounds"})},
+		"tracefile": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			other := filepath.Join(s.dir, "other-trace")
+			more := eoFile(t, s, "trace.conf", fmt.Sprintf("set tracefile = %q", other))
+			c := s.dial(t, "-f", more)
+			eoLogin(c, "alice", "secret")
+			eoQuit(c)
+			if tr := eoTrace(t, other); !strings.Contains(tr, `POP login by user "alice"`) {
+				t.Fatalf("tracefile %s:\n%s", other, tr)
+			}
+			if eoExists(s.trace) {
+				t.Fatalf("records still in the -t file:\n%s", eoRead(t, s.trace))
+			}
+		}},
+		"trim-domain": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			s.spool(t, "alice", msg("one", "first"))
+			plain := s.dial(t)
+			plain.ok("USER alice@example.org")
+			fmt.Fprintf(plain.conn, "PASS secret\r\n")
+			c := s.dial(t, "-C")
+			if r := eoLogin(c, "alice@example.org", "secret"); !strings.HasPrefix(r, "+OK alice@example.org has 1 visible message ") {
+				t.Fatalf("USER alice@example.org with -C: %q", r)
+			}
+			eoQuit(c)
+			if r := plain.line(); !strings.HasPrefix(r, "-ERR [AUTH] ") {
+				t.Fatalf("USER alice@example.org without -C: %q", r)
+			}
+		}},
+		"update-on-abort": {kind: rowEffect, check: func(t *testing.T) {
+			run := func(lines ...string) string {
+				s := newSite(t)
+				sp := s.spool(t, "alice", msg("one", "first")+msg("two", "second"))
+				eoConfig(t, s, lines...)
+				c := s.dial(t)
+				eoLogin(c, "alice", "secret")
+				c.ok("DELE 1")
+				c.conn.Close()
+				c.cmd.Wait()
+				return eoRead(t, sp)
+			}
+			if got := run(); strings.Contains(got, "<one@") || !strings.Contains(got, "<two@") {
+				t.Fatalf("update-on-abort on (default), spool after a dropped session:\n%s", got)
+			}
+			if got := run("reset update-on-abort"); !strings.Contains(got, "<one@") || !strings.Contains(got, "<two@") {
+				t.Fatalf("update-on-abort off, spool after a dropped session:\n%s", got)
+			}
+		}},
+		"update-status-headers": {kind: rowEffect, check: func(t *testing.T) {
+			orig := msg("one", "first") + msg("two", "second")
+			run := func(flags []string, lines ...string) string {
+				s := newSite(t)
+				sp := s.spool(t, "alice", orig)
+				eoConfig(t, s, lines...)
+				c := s.dial(t, flags...)
+				eoLogin(c, "alice", "secret")
+				c.ok("RETR 1")
+				c.multi()
+				eoQuit(c)
+				return eoRead(t, sp)
+			}
+			for _, mode := range [][]string{nil, {"-S"}} {
+				if got := run(mode); !strings.Contains(got, "\nX-UIDL: ") || !strings.Contains(got, "\nStatus: RO\n") || !strings.Contains(got, "\nStatus: U\n") {
+					t.Fatalf("%v update-status-headers on (default):\n%s", mode, got)
+				}
+			}
+			// Off: no Status: header is added. The normal-mode update
+			// still writes X-UIDL as it copies each message back
+			// (qpopper.md §4.2 step 7); a server-mode session that only
+			// read leaves the spool as it was (§5.3: UIDs never written).
+			if got := run(nil, "reset update-status-headers"); strings.Contains(got, "Status:") {
+				t.Fatalf("update-status-headers off, Status: written:\n%s", got)
+			}
+			if got := run([]string{"-S"}, "reset update-status-headers"); got != orig {
+				t.Fatalf("update-status-headers off, server mode, spool changed:\n%s", got)
+			}
+		}},
+		"user-options": {kind: rowEffect, check: func(t *testing.T) {
+			run := func(flags ...string) (string, *site) {
+				s := newSite(t)
+				s.spool(t, "alice", msg("one", "first"))
+				writeFile(t, filepath.Join(s.dir, ".qpopper-options"), "reset statistics\nset keep-temp-drop\n", 0644)
+				c := s.dial(t, flags...)
+				eoLogin(c, "alice", "secret")
+				c.ok("DELE 1")
+				eoQuit(c)
+				return eoTrace(t, s.trace), s
+			}
+			if tr, _ := run(); !strings.Contains(tr, "Stats: alice 1 ") {
+				t.Fatalf("user options file read without -u:\n%s", tr)
+			}
+			tr, s := run("-u")
+			if strings.Contains(tr, "Stats:") {
+				t.Fatalf("-u: reset statistics of ~/.qpopper-options not applied:\n%s", tr)
+			}
+			refusal := fmt.Sprintf(`Attempt to use restricted option "keep-temp-drop" at line 2 of user config file %s/.qpopper-options`, s.dir)
+			if !strings.Contains(tr, refusal) || eoExists(filepath.Join(s.spoolDir, ".alice.pop")) {
+				t.Fatalf("-u: restricted keep-temp-drop not refused (want %q):\n%s", refusal, tr)
+			}
+		}},
+		"UW-kluge": {kind: rowEffect, check: func(t *testing.T) {
+			internal := "From MAILER-DAEMON Sat Nov 28 08:00:00 2026\nDate: Sat, 28 Nov 2026 08:00:00 +0000\n" +
+				"From: Mail System Internal Data <MAILER-DAEMON@example.org>\n" +
+				"Subject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\nX-IMAP: 1764316800 0000000002\n\n" +
+				"This text is part of the internal format of your mail folder, and is not\na real message.\n\n"
+			run := func(lines ...string) string {
+				s := newSite(t)
+				s.spool(t, "alice", internal+msg("one", "first"))
+				eoConfig(t, s, lines...)
+				return eoLogin(s.dial(t), "alice", "secret")
+			}
+			if r := run(); !strings.HasPrefix(r, "+OK alice has 2 visible messages (0 hidden) ") {
+				t.Fatalf("without UW-kluge: %q", r)
+			}
+			if r := run("set UW-kluge"); !strings.HasPrefix(r, "+OK alice has 1 visible message (1 hidden) ") {
+				t.Fatalf("UW-kluge: %q", r)
+			}
+			if r := run("set UW-kludge"); !strings.HasPrefix(r, "+OK alice has 1 visible message (1 hidden) ") {
+				t.Fatalf("UW-kludge (alias): %q", r)
+			}
+		}},
+	}
+}
