@@ -1417,3 +1417,81 @@ func everyOptionRows() map[string]optionRow {
 		}},
 	}
 }
+
+// TestEveryOptionRestriction checks every option's Restrict field against
+// the per-user option files: each option is written into
+// ~/.qpopper-options (read with -u) and the spool-dir options file (read
+// with -U) at the value it already has, and popper must refuse exactly the
+// restricted ones, with qpopper's texts and line numbers, and take the
+// others.
+func TestEveryOptionRestriction(t *testing.T) {
+	s := newSite(t)
+	s.spool(t, "alice", msg("one", "first"))
+	out, err := exec.Command(popperBin, "-f", s.config, "-t", s.trace, "--userdb", s.userdb, "--print-config").CombinedOutput()
+	if err != nil {
+		t.Fatalf("--print-config: %v\n%s", err, out)
+	}
+	current := map[string]string{} // option name → its line in qpopper syntax
+	for _, l := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && (f[0] == "set" || f[0] == "reset") {
+			current[f[1]] = l
+		}
+	}
+	userFile := filepath.Join(s.dir, ".qpopper-options")
+	spoolFile := filepath.Join(s.spoolDir, ".alice.qpopper-options")
+	var user, spool []string
+	var want, unwanted []string
+	for _, o := range compat.AllOptions() {
+		line, ok := current[o.Name]
+		if o.Name == "config-file" {
+			line, ok = `set config-file = "/nonexistent/eo.conf"`, true
+		}
+		if !ok {
+			t.Errorf("option %s not printed by --print-config", o.Name)
+			continue
+		}
+		user = append(user, line)
+		spool = append(spool, line)
+		refusedUser := fmt.Sprintf(`Attempt to use restricted option "%s" at line %d of user config file %s`, o.Name, len(user), userFile)
+		lateUser := fmt.Sprintf(`The "%s" option cannot be set after a client has connected (line %d of config file %s)`, o.Name, len(user), userFile)
+		lateSpool := fmt.Sprintf(`The "%s" option cannot be set after a client has connected (line %d of config file %s)`, o.Name, len(spool), spoolFile)
+		switch o.Restrict {
+		case compat.ResUser:
+			want = append(want, refusedUser)
+			unwanted = append(unwanted, lateSpool)
+		case compat.ResInit:
+			want = append(want, lateUser, lateSpool)
+		default:
+			unwanted = append(unwanted, refusedUser, lateUser, lateSpool)
+		}
+	}
+	// includes are refused in both files (the files are opened with the
+	// user's privileges and nothing else may be)
+	want = append(want,
+		"Unable to open configuration file /nonexistent/eo.conf: including files is not allowed here (0)")
+	writeFile(t, userFile, strings.Join(user, "\n")+"\n", 0644)
+	writeFile(t, spoolFile, strings.Join(spool, "\n")+"\n", 0644)
+
+	c := s.dial(t, "-u", "-U")
+	if r := eoLogin(c, "alice", "secret"); !strings.HasPrefix(r, "+OK alice has 1 visible message ") {
+		t.Fatalf("PASS with every option in both files: %q", r)
+	}
+	eoQuit(c)
+	tr := eoTrace(t, s.trace)
+	for _, w := range want {
+		if !strings.Contains(tr, "] "+w+"\n") {
+			t.Errorf("trace lacks %q", w)
+		}
+	}
+	for _, u := range unwanted {
+		if strings.Contains(tr, u) {
+			t.Errorf("trace has %q", u)
+		}
+	}
+	if n := strings.Count(tr, "including files is not allowed here"); n != 2 {
+		t.Errorf("%d include refusals, want one per file", n)
+	}
+	if t.Failed() {
+		t.Logf("trace:\n%s", tr)
+	}
+}
