@@ -621,6 +621,9 @@ func everyOptionRows() map[string]optionRow {
 		}},
 		"config-file": {kind: rowEffect, check: func(t *testing.T) {
 			s := newSite(t)
+			if _, g := eoStart(t, s); strings.HasPrefix(g, "+OK ready  <") {
+				t.Fatalf("shy greeting without the included file: %q", g)
+			}
 			inner := eoFile(t, s, "inner.conf", "set shy")
 			eoConfig(t, s, fmt.Sprintf("set config-file = %q", inner))
 			if _, g := eoStart(t, s); !strings.HasPrefix(g, "+OK ready  <") {
