@@ -341,7 +341,9 @@ func spoolConfig(o *compat.Options, a *account, log platform.Logger) *spool.Conf
 		c.OldTempDrop = compat.OldTempDropPath(o, a.Name, a.Home)
 	}
 	if _, kinds, err := platform.ParseLockKinds(o.SpoolLocks); err == nil && o.SpoolLocks != "" {
-		c.Locks = kinds
+		// "dotlock" alone names no kernel lock: take none (not the
+		// platform default, which nil would mean).
+		c.Locks = append([]platform.LockKind{}, kinds...)
 	}
 	return c
 }

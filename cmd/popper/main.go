@@ -82,11 +82,10 @@ func run(argv []string) int {
 
 	log := openLog(ident, opts)
 	defer log.Close()
+	// Flags and options popper cannot honour, each once (ParseArgs has
+	// gathered the options' notes into inv.Unsupported).
 	for _, u := range inv.Unsupported {
 		log.Notice(u)
-	}
-	for _, n := range opts.Notes() {
-		log.Notice(n)
 	}
 
 	switch {

@@ -1,16 +1,8 @@
 package main
 
 import (
-	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -44,7 +36,6 @@ const (
 	// rowConfigOnly: the effect is on something the test cannot read (the
 	// system log); the check shows the value popper takes.
 	rowConfigOnly = "config only"
-	rowLead       = "lead" // being implemented by the lead (chunky-writes only)
 )
 
 type optionRow struct {
@@ -78,10 +69,6 @@ func TestEveryOption(t *testing.T) {
 			if r.reason == "" {
 				t.Errorf("row %q (%s) states no reason", name, r.kind)
 			}
-		case rowLead:
-			if name != "chunky-writes" {
-				t.Errorf("row %q is left to the lead; only chunky-writes may be", name)
-			}
 		default:
 			t.Errorf("row %q has unknown kind %q", name, r.kind)
 		}
@@ -96,10 +83,6 @@ func TestEveryOption(t *testing.T) {
 	for _, name := range names {
 		r := rows[name]
 		t.Run(name, func(t *testing.T) {
-			if r.kind == rowLead {
-				r.check(t)
-				return
-			}
 			t.Parallel()
 			r.check(t)
 		})
@@ -107,16 +90,6 @@ func TestEveryOption(t *testing.T) {
 }
 
 // ---- helpers (prefixed eo: every option) ----
-
-// eoConfig appends configuration lines to the site's config file.
-func eoConfig(t *testing.T, s *site, lines ...string) {
-	t.Helper()
-	old, err := os.ReadFile(s.config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, s.config, string(old)+strings.Join(lines, "\n")+"\n", 0644)
-}
 
 // eoFile writes a configuration file of its own and returns its path.
 func eoFile(t *testing.T, s *site, name string, lines ...string) string {
@@ -130,41 +103,8 @@ func eoFile(t *testing.T, s *site, name string, lines ...string) string {
 // and returns the client and the greeting line.
 func eoStart(t *testing.T, s *site, extra ...string) (*client, string) {
 	t.Helper()
-	c := eoSpawn(t, s, extra...)
+	c := s.start(t, extra...)
 	return c, c.line()
-}
-
-// eoSpawn starts popper on a fresh loopback connection and reads nothing.
-func eoSpawn(t *testing.T, s *site, extra ...string) *client {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	conn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := server.(*net.TCPConn).File()
-	server.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	args := append([]string{"-f", s.config, "-t", s.trace, "--userdb", s.userdb}, extra...)
-	cmd := exec.Command(popperBin, args...)
-	cmd.Stdin, cmd.Stdout = f, f
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &client{t: t, conn: conn, r: bufio.NewReader(conn), cmd: cmd}
-	t.Cleanup(func() { conn.Close(); cmd.Process.Kill(); cmd.Wait() })
-	return c
 }
 
 // eoLogin sends USER and PASS and returns the PASS reply.
@@ -326,14 +266,14 @@ func eoUnsupported(option string, lines []string, flags ...string) func(t *testi
 		note := eoNote(t, option)
 		s := newSite(t)
 		s.spool(t, "alice", msg("one", "first"))
-		eoConfig(t, s, lines...)
+		s.setOptions(t, lines...)
 		c := s.dial(t, flags...)
 		if r := eoLogin(c, "alice", "secret"); !strings.HasPrefix(r, "+OK alice has 1 visible message ") {
 			t.Fatalf("PASS with %s set: %q", option, r)
 		}
 		eoQuit(c)
-		if tr := eoTrace(t, s.trace); !strings.Contains(tr, "] "+note+"\n") {
-			t.Fatalf("trace lacks %q:\n%s", note, tr)
+		if tr := eoTrace(t, s.trace); strings.Count(tr, "] "+note+"\n") != 1 {
+			t.Fatalf("trace should have %q once:\n%s", note, tr)
 		}
 		d := newSite(t)
 		c = d.dial(t)
@@ -350,7 +290,7 @@ func eoAccepted(t *testing.T, lines []string, flags ...string) *site {
 	t.Helper()
 	s := newSite(t)
 	sp := s.spool(t, "alice", msg("one", "first")+msg("two", "second"))
-	eoConfig(t, s, lines...)
+	s.setOptions(t, lines...)
 	c := s.dial(t, flags...)
 	if r := eoLogin(c, "alice", "secret"); !strings.HasPrefix(r, "+OK alice has 2 visible messages ") {
 		t.Fatalf("PASS: %q", r)
@@ -368,69 +308,24 @@ func eoAccepted(t *testing.T, lines []string, flags ...string) *site {
 	return s
 }
 
-// eoTLS writes a self-signed ECDSA certificate and its key (encrypted the
-// classic OpenSSL way when passphrase is set) and returns the files: the
-// certificate alone, the key alone, and both in one file.
-func eoTLS(t *testing.T, dir, passphrase string) (certFile, keyFile, bothFile string, der []byte) {
+// eoSyscw is the number of write system calls process pid has made.
+func eoSyscw(t *testing.T, pid int) int {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "every-option.example.org"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err = x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kblock := &pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}
-	if passphrase != "" {
-		//lint:ignore SA1019 the classic encrypted PEM is what tls-passphrase opens
-		kblock, err = x509.EncryptPEMBlock(rand.Reader, kblock.Type, kder, []byte(passphrase), x509.PEMCipherAES256) //nolint:staticcheck
-		if err != nil {
-			t.Fatal(err)
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "syscw: "); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
 		}
 	}
-	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	keyPEM := string(pem.EncodeToMemory(kblock))
-	certFile = filepath.Join(dir, "eo-cert.pem")
-	keyFile = filepath.Join(dir, "eo-key.pem")
-	bothFile = filepath.Join(dir, "eo-both.pem")
-	writeFile(t, certFile, certPEM, 0644)
-	writeFile(t, keyFile, keyPEM, 0600)
-	writeFile(t, bothFile, certPEM+keyPEM, 0600)
-	return certFile, keyFile, bothFile, der
-}
-
-// eoHandshake runs a TLS client handshake on the session's connection
-// and switches the client to it.
-func eoHandshake(c *client, cfg *tls.Config) (tls.ConnectionState, error) {
-	cfg.InsecureSkipVerify = true // self-signed test certificate
-	tc := tls.Client(c.conn, cfg)
-	tc.SetDeadline(time.Now().Add(10 * time.Second))
-	if err := tc.Handshake(); err != nil {
-		return tls.ConnectionState{}, err
-	}
-	tc.SetDeadline(time.Time{})
-	c.conn, c.r = tc, bufio.NewReader(tc)
-	return tc.ConnectionState(), nil
-}
-
-// eoSTLS sends STLS and runs the handshake.
-func eoSTLS(c *client, cfg *tls.Config) (tls.ConnectionState, error) {
-	c.t.Helper()
-	if r := c.do("STLS"); r != "+OK Begin TLS negotiation" {
-		c.t.Fatalf("STLS: %q", r)
-	}
-	return eoHandshake(c, cfg)
+	t.Fatalf("no syscw in /proc/%d/io", pid)
+	return 0
 }
 
 // eoConfigError checks that popper refuses to serve with a broken TLS
@@ -460,7 +355,7 @@ func everyOptionRows() map[string]optionRow {
 			if capa := eoCapa(s.dial(t)); !eoHas(capa, "EXPIRE NEVER") {
 				t.Fatalf("default CAPA: %q", capa)
 			}
-			eoConfig(t, s, "set announce-expire = 30")
+			s.setOptions(t, "set announce-expire = 30")
 			if capa := eoCapa(s.dial(t)); !eoHas(capa, "EXPIRE 30") || eoHas(capa, "EXPIRE NEVER") {
 				t.Fatalf("CAPA with announce-expire 30: %q", capa)
 			}
@@ -476,7 +371,7 @@ func everyOptionRows() map[string]optionRow {
 			if capa := eoCapa(s.dial(t, "-e", "login_delay=300")); !eoHas(capa, "LOGIN-DELAY 300") {
 				t.Fatalf("CAPA with -e login_delay=300: %q", capa)
 			}
-			eoConfig(t, s, "set announce-login-delay = 900")
+			s.setOptions(t, "set announce-login-delay = 900")
 			if capa := eoCapa(s.dial(t)); !eoHas(capa, "LOGIN-DELAY 900") {
 				t.Fatalf("CAPA with announce-login-delay 900: %q", capa)
 			}
@@ -488,7 +383,7 @@ func everyOptionRows() map[string]optionRow {
 				t.Fatalf("bob without auth-file: %q", r)
 			}
 			list := eoFile(t, s, "authfile", "alice")
-			eoConfig(t, s, fmt.Sprintf("set auth-file = %q", list))
+			s.setOptions(t, fmt.Sprintf("set auth-file = %q", list))
 			if r := eoLogin(s.dial(t), "alice", "secret"); !strings.HasPrefix(r, "+OK alice has") {
 				t.Fatalf("alice, listed in auth-file: %q", r)
 			}
@@ -502,7 +397,7 @@ func everyOptionRows() map[string]optionRow {
 			run := func(lines ...string) string {
 				s := newSite(t)
 				sp := s.spool(t, "alice", msg("one", "first")+msg("two", "second"))
-				eoConfig(t, s, lines...)
+				s.setOptions(t, lines...)
 				c := s.dial(t)
 				eoLogin(c, "alice", "secret")
 				c.ok("RETR 1")
@@ -554,7 +449,7 @@ func everyOptionRows() map[string]optionRow {
 		"check-hash-dir": {kind: rowEffect, check: func(t *testing.T) {
 			h := compat.HashDir(1, "alice")
 			s := newSite(t)
-			eoConfig(t, s, "set hash-spool = 1")
+			s.setOptions(t, "set hash-spool = 1")
 			if r := eoLogin(s.dial(t), "alice", "secret"); !strings.HasPrefix(r, "+OK alice has 0 visible messages") {
 				t.Fatalf("hash-spool 1, check-hash-dir on: %q", r)
 			}
@@ -562,7 +457,7 @@ func everyOptionRows() map[string]optionRow {
 				t.Fatalf("hash directory %s not made: %v", h, err)
 			}
 			d := newSite(t)
-			eoConfig(t, d, "set hash-spool = 1", "reset check-hash-dir")
+			d.setOptions(t, "set hash-spool = 1", "reset check-hash-dir")
 			if r := eoLogin(d.dial(t), "alice", "secret"); !strings.HasPrefix(r, "-ERR [SYS/TEMP] ") {
 				t.Fatalf("hash-spool 1, check-hash-dir off, no hash directory: %q", r)
 			}
@@ -581,7 +476,7 @@ func everyOptionRows() map[string]optionRow {
 				eoDir(t, filepath.Join(tmp, h))
 				eoUserFile(t, s, filepath.Join(s.spoolDir, h, "alice"), msg("new", "in the spool"), 0660)
 				eoUserFile(t, s, filepath.Join(s.spoolDir, h, ".alice.pop"), msg("old", "left over"), 0660)
-				eoConfig(t, s, append([]string{"set hash-spool = 1", fmt.Sprintf("set temp-dir = %q", tmp)}, lines...)...)
+				s.setOptions(t, append([]string{"set hash-spool = 1", fmt.Sprintf("set temp-dir = %q", tmp)}, lines...)...)
 				c := s.dial(t)
 				r := eoLogin(c, "alice", "secret")
 				eoQuit(c)
@@ -599,7 +494,31 @@ func everyOptionRows() map[string]optionRow {
 			}
 		}},
 		"check-password-expired": {kind: rowRefused, check: eoUnsupported("check-password-expired", []string{"reset check-password-expired"})},
-		"chunky-writes":          {kind: rowLead, check: func(t *testing.T) { t.Skip("lead") }},
+		"chunky-writes": {kind: rowEffect, check: func(t *testing.T) {
+			if runtime.GOOS != "linux" {
+				t.Skip("counts write system calls in /proc/PID/io")
+			}
+			body := strings.Repeat("a line of the body\n", 100)
+			writes := func(lines ...string) int {
+				s := newSite(t)
+				s.spool(t, "alice", msg("one", body))
+				s.setOptions(t, lines...)
+				c := s.dial(t)
+				eoLogin(c, "alice", "secret")
+				before := eoSyscw(t, c.cmd.Process.Pid)
+				c.ok("RETR 1")
+				c.multi()
+				return eoSyscw(t, c.cmd.Process.Pid) - before
+			}
+			if n := writes(); n > 3 {
+				t.Fatalf("default (always): RETR of 100 lines took %d writes", n)
+			}
+			for _, v := range []string{"never", "TLS"} {
+				if n := writes("set chunky-writes = " + v); n < 100 {
+					t.Fatalf("chunky-writes %s (no TLS): RETR of 100 lines took %d writes, want one a line", v, n)
+				}
+			}
+		}},
 		"clear-text-password": {kind: rowEffect, check: func(t *testing.T) {
 			s := newSite(t)
 			if capa := eoCapa(s.dial(t)); !eoHas(capa, "USER") {
@@ -612,8 +531,8 @@ func everyOptionRows() map[string]optionRow {
 			if r := c.do("USER alice"); r != "-ERR [AUTH] You must use stronger authentication such as APOP to connect to this server" {
 				t.Fatalf("USER with -p1: %q", r)
 			}
-			_, _, both, _ := eoTLS(t, s.dir, "")
-			eoConfig(t, s, "set clear-text-password = TLS", fmt.Sprintf("set tls-server-cert-file = %q", both))
+			_, _, both, _ := makeCert(t, s.dir, "")
+			s.setOptions(t, "set clear-text-password = TLS", fmt.Sprintf("set tls-server-cert-file = %q", both))
 			c = s.dial(t)
 			if r := c.do("USER alice"); r != "-ERR [AUTH] You must use TLS/SSL or stronger authentication such as APOP to connect to this server" {
 				t.Fatalf("USER in clear with clear-text-password TLS: %q", r)
@@ -625,7 +544,7 @@ func everyOptionRows() map[string]optionRow {
 				t.Fatalf("shy greeting without the included file: %q", g)
 			}
 			inner := eoFile(t, s, "inner.conf", "set shy")
-			eoConfig(t, s, fmt.Sprintf("set config-file = %q", inner))
+			s.setOptions(t, fmt.Sprintf("set config-file = %q", inner))
 			if _, g := eoStart(t, s); !strings.HasPrefix(g, "+OK ready  <") {
 				t.Fatalf("greeting with config-file setting shy: %q", g)
 			}
@@ -636,7 +555,7 @@ func everyOptionRows() map[string]optionRow {
 			count := func(line string) string {
 				s := newSite(t)
 				s.spool(t, "alice", box)
-				eoConfig(t, s, line)
+				s.setOptions(t, line)
 				return eoLogin(s.dial(t), "alice", "secret")
 			}
 			if r := count("set content-length"); !strings.HasPrefix(r, "+OK alice has 2 visible messages ") {
@@ -712,7 +631,7 @@ func everyOptionRows() map[string]optionRow {
 				os.Mkdir(bulls, 0755)
 				writeFile(t, filepath.Join(bulls, "7."+g.Name), "From root@example.org Sat Nov 28 09:00:00 2026\nSubject: mine\n\nfor my group\n", 0644)
 				writeFile(t, filepath.Join(bulls, "8.eo-no-such-group"), "From root@example.org Sat Nov 28 09:00:00 2026\nSubject: theirs\n\nnot for me\n", 0644)
-				eoConfig(t, s, append([]string{fmt.Sprintf("set bulldir = %q", bulls), "set max-bulletins = 5"}, lines...)...)
+				s.setOptions(t, append([]string{fmt.Sprintf("set bulldir = %q", bulls), "set max-bulletins = 5"}, lines...)...)
 				return eoLogin(s.dial(t), "alice", "secret")
 			}
 			if r := run(); !strings.HasPrefix(r, "+OK alice has 2 visible messages ") {
@@ -729,14 +648,14 @@ func everyOptionRows() map[string]optionRow {
 			}
 			s := newSite(t)
 			sp := s.spool(t, "alice", msg("one", "first"))
-			eoConfig(t, s, "set server-mode")
+			s.setOptions(t, "set server-mode")
 			c := s.dial(t)
 			eoLogin(c, "alice", "secret")
 			if !eoServerMode(t, sp, filepath.Join(s.spoolDir, ".alice.pop")) {
 				t.Fatal("server-mode: not in server mode")
 			}
 			eoQuit(c)
-			eoConfig(t, s, fmt.Sprintf("set group-no-server-mode = %q", g.Name))
+			s.setOptions(t, fmt.Sprintf("set group-no-server-mode = %q", g.Name))
 			c = s.dial(t)
 			eoLogin(c, "alice", "secret")
 			if eoServerMode(t, sp, filepath.Join(s.spoolDir, ".alice.pop")) {
@@ -751,14 +670,14 @@ func everyOptionRows() map[string]optionRow {
 			}
 			s := newSite(t)
 			sp := s.spool(t, "alice", msg("one", "first"))
-			eoConfig(t, s, `set group-server-mode = "eo-no-such-group"`)
+			s.setOptions(t, `set group-server-mode = "eo-no-such-group"`)
 			c := s.dial(t)
 			eoLogin(c, "alice", "secret")
 			if eoServerMode(t, sp, filepath.Join(s.spoolDir, ".alice.pop")) {
 				t.Fatal("server mode for a group alice is not in")
 			}
 			eoQuit(c)
-			eoConfig(t, s, fmt.Sprintf("set group-server-mode = %q", g.Name))
+			s.setOptions(t, fmt.Sprintf("set group-server-mode = %q", g.Name))
 			c = s.dial(t)
 			eoLogin(c, "alice", "secret")
 			if !eoServerMode(t, sp, filepath.Join(s.spoolDir, ".alice.pop")) {
@@ -778,7 +697,7 @@ func everyOptionRows() map[string]optionRow {
 				t.Fatalf("without hash-spool: %q", r)
 			}
 			eoQuit(c)
-			eoConfig(t, s, "set hash-spool = 2")
+			s.setOptions(t, "set hash-spool = 2")
 			c = s.dial(t)
 			if r := eoLogin(c, "alice", "secret"); !strings.HasPrefix(r, "+OK alice has 1 visible message ") {
 				t.Fatalf("hash-spool 2: %q", r)
@@ -797,7 +716,7 @@ func everyOptionRows() map[string]optionRow {
 				t.Fatalf("without home-dir-mail: %q", r)
 			}
 			eoQuit(c)
-			eoConfig(t, s, `set home-dir-mail = "Mailbox"`)
+			s.setOptions(t, `set home-dir-mail = "Mailbox"`)
 			c = s.dial(t)
 			if r := eoLogin(c, "alice", "secret"); !strings.HasPrefix(r, "+OK alice has 2 visible messages ") {
 				t.Fatalf("home-dir-mail Mailbox: %q", r)
@@ -811,7 +730,7 @@ func everyOptionRows() map[string]optionRow {
 			run := func(lines ...string) (*site, bool) {
 				s := newSite(t)
 				s.spool(t, "alice", msg("one", "first"))
-				eoConfig(t, s, lines...)
+				s.setOptions(t, lines...)
 				c := s.dial(t)
 				eoLogin(c, "alice", "secret")
 				eoQuit(c)
@@ -848,7 +767,7 @@ func everyOptionRows() map[string]optionRow {
 				if out := print("-y", "local5", "--print-config"); !strings.Contains(out, "\nset log-facility = local5\n") {
 					t.Fatalf("-y local5 not printed:\n%s", out)
 				}
-				eoConfig(t, s, "set log-facility = local3")
+				s.setOptions(t, "set log-facility = local3")
 				if out := print("--print-config"); !strings.Contains(out, "\nset log-facility = local3\n") {
 					t.Fatalf("log-facility local3 not printed:\n%s", out)
 				}
@@ -860,7 +779,7 @@ func everyOptionRows() map[string]optionRow {
 		"log-login": {kind: rowEffect, check: func(t *testing.T) {
 			run := func(lines ...string) string {
 				s := newSite(t)
-				eoConfig(t, s, lines...)
+				s.setOptions(t, lines...)
 				c := s.dial(t)
 				eoLogin(c, "alice", "secret")
 				eoQuit(c)
@@ -880,7 +799,7 @@ func everyOptionRows() map[string]optionRow {
 		"mail-command": {kind: rowRefused, check: func(t *testing.T) {
 			eoUnsupported("mail-command", []string{`set mail-command = "/usr/sbin/sendmail"`})(t)
 			s := newSite(t)
-			eoConfig(t, s, `set mail-command = "/usr/sbin/sendmail"`)
+			s.setOptions(t, `set mail-command = "/usr/sbin/sendmail"`)
 			c := s.dial(t)
 			eoLogin(c, "alice", "secret")
 			if r := c.do("XTND XMIT"); r != "-ERR XTND XMIT is not supported by this server" {
@@ -901,7 +820,7 @@ func everyOptionRows() map[string]optionRow {
 				for _, n := range []string{"5", "6", "7"} {
 					writeFile(t, filepath.Join(bulls, n), "From root@example.org Sat Nov 28 09:00:00 2026\nSubject: bulletin "+n+"\n\nnews\n", 0644)
 				}
-				eoConfig(t, s, append([]string{fmt.Sprintf("set bulldir = %q", bulls)}, lines...)...)
+				s.setOptions(t, append([]string{fmt.Sprintf("set bulldir = %q", bulls)}, lines...)...)
 				return eoLogin(s.dial(t), "alice", "secret")
 			}
 			if r := run(); !strings.HasPrefix(r, "+OK alice has 1 visible message ") {
@@ -922,7 +841,7 @@ func everyOptionRows() map[string]optionRow {
 				s := newSite(t)
 				eoOwn(s, s.dir)
 				eoUserFile(t, s, filepath.Join(s.dir, box), msg("one", "first"), 0600)
-				eoConfig(t, s, append([]string{fmt.Sprintf("set home-dir-mail = %q", box)}, lines...)...)
+				s.setOptions(t, append([]string{fmt.Sprintf("set home-dir-mail = %q", box)}, lines...)...)
 				return eoLogin(s.dial(t), "alice", "secret")
 			}
 			if r := run(); !strings.HasPrefix(r, "+OK alice has 1 visible message ") {
@@ -936,7 +855,7 @@ func everyOptionRows() map[string]optionRow {
 			s := newSite(t)
 			eoAddUser(t, s, "bob", "pw")
 			list := eoFile(t, s, "nonauth", "alice")
-			eoConfig(t, s, fmt.Sprintf("set nonauth-file = %q", list))
+			s.setOptions(t, fmt.Sprintf("set nonauth-file = %q", list))
 			if r := eoLogin(s.dial(t), "bob", "pw"); !strings.HasPrefix(r, "+OK bob has") {
 				t.Fatalf("bob, not listed in nonauth-file: %q", r)
 			}
@@ -948,7 +867,7 @@ func everyOptionRows() map[string]optionRow {
 			uid := func(lines ...string) string {
 				s := newSite(t)
 				s.spool(t, "alice", msg("one", "first"))
-				eoConfig(t, s, lines...)
+				s.setOptions(t, lines...)
 				c := s.dial(t)
 				eoLogin(c, "alice", "secret")
 				return eoUID(c)
@@ -977,7 +896,7 @@ func everyOptionRows() map[string]optionRow {
 			name := strings.TrimSuffix(names[0], ".")
 			run := func(flags ...string) string {
 				s := newSite(t)
-				eoConfig(t, s, eoLoginLine)
+				s.setOptions(t, eoLoginLine)
 				c := s.dial(t, flags...)
 				eoLogin(c, "alice", "secret")
 				eoQuit(c)
@@ -1020,7 +939,7 @@ func everyOptionRows() map[string]optionRow {
 			if capa := eoCapa(c); !eoHas(capa, "IMPLEMENTATION Qpopper-version-4.0.5") {
 				t.Fatalf("default CAPA: %q", capa)
 			}
-			eoConfig(t, s, "set shy")
+			s.setOptions(t, "set shy")
 			c, g = eoStart(t, s)
 			if !regexp.MustCompile(`^\+OK ready  <\d+\.\d+@\S+>$`).MatchString(g) {
 				t.Fatalf("shy greeting: %q", g)
@@ -1038,7 +957,7 @@ func everyOptionRows() map[string]optionRow {
 			s.spool(t, "alice", msg("one", "first"))
 			other := eoDir(t, filepath.Join(s.dir, "othermail"))
 			eoUserFile(t, s, filepath.Join(other, "alice"), msg("a", "1")+msg("b", "2")+msg("c", "3"), 0660)
-			eoConfig(t, s, fmt.Sprintf("set spool-dir = %q", other))
+			s.setOptions(t, fmt.Sprintf("set spool-dir = %q", other))
 			c := s.dial(t)
 			if r := eoLogin(c, "alice", "secret"); !strings.HasPrefix(r, "+OK alice has 3 visible messages ") {
 				t.Fatalf("spool-dir %s: %q", other, r)
@@ -1057,7 +976,7 @@ func everyOptionRows() map[string]optionRow {
 			run := func(kinds string, wantWait bool) {
 				s := newSite(t)
 				sp := s.spool(t, "alice", msg("one", "first"))
-				eoConfig(t, s, fmt.Sprintf("set spool-locks = %q", kinds))
+				s.setOptions(t, fmt.Sprintf("set spool-locks = %q", kinds))
 				f, err := os.OpenFile(sp, os.O_RDWR, 0)
 				if err != nil {
 					t.Fatal(err)
@@ -1089,6 +1008,8 @@ func everyOptionRows() map[string]optionRow {
 			run("fcntl", true)
 			run("flock", false)
 			run("dotlock,flock", false)
+			run("dotlock", false) // the dotlock alone: no kernel lock
+			run("lockf", true)    // lockf is fcntl
 		}},
 		"spool-options": {kind: rowEffect, check: func(t *testing.T) {
 			run := func(flags ...string) bool {
@@ -1111,7 +1032,7 @@ func everyOptionRows() map[string]optionRow {
 			run := func(line string) string {
 				s := newSite(t)
 				s.spool(t, "alice", msg("one", "first")+msg("two", "second"))
-				eoConfig(t, s, line)
+				s.setOptions(t, line)
 				c := s.dial(t)
 				eoLogin(c, "alice", "secret")
 				c.ok("DELE 1")
@@ -1129,7 +1050,7 @@ func everyOptionRows() map[string]optionRow {
 			s := newSite(t)
 			s.spool(t, "alice", msg("one", "first"))
 			drops := eoDir(t, filepath.Join(s.dir, "drops"))
-			eoConfig(t, s, fmt.Sprintf("set temp-dir = %q", drops))
+			s.setOptions(t, fmt.Sprintf("set temp-dir = %q", drops))
 			c := s.dial(t)
 			eoLogin(c, "alice", "secret")
 			if !eoExists(filepath.Join(drops, ".alice.pop")) || eoExists(filepath.Join(s.spoolDir, ".alice.pop")) {
@@ -1139,7 +1060,7 @@ func everyOptionRows() map[string]optionRow {
 		"temp-name": {kind: rowEffect, check: func(t *testing.T) {
 			s := newSite(t)
 			s.spool(t, "alice", msg("one", "first"))
-			eoConfig(t, s, `set temp-name = "%s.eo-drop"`)
+			s.setOptions(t, `set temp-name = "%s.eo-drop"`)
 			c := s.dial(t)
 			eoLogin(c, "alice", "secret")
 			if !eoExists(filepath.Join(s.spoolDir, "alice.eo-drop")) || eoExists(filepath.Join(s.spoolDir, ".alice.pop")) {
@@ -1165,7 +1086,7 @@ func everyOptionRows() map[string]optionRow {
 		"timing": {kind: rowEffect, check: func(t *testing.T) {
 			run := func(lines ...string) string {
 				s := newSite(t)
-				eoConfig(t, s, lines...)
+				s.setOptions(t, lines...)
 				c := s.dial(t)
 				eoLogin(c, "alice", "secret")
 				eoQuit(c)
@@ -1180,17 +1101,17 @@ func everyOptionRows() map[string]optionRow {
 		}},
 		"tls-cipher-list": {kind: rowEffect, check: func(t *testing.T) {
 			s := newSite(t)
-			cert, key, _, _ := eoTLS(t, s.dir, "")
-			eoConfig(t, s, "set tls-support = stls", fmt.Sprintf("set tls-server-cert-file = %q", cert), fmt.Sprintf("set tls-private-key-file = %q", key))
+			cert, key, _, _ := makeCert(t, s.dir, "")
+			s.setOptions(t, "set tls-support = stls", fmt.Sprintf("set tls-server-cert-file = %q", cert), fmt.Sprintf("set tls-private-key-file = %q", key))
 			aes256 := &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384}}
-			if _, err := eoSTLS(s.dial(t), aes256.Clone()); err != nil {
+			if _, err := s.dial(t).startTLS(aes256.Clone()); err != nil {
 				t.Fatalf("AES256 client without tls-cipher-list: %v", err)
 			}
-			eoConfig(t, s, `set tls-cipher-list = "ECDHE-ECDSA-AES128-GCM-SHA256"`)
-			if _, err := eoSTLS(s.dial(t), aes256.Clone()); err == nil {
+			s.setOptions(t, `set tls-cipher-list = "ECDHE-ECDSA-AES128-GCM-SHA256"`)
+			if _, err := s.dial(t).startTLS(aes256.Clone()); err == nil {
 				t.Fatal("AES256 client accepted with tls-cipher-list naming only AES128")
 			}
-			st, err := eoSTLS(s.dial(t), &tls.Config{MaxVersion: tls.VersionTLS12})
+			st, err := s.dial(t).startTLS(&tls.Config{MaxVersion: tls.VersionTLS12})
 			if err != nil || st.CipherSuite != tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 {
 				t.Fatalf("tls-cipher-list suite: %v, %s", err, tls.CipherSuiteName(st.CipherSuite))
 			}
@@ -1199,11 +1120,11 @@ func everyOptionRows() map[string]optionRow {
 			// SSLPlus' one file with certificate and key, used when no
 			// tls-server-cert-file is set.
 			s := newSite(t)
-			_, _, both, der := eoTLS(t, s.dir, "")
-			eoConfig(t, s, "set tls-support = stls")
+			_, _, both, der := makeCert(t, s.dir, "")
+			s.setOptions(t, "set tls-support = stls")
 			eoConfigError(t, s, "TLS requested (tls-support STLS, clear-text-password default) but neither tls-server-cert-file nor tls-identity-file is set")
-			eoConfig(t, s, fmt.Sprintf("set tls-identity-file = %q", both))
-			st, err := eoSTLS(s.dial(t), &tls.Config{})
+			s.setOptions(t, fmt.Sprintf("set tls-identity-file = %q", both))
+			st, err := s.dial(t).startTLS(&tls.Config{})
 			if err != nil || len(st.PeerCertificates) == 0 || string(st.PeerCertificates[0].Raw) != string(der) {
 				t.Fatalf("certificate presented is not the identity file's: %v", err)
 			}
@@ -1211,33 +1132,33 @@ func everyOptionRows() map[string]optionRow {
 		"tls-options": {kind: rowRefused, check: eoUnsupported("tls-options", []string{"set tls-options = 0x400000", "set tls-options = 0x4"})},
 		"tls-passphrase": {kind: rowEffect, check: func(t *testing.T) {
 			s := newSite(t)
-			cert, key, _, _ := eoTLS(t, s.dir, "eo secret")
-			eoConfig(t, s, "set tls-support = stls", fmt.Sprintf("set tls-server-cert-file = %q", cert), fmt.Sprintf("set tls-private-key-file = %q", key))
+			cert, key, _, _ := makeCert(t, s.dir, "eo secret")
+			s.setOptions(t, "set tls-support = stls", fmt.Sprintf("set tls-server-cert-file = %q", cert), fmt.Sprintf("set tls-private-key-file = %q", key))
 			eoConfigError(t, s, fmt.Sprintf("TLS private key %s is encrypted and tls-passphrase is not set", key))
-			eoConfig(t, s, `set tls-passphrase = "eo secret"`)
-			if _, err := eoSTLS(s.dial(t), &tls.Config{}); err != nil {
+			s.setOptions(t, `set tls-passphrase = "eo secret"`)
+			if _, err := s.dial(t).startTLS(&tls.Config{}); err != nil {
 				t.Fatalf("with tls-passphrase: %v", err)
 			}
 		}},
 		"tls-private-key-file": {kind: rowEffect, check: func(t *testing.T) {
 			s := newSite(t)
-			cert, key, _, _ := eoTLS(t, s.dir, "")
-			eoConfig(t, s, "set tls-support = stls", fmt.Sprintf("set tls-server-cert-file = %q", cert))
+			cert, key, _, _ := makeCert(t, s.dir, "")
+			s.setOptions(t, "set tls-support = stls", fmt.Sprintf("set tls-server-cert-file = %q", cert))
 			eoConfigError(t, s, "TLS certificate "+cert+": ")
-			eoConfig(t, s, fmt.Sprintf("set tls-private-key-file = %q", key))
-			if _, err := eoSTLS(s.dial(t), &tls.Config{}); err != nil {
+			s.setOptions(t, fmt.Sprintf("set tls-private-key-file = %q", key))
+			if _, err := s.dial(t).startTLS(&tls.Config{}); err != nil {
 				t.Fatalf("with tls-private-key-file: %v", err)
 			}
 		}},
 		"tls-server-cert-file": {kind: rowEffect, check: func(t *testing.T) {
 			s := newSite(t)
-			_, _, both, der := eoTLS(t, s.dir, "")
-			eoConfig(t, s, "set tls-support = stls")
+			_, _, both, der := makeCert(t, s.dir, "")
+			s.setOptions(t, "set tls-support = stls")
 			eoConfigError(t, s, "TLS requested (tls-support STLS, clear-text-password default) but neither tls-server-cert-file nor tls-identity-file is set")
 			// a tls-server-cert-file wins over a tls-identity-file
-			_, _, other, _ := eoTLS(t, t.TempDir(), "")
-			eoConfig(t, s, fmt.Sprintf("set tls-identity-file = %q", other), fmt.Sprintf("set tls-server-cert-file = %q", both))
-			st, err := eoSTLS(s.dial(t), &tls.Config{})
+			_, _, other, _ := makeCert(t, t.TempDir(), "")
+			s.setOptions(t, fmt.Sprintf("set tls-identity-file = %q", other), fmt.Sprintf("set tls-server-cert-file = %q", both))
+			st, err := s.dial(t).startTLS(&tls.Config{})
 			if err != nil || len(st.PeerCertificates) == 0 || string(st.PeerCertificates[0].Raw) != string(der) {
 				t.Fatalf("certificate presented is not the file's: %v", err)
 			}
@@ -1252,14 +1173,14 @@ func everyOptionRows() map[string]optionRow {
 			if r := c.do("STLS"); r != "-ERR Command not enabled" {
 				t.Fatalf("STLS without tls-support: %q", r)
 			}
-			_, _, both, _ := eoTLS(t, s.dir, "")
-			eoConfig(t, s, fmt.Sprintf("set tls-server-cert-file = %q", both))
+			_, _, both, _ := makeCert(t, s.dir, "")
+			s.setOptions(t, fmt.Sprintf("set tls-server-cert-file = %q", both))
 			// STLS
 			c = s.dial(t, "-l", "1")
 			if capa := eoCapa(c); !eoHas(capa, "STLS") {
 				t.Fatalf("CAPA with -l1: %q", capa)
 			}
-			if _, err := eoSTLS(c, &tls.Config{}); err != nil {
+			if _, err := c.startTLS(&tls.Config{}); err != nil {
 				t.Fatal(err)
 			}
 			if capa := eoCapa(c); eoHas(capa, "STLS") {
@@ -1270,9 +1191,9 @@ func everyOptionRows() map[string]optionRow {
 			}
 			eoQuit(c)
 			// alternate-port: TLS from the first byte
-			eoConfig(t, s, "set tls-support = alternate-port")
-			c = eoSpawn(t, s)
-			if _, err := eoHandshake(c, &tls.Config{}); err != nil {
+			s.setOptions(t, "set tls-support = alternate-port")
+			c = s.start(t)
+			if _, err := c.handshake(&tls.Config{}); err != nil {
 				t.Fatalf("implicit TLS: %v", err)
 			}
 			if g := c.line(); !strings.HasPrefix(g, "+OK Qpopper (version 4.0.5) at ") {
@@ -1284,14 +1205,14 @@ func everyOptionRows() map[string]optionRow {
 		}},
 		"tls-version": {kind: rowEffect, check: func(t *testing.T) {
 			s := newSite(t)
-			_, _, both, _ := eoTLS(t, s.dir, "")
-			eoConfig(t, s, "set tls-support = stls", fmt.Sprintf("set tls-server-cert-file = %q", both))
+			_, _, both, _ := makeCert(t, s.dir, "")
+			s.setOptions(t, "set tls-support = stls", fmt.Sprintf("set tls-server-cert-file = %q", both))
 			tls10 := &tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS10}
-			if _, err := eoSTLS(s.dial(t), tls10.Clone()); err == nil {
+			if _, err := s.dial(t).startTLS(tls10.Clone()); err == nil {
 				t.Fatal("TLS 1.0 client accepted by default")
 			}
-			eoConfig(t, s, "set tls-version = TLSv1")
-			st, err := eoSTLS(s.dial(t), tls10.Clone())
+			s.setOptions(t, "set tls-version = TLSv1")
+			st, err := s.dial(t).startTLS(tls10.Clone())
 			if err != nil || st.Version != tls.VersionTLS10 {
 				t.Fatalf("TLS 1.0 client with tls-version TLSv1: %v, version %x", err, st.Version)
 			}
@@ -1330,7 +1251,7 @@ func everyOptionRows() map[string]optionRow {
 			run := func(lines ...string) string {
 				s := newSite(t)
 				sp := s.spool(t, "alice", msg("one", "first")+msg("two", "second"))
-				eoConfig(t, s, lines...)
+				s.setOptions(t, lines...)
 				c := s.dial(t)
 				eoLogin(c, "alice", "secret")
 				c.ok("DELE 1")
@@ -1350,7 +1271,7 @@ func everyOptionRows() map[string]optionRow {
 			run := func(flags []string, lines ...string) string {
 				s := newSite(t)
 				sp := s.spool(t, "alice", orig)
-				eoConfig(t, s, lines...)
+				s.setOptions(t, lines...)
 				c := s.dial(t, flags...)
 				eoLogin(c, "alice", "secret")
 				c.ok("RETR 1")
@@ -1405,7 +1326,7 @@ func everyOptionRows() map[string]optionRow {
 			run := func(lines ...string) string {
 				s := newSite(t)
 				s.spool(t, "alice", internal+msg("one", "first"))
-				eoConfig(t, s, lines...)
+				s.setOptions(t, lines...)
 				return eoLogin(s.dial(t), "alice", "secret")
 			}
 			if r := run(); !strings.HasPrefix(r, "+OK alice has 2 visible messages (0 hidden) ") {

@@ -17,23 +17,22 @@ import (
 	"time"
 )
 
-// makeCert writes a self-signed ECDSA certificate for 127.0.0.1 and its
-// key: the key encrypted the classic OpenSSL way when passphrase is set,
-// both in one file when combined. It returns the two paths.
-func makeCert(t *testing.T, dir, passphrase string, combined bool) (certFile, keyFile string) {
+// makeCert writes a self-signed ECDSA certificate and its key (encrypted the
+// classic OpenSSL way when passphrase is set) and returns the files: the
+// certificate alone, the key alone, and both in one file.
+func makeCert(t *testing.T, dir, passphrase string) (certFile, keyFile, bothFile string, der []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "pop.example.org"},
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: "every-option.example.org"},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(time.Hour),
-		DNSNames:     []string{"pop.example.org"},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	der, err = x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,22 +42,21 @@ func makeCert(t *testing.T, dir, passphrase string, combined bool) (certFile, ke
 	}
 	kblock := &pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}
 	if passphrase != "" {
+		// the classic encrypted PEM is what tls-passphrase opens
 		kblock, err = x509.EncryptPEMBlock(rand.Reader, kblock.Type, kder, []byte(passphrase), x509.PEMCipherAES256)
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM := pem.EncodeToMemory(kblock)
-	certFile = filepath.Join(dir, "cert.pem")
-	keyFile = filepath.Join(dir, "key.pem")
-	if combined {
-		writeFile(t, certFile, string(certPEM)+string(keyPEM), 0600)
-		return certFile, certFile
-	}
-	writeFile(t, certFile, string(certPEM), 0644)
-	writeFile(t, keyFile, string(keyPEM), 0600)
-	return certFile, keyFile
+	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	keyPEM := string(pem.EncodeToMemory(kblock))
+	certFile = filepath.Join(dir, "eo-cert.pem")
+	keyFile = filepath.Join(dir, "eo-key.pem")
+	bothFile = filepath.Join(dir, "eo-both.pem")
+	writeFile(t, certFile, certPEM, 0644)
+	writeFile(t, keyFile, keyPEM, 0600)
+	writeFile(t, bothFile, certPEM+keyPEM, 0600)
+	return certFile, keyFile, bothFile, der
 }
 
 // setOptions appends qpopper config lines to the site's config file.
@@ -101,7 +99,7 @@ func TestTLSOptions(t *testing.T) {
 	t.Run("STLS with cert and key files, TLS 1.2 at least by default", func(t *testing.T) {
 		s := newSite(t)
 		s.spool(t, "alice", msg("one", "first"))
-		cert, key := makeCert(t, s.dir, "", false)
+		cert, key, _, _ := makeCert(t, s.dir, "")
 		s.setOptions(t, "set tls-support = stls", "set tls-server-cert-file = "+cert, "set tls-private-key-file = "+key)
 		c := s.dial(t)
 		c.ok("CAPA")
@@ -123,7 +121,7 @@ func TestTLSOptions(t *testing.T) {
 	})
 	t.Run("tls-version TLSv1 lets TLS 1.0 clients in", func(t *testing.T) {
 		s := newSite(t)
-		cert, _ := makeCert(t, s.dir, "", true)
+		_, _, cert, _ := makeCert(t, s.dir, "")
 		s.setOptions(t, "set tls-support = stls", "set tls-server-cert-file = "+cert, "set tls-version = TLSv1")
 		c := s.dial(t)
 		st, err := c.startTLS(&tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS10})
@@ -134,7 +132,7 @@ func TestTLSOptions(t *testing.T) {
 	})
 	t.Run("tls-version SSLv3 is logged and TLS 1.0 offered", func(t *testing.T) {
 		s := newSite(t)
-		cert, _ := makeCert(t, s.dir, "", true)
+		_, _, cert, _ := makeCert(t, s.dir, "")
 		s.setOptions(t, "set tls-support = stls", "set tls-server-cert-file = "+cert, "set tls-version = SSLv3")
 		c := s.dial(t)
 		if _, err := c.startTLS(&tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS10}); err != nil {
@@ -148,7 +146,7 @@ func TestTLSOptions(t *testing.T) {
 	})
 	t.Run("tls-cipher-list picks the suites", func(t *testing.T) {
 		s := newSite(t)
-		cert, _ := makeCert(t, s.dir, "", true)
+		_, _, cert, _ := makeCert(t, s.dir, "")
 		s.setOptions(t, "set tls-support = stls", "set tls-server-cert-file = "+cert,
 			`set tls-cipher-list = "HIGH:!aNULL:!MD5:DHE-RSA-AES256-SHA:ECDHE-ECDSA-CHACHA20-POLY1305"`)
 		c := s.dial(t)
@@ -164,7 +162,7 @@ func TestTLSOptions(t *testing.T) {
 	})
 	t.Run("tls-passphrase opens an encrypted key; without it the session is refused", func(t *testing.T) {
 		s := newSite(t)
-		cert, key := makeCert(t, s.dir, "open sesame", false)
+		cert, key, _, _ := makeCert(t, s.dir, "open sesame")
 		s.setOptions(t, "set tls-support = stls", "set tls-server-cert-file = "+cert, "set tls-private-key-file = "+key)
 		c := s.start(t)
 		if g := c.line(); g != "-ERR [SYS/TEMP] Server configuration error; try again later." {
@@ -184,7 +182,7 @@ func TestTLSOptions(t *testing.T) {
 	t.Run("tls-identity-file and alternate-port", func(t *testing.T) {
 		s := newSite(t)
 		s.spool(t, "alice", msg("one", "first"))
-		id, _ := makeCert(t, s.dir, "", true)
+		_, _, id, _ := makeCert(t, s.dir, "")
 		s.setOptions(t, "set tls-support = alternate-port", "set tls-identity-file = "+id)
 		c := s.start(t)
 		if _, err := c.handshake(&tls.Config{}); err != nil {
