@@ -264,9 +264,7 @@ func eoNote(t *testing.T, option string) string {
 func eoUnsupported(option string, lines []string, flags ...string) func(t *testing.T) {
 	return func(t *testing.T) {
 		note := eoNote(t, option)
-		s := newSite(t)
-		s.spool(t, "alice", msg("one", "first"))
-		s.setOptions(t, lines...)
+		s, _ := eoSite(t, msg("one", "first"), lines...)
 		c := s.dial(t, flags...)
 		if r := eoLogin(c, "alice", "secret"); !strings.HasPrefix(r, "+OK alice has 1 visible message ") {
 			t.Fatalf("PASS with %s set: %q", option, r)
@@ -288,9 +286,7 @@ func eoUnsupported(option string, lines []string, flags ...string) func(t *testi
 // accepted: a session logs in, retrieves and deletes as without them.
 func eoAccepted(t *testing.T, lines []string, flags ...string) *site {
 	t.Helper()
-	s := newSite(t)
-	sp := s.spool(t, "alice", msg("one", "first")+msg("two", "second"))
-	s.setOptions(t, lines...)
+	s, sp := eoSite(t, msg("one", "first")+msg("two", "second"), lines...)
 	c := s.dial(t, flags...)
 	if r := eoLogin(c, "alice", "secret"); !strings.HasPrefix(r, "+OK alice has 2 visible messages ") {
 		t.Fatalf("PASS: %q", r)
@@ -304,6 +300,97 @@ func eoAccepted(t *testing.T, lines []string, flags ...string) *site {
 	}
 	if tr := eoTrace(t, s.trace); strings.Contains(tr, "ignored") || strings.Contains(tr, "-ERR") {
 		t.Fatalf("trace:\n%s", tr)
+	}
+	return s
+}
+
+// eoSite makes a site whose alice has content in her spool and whose
+// configuration has lines added; it returns the spool's path too.
+func eoSite(t *testing.T, content string, lines ...string) (*site, string) {
+	t.Helper()
+	s := newSite(t)
+	sp := s.spool(t, "alice", content)
+	s.setOptions(t, lines...)
+	return s, sp
+}
+
+// eoBulletinLogin logs alice (a new bulletin reader, no ~/.popbull) in
+// with a bulletin directory holding the named bulletins and the given
+// configuration lines, and returns the PASS reply.
+func eoBulletinLogin(t *testing.T, names []string, lines ...string) string {
+	t.Helper()
+	s := newSite(t)
+	eoOwn(s, s.dir) // the user's home holds ~/.popbull
+	bulls := filepath.Join(s.dir, "bulls")
+	os.Mkdir(bulls, 0755)
+	for _, n := range names {
+		writeFile(t, filepath.Join(bulls, n), "From root@example.org Sat Nov 28 09:00:00 2026\nSubject: bulletin "+n+"\n\nnews\n", 0644)
+	}
+	s.setOptions(t, append([]string{fmt.Sprintf("set bulldir = %q", bulls)}, lines...)...)
+	return eoLogin(s.dial(t), "alice", "secret")
+}
+
+// eoSpoolAfter runs a session of alice (messages one and two) with the
+// given configuration lines; session must end it. It returns the spool.
+func eoSpoolAfter(t *testing.T, lines []string, session func(c *client)) string {
+	t.Helper()
+	s, sp := eoSite(t, msg("one", "first")+msg("two", "second"), lines...)
+	c := s.dial(t)
+	eoLogin(c, "alice", "secret")
+	session(c)
+	return eoRead(t, sp)
+}
+
+// eoTraceOfLogin logs alice in and out with the given configuration
+// lines and returns the trace file.
+func eoTraceOfLogin(t *testing.T, lines ...string) string {
+	t.Helper()
+	s := newSite(t)
+	s.setOptions(t, lines...)
+	c := s.dial(t)
+	eoLogin(c, "alice", "secret")
+	eoQuit(c)
+	return eoTrace(t, s.trace)
+}
+
+// eoAccessList shows auth-file or nonauth-file at work with a list that
+// names alice: user denied logs in without the option and is refused
+// with qpopper's text with it, while user allowed still logs in.
+func eoAccessList(t *testing.T, option, allowed, denied string) {
+	t.Helper()
+	s := newSite(t)
+	eoAddUser(t, s, "bob", "pw")
+	pass := map[string]string{"alice": "secret", "bob": "pw"}
+	if r := eoLogin(s.dial(t), denied, pass[denied]); !strings.HasPrefix(r, "+OK "+denied+" has") {
+		t.Fatalf("%s without %s: %q", denied, option, r)
+	}
+	list := eoFile(t, s, option, "alice")
+	s.setOptions(t, fmt.Sprintf("set %s = %q", option, list))
+	if r := eoLogin(s.dial(t), allowed, pass[allowed]); !strings.HasPrefix(r, "+OK "+allowed+" has") {
+		t.Fatalf("%s with %s: %q", allowed, option, r)
+	}
+	if r := eoLogin(s.dial(t), denied, pass[denied]); r != fmt.Sprintf(`-ERR [AUTH] "%s": access denied.`, denied) {
+		t.Fatalf("%s with %s: %q", denied, option, r)
+	}
+}
+
+// eoUserNameRule shows a user-name option (flag) at work: typed logs in
+// as alice with the flag and is refused without it (after qpopper's
+// tarpit, which runs while the other session goes on).
+func eoUserNameRule(t *testing.T, flag, typed string) *site {
+	t.Helper()
+	s := newSite(t)
+	s.spool(t, "alice", msg("one", "first"))
+	plain := s.dial(t)
+	plain.ok("USER " + typed)
+	fmt.Fprintf(plain.conn, "PASS secret\r\n")
+	c := s.dial(t, flag)
+	if r := eoLogin(c, typed, "secret"); !strings.HasPrefix(r, "+OK "+typed+" has 1 visible message ") {
+		t.Fatalf("USER %s with %s: %q", typed, flag, r)
+	}
+	eoQuit(c)
+	if r := plain.line(); !strings.HasPrefix(r, "-ERR [AUTH] ") {
+		t.Fatalf("USER %s without %s: %q", typed, flag, r)
 	}
 	return s
 }
@@ -377,33 +464,17 @@ func everyOptionRows() map[string]optionRow {
 			}
 		}},
 		"auth-file": {kind: rowEffect, check: func(t *testing.T) {
-			s := newSite(t)
-			eoAddUser(t, s, "bob", "pw")
-			if r := eoLogin(s.dial(t), "bob", "pw"); !strings.HasPrefix(r, "+OK bob has 0 visible messages") {
-				t.Fatalf("bob without auth-file: %q", r)
-			}
-			list := eoFile(t, s, "authfile", "alice")
-			s.setOptions(t, fmt.Sprintf("set auth-file = %q", list))
-			if r := eoLogin(s.dial(t), "alice", "secret"); !strings.HasPrefix(r, "+OK alice has") {
-				t.Fatalf("alice, listed in auth-file: %q", r)
-			}
-			if r := eoLogin(s.dial(t), "bob", "pw"); r != `-ERR [AUTH] "bob": access denied.` {
-				t.Fatalf("bob, not listed in auth-file: %q", r)
-			}
+			eoAccessList(t, "auth-file", "alice", "bob")
 		}},
 		"auto-delete": {kind: rowEffect, check: func(t *testing.T) {
 			// §2.3: qpopper deletes RETR'd messages only when
 			// update-on-abort is false; popper does the same.
 			run := func(lines ...string) string {
-				s := newSite(t)
-				sp := s.spool(t, "alice", msg("one", "first")+msg("two", "second"))
-				s.setOptions(t, lines...)
-				c := s.dial(t)
-				eoLogin(c, "alice", "secret")
-				c.ok("RETR 1")
-				c.multi()
-				eoQuit(c)
-				return eoRead(t, sp)
+				return eoSpoolAfter(t, lines, func(c *client) {
+					c.ok("RETR 1")
+					c.multi()
+					eoQuit(c)
+				})
 			}
 			if got := run("set auto-delete", "reset update-on-abort"); strings.Contains(got, "<one@") || !strings.Contains(got, "<two@") {
 				t.Fatalf("auto-delete: spool after RETR 1, QUIT:\n%s", got)
@@ -500,9 +571,7 @@ func everyOptionRows() map[string]optionRow {
 			}
 			body := strings.Repeat("a line of the body\n", 100)
 			writes := func(lines ...string) int {
-				s := newSite(t)
-				s.spool(t, "alice", msg("one", body))
-				s.setOptions(t, lines...)
+				s, _ := eoSite(t, msg("one", body), lines...)
 				c := s.dial(t)
 				eoLogin(c, "alice", "secret")
 				before := eoSyscw(t, c.cmd.Process.Pid)
@@ -553,9 +622,7 @@ func everyOptionRows() map[string]optionRow {
 			body := "x\n\nFrom inside the body Sat Nov 28 10:00:00 2026\n" + strings.Repeat("padding line\n", 5)
 			box := fmt.Sprintf("From a@example.org Sat Nov 28 10:00:00 2026\nSubject: cl\nContent-Length: %d\n\n%s\n", len(body)+1, body) + msg("two", "second")
 			count := func(line string) string {
-				s := newSite(t)
-				s.spool(t, "alice", box)
-				s.setOptions(t, line)
+				s, _ := eoSite(t, box, line)
 				return eoLogin(s.dial(t), "alice", "secret")
 			}
 			if r := count("set content-length"); !strings.HasPrefix(r, "+OK alice has 2 visible messages ") {
@@ -581,20 +648,7 @@ func everyOptionRows() map[string]optionRow {
 			}
 		}},
 		"downcase-user": {kind: rowEffect, check: func(t *testing.T) {
-			s := newSite(t)
-			s.spool(t, "alice", msg("one", "first"))
-			// without -c, ALICE is not alice (after qpopper's tarpit)
-			plain := s.dial(t)
-			plain.ok("USER ALICE")
-			fmt.Fprintf(plain.conn, "PASS secret\r\n")
-			c := s.dial(t, "-c")
-			if r := eoLogin(c, "ALICE", "secret"); !strings.HasPrefix(r, "+OK ALICE has 1 visible message ") {
-				t.Fatalf("USER ALICE with -c: %q", r)
-			}
-			eoQuit(c)
-			if r := plain.line(); !strings.HasPrefix(r, "-ERR [AUTH] ") {
-				t.Fatalf("USER ALICE without -c: %q", r)
-			}
+			s := eoUserNameRule(t, "-c", "ALICE")
 			if tr := eoTrace(t, s.trace); !strings.Contains(tr, `POP login by user "alice"`) {
 				t.Fatalf("login not logged as alice:\n%s", tr)
 			}
@@ -625,14 +679,7 @@ func everyOptionRows() map[string]optionRow {
 				t.Skipf("the session user's group has no name: %v", err)
 			}
 			run := func(lines ...string) string {
-				s := newSite(t)
-				eoOwn(s, s.dir)
-				bulls := filepath.Join(s.dir, "bulls")
-				os.Mkdir(bulls, 0755)
-				writeFile(t, filepath.Join(bulls, "7."+g.Name), "From root@example.org Sat Nov 28 09:00:00 2026\nSubject: mine\n\nfor my group\n", 0644)
-				writeFile(t, filepath.Join(bulls, "8.eo-no-such-group"), "From root@example.org Sat Nov 28 09:00:00 2026\nSubject: theirs\n\nnot for me\n", 0644)
-				s.setOptions(t, append([]string{fmt.Sprintf("set bulldir = %q", bulls), "set max-bulletins = 5"}, lines...)...)
-				return eoLogin(s.dial(t), "alice", "secret")
+				return eoBulletinLogin(t, []string{"7." + g.Name, "8.eo-no-such-group"}, append([]string{"set max-bulletins = 5"}, lines...)...)
 			}
 			if r := run(); !strings.HasPrefix(r, "+OK alice has 2 visible messages ") {
 				t.Fatalf("without group-bulletins: %q", r)
@@ -646,9 +693,7 @@ func everyOptionRows() map[string]optionRow {
 			if err != nil {
 				t.Skipf("the session user's group has no name: %v", err)
 			}
-			s := newSite(t)
-			sp := s.spool(t, "alice", msg("one", "first"))
-			s.setOptions(t, "set server-mode")
+			s, sp := eoSite(t, msg("one", "first"), "set server-mode")
 			c := s.dial(t)
 			eoLogin(c, "alice", "secret")
 			if !eoServerMode(t, sp, filepath.Join(s.spoolDir, ".alice.pop")) {
@@ -668,9 +713,7 @@ func everyOptionRows() map[string]optionRow {
 			if err != nil {
 				t.Skipf("the session user's group has no name: %v", err)
 			}
-			s := newSite(t)
-			sp := s.spool(t, "alice", msg("one", "first"))
-			s.setOptions(t, `set group-server-mode = "eo-no-such-group"`)
+			s, sp := eoSite(t, msg("one", "first"), `set group-server-mode = "eo-no-such-group"`)
 			c := s.dial(t)
 			eoLogin(c, "alice", "secret")
 			if eoServerMode(t, sp, filepath.Join(s.spoolDir, ".alice.pop")) {
@@ -728,9 +771,7 @@ func everyOptionRows() map[string]optionRow {
 		}},
 		"keep-temp-drop": {kind: rowEffect, check: func(t *testing.T) {
 			run := func(lines ...string) (*site, bool) {
-				s := newSite(t)
-				s.spool(t, "alice", msg("one", "first"))
-				s.setOptions(t, lines...)
+				s, _ := eoSite(t, msg("one", "first"), lines...)
 				c := s.dial(t)
 				eoLogin(c, "alice", "secret")
 				eoQuit(c)
@@ -777,14 +818,7 @@ func everyOptionRows() map[string]optionRow {
 				}
 			}},
 		"log-login": {kind: rowEffect, check: func(t *testing.T) {
-			run := func(lines ...string) string {
-				s := newSite(t)
-				s.setOptions(t, lines...)
-				c := s.dial(t)
-				eoLogin(c, "alice", "secret")
-				eoQuit(c)
-				return eoTrace(t, s.trace)
-			}
+			run := func(lines ...string) string { return eoTraceOfLogin(t, lines...) }
 			if tr := run(); !regexp.MustCompile(`\] \(v4\.0\.5\) POP login by user "alice" at \(\S+\) 127\.0\.0\.1\n`).MatchString(tr) {
 				t.Fatalf("default login record missing:\n%s", tr)
 			}
@@ -813,15 +847,7 @@ func everyOptionRows() map[string]optionRow {
 			}},
 		"max-bulletins": {kind: rowEffect, check: func(t *testing.T) {
 			run := func(lines ...string) string {
-				s := newSite(t)
-				eoOwn(s, s.dir)
-				bulls := filepath.Join(s.dir, "bulls")
-				os.Mkdir(bulls, 0755)
-				for _, n := range []string{"5", "6", "7"} {
-					writeFile(t, filepath.Join(bulls, n), "From root@example.org Sat Nov 28 09:00:00 2026\nSubject: bulletin "+n+"\n\nnews\n", 0644)
-				}
-				s.setOptions(t, append([]string{fmt.Sprintf("set bulldir = %q", bulls)}, lines...)...)
-				return eoLogin(s.dial(t), "alice", "secret")
+				return eoBulletinLogin(t, []string{"5", "6", "7"}, lines...)
 			}
 			if r := run(); !strings.HasPrefix(r, "+OK alice has 1 visible message ") {
 				t.Fatalf("new user, default max-bulletins 1: %q", r)
@@ -852,22 +878,11 @@ func everyOptionRows() map[string]optionRow {
 			}
 		}},
 		"nonauth-file": {kind: rowEffect, check: func(t *testing.T) {
-			s := newSite(t)
-			eoAddUser(t, s, "bob", "pw")
-			list := eoFile(t, s, "nonauth", "alice")
-			s.setOptions(t, fmt.Sprintf("set nonauth-file = %q", list))
-			if r := eoLogin(s.dial(t), "bob", "pw"); !strings.HasPrefix(r, "+OK bob has") {
-				t.Fatalf("bob, not listed in nonauth-file: %q", r)
-			}
-			if r := eoLogin(s.dial(t), "alice", "secret"); r != `-ERR [AUTH] "alice": access denied.` {
-				t.Fatalf("alice, listed in nonauth-file: %q", r)
-			}
+			eoAccessList(t, "nonauth-file", "bob", "alice")
 		}},
 		"old-style-uid": {kind: rowEffect, check: func(t *testing.T) {
 			uid := func(lines ...string) string {
-				s := newSite(t)
-				s.spool(t, "alice", msg("one", "first"))
-				s.setOptions(t, lines...)
+				s, _ := eoSite(t, msg("one", "first"), lines...)
 				c := s.dial(t)
 				eoLogin(c, "alice", "secret")
 				return eoUID(c)
@@ -974,9 +989,7 @@ func everyOptionRows() map[string]optionRow {
 			// takes fcntl locks waits for it, one that takes only flock
 			// does not.
 			run := func(kinds string, wantWait bool) {
-				s := newSite(t)
-				sp := s.spool(t, "alice", msg("one", "first"))
-				s.setOptions(t, fmt.Sprintf("set spool-locks = %q", kinds))
+				s, sp := eoSite(t, msg("one", "first"), fmt.Sprintf("set spool-locks = %q", kinds))
 				f, err := os.OpenFile(sp, os.O_RDWR, 0)
 				if err != nil {
 					t.Fatal(err)
@@ -1030,9 +1043,7 @@ func everyOptionRows() map[string]optionRow {
 		}},
 		"statistics": {kind: rowEffect, check: func(t *testing.T) {
 			run := func(line string) string {
-				s := newSite(t)
-				s.spool(t, "alice", msg("one", "first")+msg("two", "second"))
-				s.setOptions(t, line)
+				s, _ := eoSite(t, msg("one", "first")+msg("two", "second"), line)
 				c := s.dial(t)
 				eoLogin(c, "alice", "secret")
 				c.ok("DELE 1")
@@ -1058,9 +1069,7 @@ func everyOptionRows() map[string]optionRow {
 			}
 		}},
 		"temp-name": {kind: rowEffect, check: func(t *testing.T) {
-			s := newSite(t)
-			s.spool(t, "alice", msg("one", "first"))
-			s.setOptions(t, `set temp-name = "%s.eo-drop"`)
+			s, _ := eoSite(t, msg("one", "first"), `set temp-name = "%s.eo-drop"`)
 			c := s.dial(t)
 			eoLogin(c, "alice", "secret")
 			if !eoExists(filepath.Join(s.spoolDir, "alice.eo-drop")) || eoExists(filepath.Join(s.spoolDir, ".alice.pop")) {
@@ -1084,14 +1093,7 @@ func everyOptionRows() map[string]optionRow {
 			}
 		}},
 		"timing": {kind: rowEffect, check: func(t *testing.T) {
-			run := func(lines ...string) string {
-				s := newSite(t)
-				s.setOptions(t, lines...)
-				c := s.dial(t)
-				eoLogin(c, "alice", "secret")
-				eoQuit(c)
-				return eoTrace(t, s.trace)
-			}
+			run := func(lines ...string) string { return eoTraceOfLogin(t, lines...) }
 			if tr := run("set timing"); !regexp.MustCompile(`\] \(v4\.0\.5\) Timing for alice@\S+ \(normal\) auth=\d+ init=\d+ clean=\d+\n`).MatchString(tr) {
 				t.Fatalf("timing on:\n%s", tr)
 			}
@@ -1233,31 +1235,15 @@ func everyOptionRows() map[string]optionRow {
 			}
 		}},
 		"trim-domain": {kind: rowEffect, check: func(t *testing.T) {
-			s := newSite(t)
-			s.spool(t, "alice", msg("one", "first"))
-			plain := s.dial(t)
-			plain.ok("USER alice@example.org")
-			fmt.Fprintf(plain.conn, "PASS secret\r\n")
-			c := s.dial(t, "-C")
-			if r := eoLogin(c, "alice@example.org", "secret"); !strings.HasPrefix(r, "+OK alice@example.org has 1 visible message ") {
-				t.Fatalf("USER alice@example.org with -C: %q", r)
-			}
-			eoQuit(c)
-			if r := plain.line(); !strings.HasPrefix(r, "-ERR [AUTH] ") {
-				t.Fatalf("USER alice@example.org without -C: %q", r)
-			}
+			eoUserNameRule(t, "-C", "alice@example.org")
 		}},
 		"update-on-abort": {kind: rowEffect, check: func(t *testing.T) {
 			run := func(lines ...string) string {
-				s := newSite(t)
-				sp := s.spool(t, "alice", msg("one", "first")+msg("two", "second"))
-				s.setOptions(t, lines...)
-				c := s.dial(t)
-				eoLogin(c, "alice", "secret")
-				c.ok("DELE 1")
-				c.conn.Close()
-				c.cmd.Wait()
-				return eoRead(t, sp)
+				return eoSpoolAfter(t, lines, func(c *client) {
+					c.ok("DELE 1")
+					c.conn.Close()
+					c.cmd.Wait()
+				})
 			}
 			if got := run(); strings.Contains(got, "<one@") || !strings.Contains(got, "<two@") {
 				t.Fatalf("update-on-abort on (default), spool after a dropped session:\n%s", got)
@@ -1269,9 +1255,7 @@ func everyOptionRows() map[string]optionRow {
 		"update-status-headers": {kind: rowEffect, check: func(t *testing.T) {
 			orig := msg("one", "first") + msg("two", "second")
 			run := func(flags []string, lines ...string) string {
-				s := newSite(t)
-				sp := s.spool(t, "alice", orig)
-				s.setOptions(t, lines...)
+				s, sp := eoSite(t, orig, lines...)
 				c := s.dial(t, flags...)
 				eoLogin(c, "alice", "secret")
 				c.ok("RETR 1")
@@ -1324,9 +1308,7 @@ func everyOptionRows() map[string]optionRow {
 				"Subject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\nX-IMAP: 1764316800 0000000002\n\n" +
 				"This text is part of the internal format of your mail folder, and is not\na real message.\n\n"
 			run := func(lines ...string) string {
-				s := newSite(t)
-				s.spool(t, "alice", internal+msg("one", "first"))
-				s.setOptions(t, lines...)
+				s, _ := eoSite(t, internal+msg("one", "first"), lines...)
 				return eoLogin(s.dial(t), "alice", "secret")
 			}
 			if r := run(); !strings.HasPrefix(r, "+OK alice has 2 visible messages (0 hidden) ") {

@@ -87,6 +87,16 @@ func (s *site) spool(t *testing.T, user, content string) string {
 	return p
 }
 
+// setOptions appends qpopper config lines to the site's config file.
+func (s *site) setOptions(t *testing.T, lines ...string) {
+	t.Helper()
+	old, err := os.ReadFile(s.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, s.config, string(old)+strings.Join(lines, "\n")+"\n", 0644)
+}
+
 // client is a POP3 conversation with one popper process.
 type client struct {
 	t    *testing.T

@@ -10,7 +10,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -59,16 +58,6 @@ func makeCert(t *testing.T, dir, passphrase string) (certFile, keyFile, bothFile
 	return certFile, keyFile, bothFile, der
 }
 
-// setOptions appends qpopper config lines to the site's config file.
-func (s *site) setOptions(t *testing.T, lines ...string) {
-	t.Helper()
-	old, err := os.ReadFile(s.config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, s.config, string(old)+strings.Join(lines, "\n")+"\n", 0644)
-}
-
 // startTLS upgrades a client with STLS and returns the handshake result.
 func (c *client) startTLS(cfg *tls.Config) (tls.ConnectionState, error) {
 	c.t.Helper()
@@ -90,46 +79,9 @@ func (c *client) handshake(cfg *tls.Config) (tls.ConnectionState, error) {
 	return tc.ConnectionState(), nil
 }
 
-func (s *site) traceText() string {
-	b, _ := os.ReadFile(s.trace)
-	return string(b)
-}
-
-func TestTLSOptions(t *testing.T) {
-	t.Run("STLS with cert and key files, TLS 1.2 at least by default", func(t *testing.T) {
-		s := newSite(t)
-		s.spool(t, "alice", msg("one", "first"))
-		cert, key, _, _ := makeCert(t, s.dir, "")
-		s.setOptions(t, "set tls-support = stls", "set tls-server-cert-file = "+cert, "set tls-private-key-file = "+key)
-		c := s.dial(t)
-		c.ok("CAPA")
-		if capa := strings.Join(c.multi(), ","); !strings.Contains(capa, "STLS") {
-			t.Fatalf("CAPA without STLS: %s", capa)
-		}
-		st, err := c.startTLS(&tls.Config{})
-		if err != nil || st.Version < tls.VersionTLS12 {
-			t.Fatalf("handshake: %v, version %x", err, st.Version)
-		}
-		c.ok("USER alice")
-		c.ok("PASS secret")
-		c.ok("QUIT")
-
-		old := s.dial(t)
-		if _, err := old.startTLS(&tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}); err == nil {
-			t.Fatal("a TLS 1.1 client was accepted without tls-version")
-		}
-	})
-	t.Run("tls-version TLSv1 lets TLS 1.0 clients in", func(t *testing.T) {
-		s := newSite(t)
-		_, _, cert, _ := makeCert(t, s.dir, "")
-		s.setOptions(t, "set tls-support = stls", "set tls-server-cert-file = "+cert, "set tls-version = TLSv1")
-		c := s.dial(t)
-		st, err := c.startTLS(&tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS10})
-		if err != nil || st.Version != tls.VersionTLS10 {
-			t.Fatalf("TLS 1.0 client: %v, version %x", err, st.Version)
-		}
-		c.ok("CAPA")
-	})
+// The tls-* options' effects are rows of TestEveryOption; these are the
+// notices popper logs for what it will not do.
+func TestTLSNotices(t *testing.T) {
 	t.Run("tls-version SSLv3 is logged and TLS 1.0 offered", func(t *testing.T) {
 		s := newSite(t)
 		_, _, cert, _ := makeCert(t, s.dir, "")
@@ -140,11 +92,11 @@ func TestTLSOptions(t *testing.T) {
 		}
 		c.ok("QUIT")
 		c.cmd.Wait()
-		if tr := s.traceText(); !strings.Contains(tr, "tls-version SSLv3 is not offered (broken, RFC 6176 and RFC 7568); TLS 1.0 and later are") {
+		if tr := eoTrace(t, s.trace); !strings.Contains(tr, "tls-version SSLv3 is not offered (broken, RFC 6176 and RFC 7568); TLS 1.0 and later are") {
 			t.Fatalf("no notice in trace:\n%s", tr)
 		}
 	})
-	t.Run("tls-cipher-list picks the suites", func(t *testing.T) {
+	t.Run("tls-cipher-list names a suite popper does not offer", func(t *testing.T) {
 		s := newSite(t)
 		_, _, cert, _ := makeCert(t, s.dir, "")
 		s.setOptions(t, "set tls-support = stls", "set tls-server-cert-file = "+cert,
@@ -156,45 +108,9 @@ func TestTLSOptions(t *testing.T) {
 		}
 		c.ok("QUIT")
 		c.cmd.Wait()
-		if tr := s.traceText(); !strings.Contains(tr, "tls-cipher-list: ciphers not known to popper ignored: DHE-RSA-AES256-SHA") {
+		if tr := eoTrace(t, s.trace); !strings.Contains(tr, "tls-cipher-list: ciphers not known to popper ignored: DHE-RSA-AES256-SHA") {
 			t.Fatalf("unknown cipher not logged:\n%s", tr)
 		}
-	})
-	t.Run("tls-passphrase opens an encrypted key; without it the session is refused", func(t *testing.T) {
-		s := newSite(t)
-		cert, key, _, _ := makeCert(t, s.dir, "open sesame")
-		s.setOptions(t, "set tls-support = stls", "set tls-server-cert-file = "+cert, "set tls-private-key-file = "+key)
-		c := s.start(t)
-		if g := c.line(); g != "-ERR [SYS/TEMP] Server configuration error; try again later." {
-			t.Fatalf("greeting with a locked key: %q", g)
-		}
-		c.cmd.Wait()
-		if tr := s.traceText(); !strings.Contains(tr, "key.pem is encrypted and tls-passphrase is not set") {
-			t.Fatalf("trace:\n%s", tr)
-		}
-		s.setOptions(t, `set tls-passphrase = "open sesame"`)
-		c = s.dial(t)
-		if _, err := c.startTLS(&tls.Config{}); err != nil {
-			t.Fatal(err)
-		}
-		c.ok("CAPA")
-	})
-	t.Run("tls-identity-file and alternate-port", func(t *testing.T) {
-		s := newSite(t)
-		s.spool(t, "alice", msg("one", "first"))
-		_, _, id, _ := makeCert(t, s.dir, "")
-		s.setOptions(t, "set tls-support = alternate-port", "set tls-identity-file = "+id)
-		c := s.start(t)
-		if _, err := c.handshake(&tls.Config{}); err != nil {
-			c.cmd.Wait()
-			t.Fatalf("%v; trace:\n%s", err, s.traceText())
-		}
-		if g := c.line(); !strings.HasPrefix(g, "+OK Qpopper (version ") {
-			t.Fatalf("greeting over TLS: %q", g)
-		}
-		c.ok("USER alice")
-		c.ok("PASS secret")
-		c.ok("QUIT")
 	})
 }
 
