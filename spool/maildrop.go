@@ -158,6 +158,8 @@ type spoolLock struct {
 	spool  *platform.File // nil when the spool does not exist
 	unlock func() error
 	owned  bool // spool was opened by lockSpool (and is closed by release)
+	logf   func(format string, args ...any)
+	lost   bool // a refresh found the dotlock gone (logged once)
 }
 
 // lockSpool takes the spool locks. f, when non-nil, is the already open
@@ -169,7 +171,7 @@ func lockSpool(c *Config, tries int, f *platform.File, create bool) (*spoolLock,
 	if err != nil {
 		return nil, newErr(ErrLock, "maillock", c.Spool, err)
 	}
-	l := &spoolLock{dot: dot, spool: f}
+	l := &spoolLock{dot: dot, spool: f, logf: c.logf}
 	if f == nil {
 		f, err = platform.OpenFile(c.Spool, os.O_RDWR, 0)
 		if errors.Is(err, fs.ErrNotExist) && create {
@@ -216,8 +218,16 @@ func (l *spoolLock) release() {
 	l.dot.Unlock()
 }
 
-// refresh keeps the dotlock from going stale during long work.
-func (l *spoolLock) refresh() { l.dot.Refresh() }
+// refresh keeps the dotlock from going stale during long work. A dotlock
+// found gone (taken over as stale, or removed by hand) is logged once:
+// the kernel locks still hold, but an MDA that trusts the dotlock alone
+// may now write beside us.
+func (l *spoolLock) refresh() {
+	if err := l.dot.Refresh(); err != nil && !l.lost {
+		l.lost = true
+		l.logf("Dot-lock lost during a long copy: %v", err)
+	}
+}
 
 // checkSpool refuses a spool that is not a plain file with one link: a
 // FIFO, a device or a hard link to someone else's file.

@@ -841,7 +841,7 @@ func everyOptionRows() map[string]optionRow {
 			}
 		}},
 		"mail-lock-check": {kind: rowNoEffect,
-			reason: "the dot-lock refresh it paces is rate-limited to once per platform.DotLockRefresh (180 s) and its result is ignored (spool/maildrop.go writeKept), so no session shorter than that shows it",
+			reason: "qpopper's effect is kept: during a long copy, every N messages the dot-lock is touched once 180 s (platform.DotLockRefresh) have passed, and a lock found gone is logged; no test session lasts that long",
 			check: func(t *testing.T) {
 				eoAccepted(t, nil, "-L", "1")
 			}},
