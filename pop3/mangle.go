@@ -54,7 +54,11 @@ var errNotMangled = errors.New("message not mangled")
 
 // mangleTextPlain converts a message in wire form (before CRLF and
 // byte-stuffing) to plain text. Lines of the result end in LF.
-func mangleTextPlain(msg []byte) ([]byte, error) {
+func mangleTextPlain(msg []byte) ([]byte, error) { return mangleAt(msg, 0) }
+
+// mangleAt mangles a message found at MIME nesting depth (an enclosed
+// message/rfc822 is one level deeper than its part).
+func mangleAt(msg []byte, depth int) ([]byte, error) {
 	head, body := splitHeader(msg)
 	fields := readFields(head)
 	mt, params, cte, err := contentType(fields)
@@ -66,7 +70,7 @@ func mangleTextPlain(msg []byte) ([]byte, error) {
 	}
 	var text bytes.Buffer
 	charset := ""
-	if err := plainText(&text, mt, params, cte, body, &charset, 0); err != nil {
+	if err := plainText(&text, mt, params, cte, body, &charset, depth); err != nil {
 		return nil, errNotMangled
 	}
 	if charset == "" {
@@ -146,7 +150,7 @@ func plainText(w *bytes.Buffer, mt string, params map[string]string, cte string,
 		if err != nil {
 			return err
 		}
-		inner, err := mangleTextPlain(data)
+		inner, err := mangleAt(data, depth+1)
 		if err != nil {
 			inner = data // already plain
 		}

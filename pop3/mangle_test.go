@@ -95,6 +95,25 @@ func TestMangleTextPlain(t *testing.T) {
 	}
 }
 
+// Enclosed messages nest no deeper than maxMIMEDepth, however deep the
+// message goes.
+func TestMangleDepthBound(t *testing.T) {
+	inner := "Subject: core\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\naGk=\n"
+	for i := 0; i < 100; i++ {
+		inner = fmt.Sprintf("Subject: level %d\nContent-Type: message/rfc822\n\n%s", i, inner)
+	}
+	got, err := mangleTextPlain([]byte(inner))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(got), "Subject: level"); n > maxMIMEDepth+2 {
+		t.Fatalf("%d levels opened", n)
+	}
+	if !strings.Contains(string(got), "nested too deeply") {
+		t.Fatalf("no note where nesting stopped:\n%s", got)
+	}
+}
+
 func TestParseMangle(t *testing.T) {
 	for arg, want := range map[string]bool{
 		"X-MANGLE(TEXT=PLAIN)": true, "x-mangle(text=plain)": true,
@@ -299,4 +318,24 @@ func TestTimingRecord(t *testing.T) {
 			t.Fatalf("timing record without the option: %q", l)
 		}
 	}
+}
+
+// FuzzMangle: any message is either sent as it is or mangled into a
+// header, a blank line and a body of whole lines.
+func FuzzMangle(f *testing.F) {
+	f.Add([]byte(alternativeMsg))
+	f.Add([]byte(mixedMsg))
+	f.Add([]byte("Content-Type: multipart/mixed; boundary=x\n\n--x\n\n--x--\n"))
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		got, err := mangleTextPlain(msg)
+		if err != nil {
+			if err != errNotMangled {
+				t.Fatalf("error %v", err)
+			}
+			return
+		}
+		if len(got) == 0 || got[len(got)-1] != '\n' || !strings.Contains(string(got), "\nContent-Type: text/plain") {
+			t.Fatalf("mangled to %q", got)
+		}
+	})
 }
