@@ -365,6 +365,7 @@ func start2(t *testing.T, cfg *Config) (net.Conn, *bufio.Reader, chan error) {
 func FuzzSession(f *testing.F) {
 	f.Add("USER alice\r\nPASS secret word \r\nLIST\r\nRETR 1\r\nDELE 1\r\nTOP 2 0\r\nQUIT\r\n")
 	f.Add("CAPA\nUIDL 1\nSTAT\n")
+	f.Add("USER alice\r\nPASS secret word \r\nXTND XLST Subject\r\nRETR 1 X-MANGLE(TEXT=PLAIN)\r\nLIST X-MANGLE(TEXT=PLAIN)\r\nAUTH\r\n")
 	f.Fuzz(func(t *testing.T, input string) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -398,7 +399,7 @@ func FuzzSession(f *testing.F) {
 			case inBody:
 			case strings.HasPrefix(l, "+OK"):
 				inBody = strings.Contains(l, "follows") || strings.Contains(l, "octets") && !strings.Contains(l, "has") ||
-					strings.Contains(l, "accepted") || strings.Contains(l, "visible messages (")
+					strings.Contains(l, "accepted") || strings.Contains(l, "visible messages (") || strings.Contains(l, "mechanisms:")
 			case strings.HasPrefix(l, "-ERR"):
 			default:
 				t.Fatalf("reply %q is neither +OK nor -ERR", l)
