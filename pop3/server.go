@@ -184,9 +184,7 @@ func (s *session) logNotice(msg string) {
 // reply writes one status line. Every -ERR is logged as qpopper does:
 // "<user> at <host> (<ip>): -ERR <text>".
 func (s *session) reply(line string) {
-	s.w.WriteString(line)
-	s.w.WriteString("\r\n")
-	s.lineDone()
+	s.writeLine(line)
 	if strings.HasPrefix(line, "-ERR") {
 		user := s.user
 		if user == "" {
@@ -719,16 +717,13 @@ func (s *session) transCommand(verb string, args []string) {
 		if s.wantArgs(verb, args, 0, 0) {
 			s.capa()
 		}
-	case "XTND":
-		if len(args) > 0 && strings.EqualFold(args[0], "XLST") {
+	case "XTND", "MDEF":
+		if verb == "XTND" && len(args) > 0 && strings.EqualFold(args[0], "XLST") {
 			s.xlst(args[1:])
 			return
 		}
-		// qpopper's XTND XMIT (send mail through sendmail) is not
-		// offered: say so plainly.
-		s.errf("%.40s is not supported by this server", strings.TrimSpace(verb+" "+strings.ToUpper(strings.Join(args, " "))))
-	case "MDEF":
-		// Nor are qpopper's MDEF macros.
+		// qpopper's XTND XMIT (send mail through sendmail) and MDEF
+		// macros are not offered: say so plainly.
 		s.errf("%.40s is not supported by this server", strings.TrimSpace(verb+" "+strings.ToUpper(strings.Join(args, " "))))
 	case "QUIT":
 		if !s.wantArgs(verb, args, 0, 0) {
