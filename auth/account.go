@@ -70,3 +70,10 @@ type TempError struct {
 
 func (e *TempError) Error() string { return fmt.Sprintf("%s: %v", e.Source, e.Err) }
 func (e *TempError) Unwrap() error { return e.Err }
+
+// Client is the peer a login comes from, for the sources that pass it on
+// (PAM's PAM_RHOST and PAM_TTY, as qpopper set them).
+type Client struct {
+	Host string // reverse-looked-up name, or the address
+	IP   string
+}
