@@ -1,0 +1,156 @@
+package auth
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// The account files, as the system keeps them:
+//
+//	/etc/passwd         name:passwd:uid:gid:gecos:home:shell (every Unix)
+//	/etc/shadow         name:hash:lastchg:min:max:warn:inactive:expire:flag
+//	                    (Linux, illumos, Solaris; lastchg and expire in days
+//	                    since 1970, empty = not set)
+//	/etc/master.passwd  name:hash:uid:gid:class:change:expire:gecos:home:shell
+//	                    (the BSDs; change and expire in seconds since 1970,
+//	                    0 = not set)
+//
+// Lines starting with '+' or '-' are NIS compat markers and '#' starts a
+// comment; neither names an account.
+
+// entry is one account as the files describe it.
+type entry struct {
+	Account
+	Hash   string
+	Shadow bool // Hash came from a shadow or master.passwd entry
+	// Days since 1970 (shadow) or seconds (master.passwd); -1 = not set.
+	LastChange, MaxAge, Expire int64
+	Seconds                    bool // LastChange/Expire are seconds (BSD)
+}
+
+// findLine returns the fields of the line whose first field is name.
+func findLine(r io.Reader, name string, fields int) ([]string, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 4096), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' || line[0] == '+' || line[0] == '-' {
+			continue
+		}
+		if !strings.HasPrefix(line, name+":") {
+			continue
+		}
+		f := strings.Split(line, ":")
+		if len(f) < fields {
+			return nil, fmt.Errorf("entry for %s has %d fields, want %d", name, len(f), fields)
+		}
+		return f, nil
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return nil, ErrUnknownUser
+}
+
+// number reads a numeric field; an empty one is -1 (not set).
+func number(s string) (int64, error) {
+	if s == "" {
+		return -1, nil
+	}
+	return strconv.ParseInt(s, 10, 64)
+}
+
+func parsePasswd(f []string) (*entry, error) {
+	uid, err1 := strconv.Atoi(f[2])
+	gid, err2 := strconv.Atoi(f[3])
+	if err1 != nil || err2 != nil || uid < 0 || gid < 0 {
+		return nil, fmt.Errorf("entry for %s has a bad uid or gid", f[0])
+	}
+	return &entry{Account: Account{Name: f[0], UID: uid, GID: gid, Home: f[5], Shell: f[6]},
+		Hash: f[1], LastChange: -1, MaxAge: -1, Expire: -1}, nil
+}
+
+// addShadow fills in a shadow(5) entry's hash and ageing fields.
+func (e *entry) addShadow(f []string) error {
+	var err error
+	e.Hash, e.Shadow = f[1], true
+	if e.LastChange, err = number(f[2]); err != nil {
+		return fmt.Errorf("shadow entry for %s: bad last change: %v", e.Name, err)
+	}
+	if e.MaxAge, err = number(f[4]); err != nil {
+		return fmt.Errorf("shadow entry for %s: bad maximum age: %v", e.Name, err)
+	}
+	if e.Expire, err = number(f[7]); err != nil {
+		return fmt.Errorf("shadow entry for %s: bad expiry: %v", e.Name, err)
+	}
+	return nil
+}
+
+// parseMasterPasswd reads a BSD master.passwd entry.
+func parseMasterPasswd(f []string) (*entry, error) {
+	e, err := parsePasswd([]string{f[0], f[1], f[2], f[3], f[7], f[8], f[9]})
+	if err != nil {
+		return nil, err
+	}
+	e.Shadow, e.Seconds = true, true
+	change, err1 := number(f[5])
+	expire, err2 := number(f[6])
+	if err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("master.passwd entry for %s has a bad change or expire field", f[0])
+	}
+	// 0 means "not set" there; the password's expiry is an instant.
+	e.Expire, e.MaxAge, e.LastChange = notSet(expire), -1, notSet(change)
+	return e, nil
+}
+
+func notSet(v int64) int64 {
+	if v <= 0 {
+		return -1
+	}
+	return v
+}
+
+// openAdminFile opens a file the administrator owns and popper reads as
+// root, after checking that nobody else could have written it: a regular
+// file (not followed if it is a symbolic link), owned by root — or by the
+// process's own user when popper does not run as root — and writable by
+// no one else.
+func openAdminFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkAdminFile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// errUntrusted marks a file refused for its owner, type or mode.
+var errUntrusted = errors.New("not trusted")
+
+func checkAdminFile(f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("%s: %w: not a regular file", f.Name(), errUntrusted)
+	case !ok:
+		return fmt.Errorf("%s: %w: no owner information", f.Name(), errUntrusted)
+	case st.Uid != 0 && int(st.Uid) != os.Geteuid():
+		return fmt.Errorf("%s: %w: owned by uid %d, not root", f.Name(), errUntrusted, st.Uid)
+	case fi.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("%s: %w: writable by group or others (mode %04o)", f.Name(), errUntrusted, fi.Mode().Perm())
+	}
+	return nil
+}
