@@ -64,6 +64,11 @@ type Backend interface {
 type Error struct {
 	Code string // "IN-USE", "SYS/TEMP", "SYS/PERM", "AUTH", or ""
 	Text string
+	// Close ends the session once this refusal of USER, PASS, APOP or
+	// AUTH is sent, without reading another command: for a client that
+	// must not try again on this connection (too many failed logins).
+	// No mailbox is open then, so there is nothing to update.
+	Close bool
 }
 
 func (e *Error) Error() string {

@@ -394,8 +394,7 @@ func (s *session) authCommand(verb string, args []string) {
 			return
 		}
 		if err := s.b.User(args[0]); err != nil {
-			s.backendErr(err)
-			s.state = stateAuth1
+			s.refuse(err)
 			return
 		}
 		s.user = args[0]
@@ -484,9 +483,8 @@ func (s *session) login(open func() (Mailbox, error)) {
 	began := time.Now()
 	mb, err := open()
 	if err != nil {
-		s.backendErr(err)
+		s.refuse(err)
 		s.user = ""
-		s.state = stateAuth1
 		return
 	}
 	s.authAt, s.initTime = began, time.Since(began)
@@ -509,14 +507,19 @@ func (s *session) login(open func() (Mailbox, error)) {
 	s.ok("%s has %d visible message%s (%d hidden) in %d octets.", s.user, n, plural, mb.Hidden(), octets)
 }
 
-// backendErr sends a backend's refusal.
-func (s *session) backendErr(err error) {
+// refuse sends a backend's refusal of a login step and goes back to the
+// AUTHORIZATION state, or ends the session when the backend says so.
+func (s *session) refuse(err error) {
+	s.state = stateAuth1
 	var pe *Error
-	if errors.As(err, &pe) {
-		s.errf("%s", pe.Error())
+	if !errors.As(err, &pe) {
+		s.errf("[SYS/TEMP] %v", err)
 		return
 	}
-	s.errf("[SYS/TEMP] %v", err)
+	s.errf("%s", pe.Error())
+	if pe.Close {
+		s.state = stateDone
+	}
 }
 
 func (s *session) capa() {

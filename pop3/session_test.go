@@ -53,16 +53,44 @@ func (m *fakeMailbox) Restore() error {
 	return nil
 }
 
-type fakeBackend struct{ mb *fakeMailbox }
+// fakeBackend knows alice, password "secret word ". errs, keyed by
+// method ("User", "Pass", "APOP"), replaces that method's answer; calls
+// records every call, e.g. `Pass["alice" "secret word "]`.
+type fakeBackend struct {
+	mb   *fakeMailbox
+	errs map[string]error
 
-func (b *fakeBackend) User(name string) error { return nil }
+	mu    sync.Mutex
+	calls []string
+}
+
+func (b *fakeBackend) record(method string, args ...string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.calls = append(b.calls, fmt.Sprintf("%s%q", method, args))
+	return b.errs[method]
+}
+
+func (b *fakeBackend) called() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.calls...)
+}
+
+func (b *fakeBackend) User(name string) error { return b.record("User", name) }
 func (b *fakeBackend) Pass(name, pw string) (Mailbox, error) {
+	if err := b.record("Pass", name, pw); err != nil {
+		return nil, err
+	}
 	if name == "alice" && pw == "secret word " {
 		return b.mb, nil
 	}
 	return nil, Errorf("AUTH", "Password supplied for \"%s\" is incorrect.", name)
 }
 func (b *fakeBackend) APOP(name, ts, digest string) (Mailbox, error) {
+	if err := b.record("APOP", name, digest); err != nil {
+		return nil, err
+	}
 	return nil, Errorf("AUTH", "authentication failure")
 }
 
@@ -74,8 +102,10 @@ func newMailbox() *fakeMailbox {
 	}}
 }
 
-// start runs a session on one end of a loopback TCP pair.
-func start(t *testing.T, cfg *Config, mb *fakeMailbox) (net.Conn, *bufio.Reader, chan error) {
+// dial runs a session for b on one end of a loopback TCP pair and
+// returns the other end with the greeting still unread. A nil cfg is
+// qpopper's defaults for pop.example.org.
+func dial(t *testing.T, cfg *Config, b Backend) (net.Conn, *bufio.Reader, chan error) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -94,10 +124,22 @@ func start(t *testing.T, cfg *Config, mb *fakeMailbox) (net.Conn, *bufio.Reader,
 		cfg = &Config{Hostname: "pop.example.org", Version: "4.0.5", UpdateOnAbort: true, UserCapa: true, Expire: -1, LoginDelay: -1}
 	}
 	done := make(chan error, 1)
-	go func() { done <- Serve(server, &fakeBackend{mb: mb}, cfg); server.Close() }()
+	go func() { done <- Serve(server, b, cfg); server.Close() }()
 	t.Cleanup(func() { client.Close() })
-	r := bufio.NewReader(client)
 	client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	return client, bufio.NewReader(client), done
+}
+
+// start runs a session on mb and reads qpopper's greeting.
+func start(t *testing.T, cfg *Config, mb *fakeMailbox) (net.Conn, *bufio.Reader, chan error) {
+	t.Helper()
+	return startBackend(t, cfg, &fakeBackend{mb: mb})
+}
+
+// startBackend is start for a backend of the test's own.
+func startBackend(t *testing.T, cfg *Config, b Backend) (net.Conn, *bufio.Reader, chan error) {
+	t.Helper()
+	client, r, done := dial(t, cfg, b)
 	greet, _ := r.ReadString('\n')
 	if !strings.HasPrefix(greet, "+OK Qpopper (version 4.0.5) at ") {
 		t.Fatalf("greeting %q", greet)
@@ -348,14 +390,8 @@ func TestCapaExactLines(t *testing.T) {
 
 // start2 is start for a shy banner.
 func start2(t *testing.T, cfg *Config) (net.Conn, *bufio.Reader, chan error) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	defer ln.Close()
-	client, _ := net.Dial("tcp", ln.Addr().String())
-	server, _ := ln.Accept()
-	done := make(chan error, 1)
-	go func() { done <- Serve(server, &fakeBackend{mb: newMailbox()}, cfg); server.Close() }()
-	t.Cleanup(func() { client.Close() })
-	r := bufio.NewReader(client)
+	t.Helper()
+	client, r, done := dial(t, cfg, &fakeBackend{mb: newMailbox()})
 	if g := readLine(t, r); !strings.HasPrefix(g, "+OK ready  <") {
 		t.Fatalf("shy greeting %q", g)
 	}
