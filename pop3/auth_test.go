@@ -1,11 +1,28 @@
 package pop3
 
 import (
+	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"slices"
 	"testing"
 )
+
+// exchange is one command line and its exact one-line reply.
+type exchange struct{ send, want string }
+
+func talk(t *testing.T, c net.Conn, r *bufio.Reader, steps []exchange) {
+	t.Helper()
+	for _, st := range steps {
+		fmt.Fprintf(c, "%s\r\n", st.send)
+		if got := readLine(t, r); got != st.want {
+			t.Fatalf("%.60q: got %q, want %q", st.send, got, st.want)
+		}
+	}
+}
+
+const aliceOK = "+OK alice has 3 visible messages (0 hidden) in 111 octets."
 
 // An Error with Close ends the session after its reply, whichever login
 // command it refuses: the commands pipelined after it are never read.
@@ -46,6 +63,36 @@ func TestErrorCloseEndsSession(t *testing.T) {
 			if got := b.called(); !slices.Equal(got, tc.calls) {
 				t.Fatalf("Backend calls %q, want %q", got, tc.calls)
 			}
+		})
+	}
+}
+
+// Without APOP the greeting is qpopper's with an empty timestamp, two
+// trailing spaces included, and APOP is an unknown command.
+func TestNoAPOP(t *testing.T) {
+	for _, tc := range []struct {
+		noAPOP, shy bool
+		greeting    string
+		apop        string
+	}{
+		{true, false, "+OK Qpopper (version 4.0.5) at pop.example.org starting.  \r\n", `-ERR Unknown command: "apop".`},
+		{true, true, "+OK ready  \r\n", `-ERR Unknown command: "apop".`},
+		{false, false, "+OK Qpopper (version 4.0.5) at pop.example.org starting.  <1.2@pop.example.org>\r\n", "-ERR [AUTH] authentication failure"},
+		{false, true, "+OK ready  <1.2@pop.example.org>\r\n", "-ERR [AUTH] authentication failure"},
+	} {
+		t.Run(fmt.Sprintf("NoAPOP %v shy %v", tc.noAPOP, tc.shy), func(t *testing.T) {
+			b := &fakeBackend{mb: newMailbox()}
+			cfg := &Config{Hostname: "pop.example.org", Version: "4.0.5", Expire: -1, LoginDelay: -1,
+				NoAPOP: tc.noAPOP, Shy: tc.shy, APOPTimestamp: "<1.2@pop.example.org>"}
+			c, r, _ := dial(t, cfg, b)
+			if g, err := r.ReadString('\n'); g != tc.greeting {
+				t.Fatalf("greeting %q (%v), want %q", g, err, tc.greeting)
+			}
+			talk(t, c, r, []exchange{{"APOP alice c4c9334bac560ecc979e58001b3e22fb", tc.apop}})
+			if calls := b.called(); tc.noAPOP && len(calls) > 0 {
+				t.Fatalf("APOP reached the backend: %q", calls)
+			}
+			talk(t, c, r, []exchange{{"USER alice", "+OK Password required for alice."}, {"PASS secret word ", aliceOK}})
 		})
 	}
 }

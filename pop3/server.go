@@ -34,6 +34,10 @@ type Config struct {
 	LoginDelay    int           // CAPA LOGIN-DELAY; -1 = not announced
 	Expire        int           // CAPA EXPIRE; -1 = NEVER
 	UserCapa      bool          // announce USER
+	// NoAPOP leaves APOP out, as a qpopper built without it: the greeting
+	// has an empty timestamp and APOP is an unknown command. Clients
+	// such as curl use APOP whenever the greeting has a <...> timestamp.
+	NoAPOP bool
 	// ClearText is qpopper's clear-text-password policy for USER/PASS:
 	// "" or "default" or "always" allow it, "never" refuses it, "TLS"
 	// allows it only over TLS, "local" only from 127.* addresses.
@@ -113,8 +117,12 @@ func Serve(conn net.Conn, b Backend, cfg *Config) error {
 		s.timeout = 120 * time.Second
 	}
 	s.tlsOn = cfg.ImplicitTLS
-	s.ts = cfg.APOPTimestamp
-	if s.ts == "" {
+	switch {
+	case cfg.NoAPOP:
+		s.ts = "" // qpopper without APOP: "starting.  " with nothing after
+	case cfg.APOPTimestamp != "":
+		s.ts = cfg.APOPTimestamp
+	default:
 		s.ts = fmt.Sprintf("<%d.%d@%s>", os.Getpid(), time.Now().Unix(), cfg.Hostname)
 	}
 	s.start = time.Now()
@@ -401,7 +409,7 @@ func (s *session) authCommand(verb string, args []string) {
 		s.state = stateAuth2
 		s.ok("Password required for %.64s.", args[0]) // qpopper truncates names to 64
 	case "APOP":
-		if s.state != stateAuth1 {
+		if s.state != stateAuth1 || s.cfg.NoAPOP {
 			s.unknown(verb)
 			return
 		}
