@@ -47,11 +47,12 @@ type Changes struct {
 // Backend authenticates users and opens their mailboxes. It owns
 // privileges, names and locks; the protocol only relays its answers.
 type Backend interface {
-	// User is called for USER; a non-nil error refuses the name (policy,
-	// not password: e.g. clear-text refused).
+	// User is called for USER, and for AUTH PLAIN with its authcid; a
+	// non-nil error refuses the name (policy, not password: e.g.
+	// clear-text refused).
 	User(name string) error
-	// Pass authenticates name with a clear-text password and opens the
-	// maildrop.
+	// Pass authenticates name with a clear-text password, from PASS or
+	// AUTH PLAIN, and opens the maildrop.
 	Pass(name, password string) (Mailbox, error)
 	// APOP authenticates name with an APOP digest over the greeting's
 	// timestamp and opens the maildrop.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -38,9 +39,10 @@ type Config struct {
 	// has an empty timestamp and APOP is an unknown command. Clients
 	// such as curl use APOP whenever the greeting has a <...> timestamp.
 	NoAPOP bool
-	// ClearText is qpopper's clear-text-password policy for USER/PASS:
-	// "" or "default" or "always" allow it, "never" refuses it, "TLS"
-	// allows it only over TLS, "local" only from 127.* addresses.
+	// ClearText is qpopper's clear-text-password policy for USER/PASS
+	// and AUTH PLAIN: "" or "default" or "always" allow it, "never"
+	// refuses it, "TLS" allows it only over TLS, "local" only from 127.*
+	// addresses.
 	ClearText      string
 	TLS            *tls.Config // enables STLS
 	UpdateOnAbort  bool        // a lost session still commits its deletions
@@ -91,6 +93,7 @@ type session struct {
 	ts      string
 	tlsOn   bool
 	timeout time.Duration
+	lost    error // the client went away: the session ends with abort
 
 	// textOnly mangles every message as X-MANGLE(TEXT=PLAIN) (the
 	// "-no-mime" login); mangledSizes caches their sizes.
@@ -279,23 +282,38 @@ func (s *session) readLine() (string, int, error) {
 
 func (s *session) loop() error {
 	for s.state != stateDone {
-		if s.r.Buffered() == 0 {
-			if err := s.flush(); err != nil {
-				return s.abort(err)
-			}
+		if line, ok := s.next(); ok {
+			s.command(line)
 		}
-		line, discarded, err := s.readLine()
-		if err == errLong {
-			s.logNotice(fmt.Sprintf("Excessive input from %s %s (%s); discarded %d bytes", userOrNull(s.user), s.cfg.ClientHost, s.cfg.ClientIP, discarded))
-			s.errf("Command line too long")
-			continue
-		}
-		if err != nil {
-			return s.abort(err)
-		}
-		s.command(line)
+	}
+	if s.lost != nil {
+		return s.abort(s.lost)
 	}
 	return s.flush()
+}
+
+// next reads the client's next line, a command or a SASL response,
+// sending the replies so far first unless the client has pipelined more.
+// ok is false when there is no line to act on: it was too long (and is
+// answered), or the client is lost (s.lost is set, the session done).
+func (s *session) next() (line string, ok bool) {
+	if s.r.Buffered() == 0 {
+		if err := s.flush(); err != nil {
+			s.lost, s.state = err, stateDone
+			return "", false
+		}
+	}
+	line, discarded, err := s.readLine()
+	switch {
+	case err == errLong:
+		s.logNotice(fmt.Sprintf("Excessive input from %s %s (%s); discarded %d bytes", userOrNull(s.user), s.cfg.ClientHost, s.cfg.ClientIP, discarded))
+		s.errf("Command line too long")
+		return "", false
+	case err != nil:
+		s.lost, s.state = err, stateDone
+		return "", false
+	}
+	return line, true
 }
 
 func userOrNull(u string) string {
@@ -425,13 +443,7 @@ func (s *session) authCommand(verb string, args []string) {
 	case "STLS":
 		s.stls(args)
 	case "AUTH":
-		if len(args) == 0 {
-			// The RFC 1734-era probe: no mechanisms to list.
-			s.ok("Supported authentication mechanisms:")
-			s.writeLine(".")
-			return
-		}
-		s.errf("Unknown authentication mechanism: %.40s", args[0])
+		s.auth(args)
 	case "QUIT":
 		s.ok("Pop server at %s signing off.", s.cfg.Hostname)
 		s.state = stateDone
@@ -441,7 +453,7 @@ func (s *session) authCommand(verb string, args []string) {
 }
 
 // clearTextRefusal applies the clear-text-password policy, with qpopper's
-// texts; "" allows USER.
+// texts; "" allows USER and AUTH PLAIN.
 func (s *session) clearTextRefusal() string {
 	switch s.cfg.ClearText {
 	case "never":
@@ -456,6 +468,98 @@ func (s *session) clearTextRefusal() string {
 		}
 	}
 	return ""
+}
+
+// auth answers AUTH (RFC 5034). Bare, it is the RFC 1734-era probe and
+// lists the mechanisms usable now.
+func (s *session) auth(args []string) {
+	if len(args) == 0 {
+		s.ok("Supported authentication mechanisms:")
+		if s.clearTextRefusal() == "" {
+			s.writeLine("PLAIN")
+		}
+		s.writeLine(".")
+		return
+	}
+	if !strings.EqualFold(args[0], "PLAIN") {
+		s.errf("Unknown authentication mechanism: %.40s", args[0])
+		return
+	}
+	if s.wantArgs("AUTH", args, 1, 2) {
+		s.authPlain(args[1:])
+	}
+}
+
+// authPlain runs SASL PLAIN (RFC 4616), which is USER and PASS in other
+// framing: the same policy, the same Backend calls, the same replies.
+// It starts a new login, so a USER before it is forgotten.
+func (s *session) authPlain(initial []string) {
+	s.state = stateAuth1
+	// Refused before the challenge: the password is never sent.
+	if msg := s.clearTextRefusal(); msg != "" {
+		s.errf("[AUTH] %s", msg)
+		return
+	}
+	resp, ok := s.saslResponse(initial)
+	if !ok {
+		return
+	}
+	authcid, passwd, err := parsePlain(resp)
+	if err != nil {
+		s.errf("[AUTH] AUTH PLAIN %v.", err)
+		return
+	}
+	s.user = authcid
+	if err := s.b.User(authcid); err != nil {
+		s.refuse(err)
+		return
+	}
+	s.login(func() (Mailbox, error) { return s.b.Pass(authcid, passwd) })
+}
+
+// saslResponse returns the client's decoded response: the initial
+// response when there is one ("=" is an empty one), else the line that
+// answers an empty challenge. It replies -ERR itself when there is none.
+func (s *session) saslResponse(initial []string) ([]byte, bool) {
+	var line string
+	if len(initial) == 1 {
+		if initial[0] == "=" {
+			return nil, true
+		}
+		line = initial[0]
+	} else {
+		s.writeLine("+ ")
+		var ok bool
+		if line, ok = s.next(); !ok {
+			return nil, false
+		}
+		if line == "*" {
+			s.errf("[AUTH] AUTH PLAIN cancelled.")
+			return nil, false
+		}
+	}
+	b, err := base64.StdEncoding.DecodeString(line)
+	if err != nil {
+		s.errf("[AUTH] AUTH PLAIN response is not valid base64.")
+		return nil, false
+	}
+	return b, true
+}
+
+// parsePlain splits a PLAIN message, authzid NUL authcid NUL passwd. It
+// refuses to log in as another user (there is no proxy login) and user
+// names that USER could not have carried.
+func parsePlain(msg []byte) (authcid, passwd string, err error) {
+	f := strings.Split(string(msg), "\x00")
+	switch {
+	case len(f) != 3 || f[1] == "" || f[2] == "":
+		return "", "", errors.New("response must be authzid NUL authcid NUL password")
+	case f[0] != "" && f[0] != f[1]:
+		return "", "", errors.New("authorization identity must be empty or the user name")
+	case strings.ContainsFunc(f[1], func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		return "", "", errors.New("user name has invalid characters")
+	}
+	return f[1], f[2], nil
 }
 
 func (s *session) unknown(verb string) {
@@ -547,6 +651,9 @@ func (s *session) capa() {
 	lines = append(lines, "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "X-MANGLE", "PIPELINING")
 	if s.cfg.TLS != nil && !s.tlsOn && s.state != stateTrans {
 		lines = append(lines, "STLS")
+	}
+	if s.state != stateTrans && s.clearTextRefusal() == "" {
+		lines = append(lines, "SASL PLAIN")
 	}
 	if s.cfg.Implementation != "" && !(s.cfg.Shy && s.state != stateTrans) {
 		lines = append(lines, "IMPLEMENTATION "+s.cfg.Implementation)

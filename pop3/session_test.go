@@ -205,7 +205,8 @@ func TestCommandTable(t *testing.T) {
 		{"APOP alice", "-ERR Too few arguments", false},
 		{"APOP alice 0123", "-ERR [AUTH] authentication failure", false},
 		{"STLS", "-ERR Command not enabled", false},
-		{"AUTH PLAIN", "-ERR Unknown authentication mechanism", false},
+		{"AUTH X-UNKNOWN", "-ERR Unknown authentication mechanism: X-UNKNOWN", false},
+		{"AUTH", "+OK Supported authentication mechanisms:", true},
 		{"XYZZY", "-ERR Unknown command: \"xyzzy\".", false},
 		{"", "-ERR Null command", false},
 		{"USER al\x01ice", "-ERR Invalid characters", false},
@@ -222,6 +223,8 @@ func TestCommandTable(t *testing.T) {
 		{"PASS x", "-ERR Unknown command", false},
 		{"APOP a b", "-ERR Unknown command", false},
 		{"STLS", "-ERR Unknown command", false},
+		{"AUTH", "-ERR Unknown command: \"auth\".", false},
+		{"AUTH PLAIN AGFsaWNlAHNlY3JldCB3b3JkIA==", "-ERR Unknown command: \"auth\".", false},
 		{"STAT", "+OK 3 111", false},
 		{"STAT 1", "-ERR Too many arguments for the stat command.", false},
 		{"LIST", "+OK 3 visible messages (111 octets)", true},
@@ -383,7 +386,7 @@ func TestCapaExactLines(t *testing.T) {
 	c, r, _ := start2(t, cfg)
 	fmt.Fprint(c, "CAPA\r\n")
 	readLine(t, r)
-	if got := strings.Join(readMulti(t, r), ","); got != "TOP,USER,EXPIRE NEVER,UIDL,RESP-CODES,AUTH-RESP-CODE,X-MANGLE,PIPELINING" {
+	if got := strings.Join(readMulti(t, r), ","); got != "TOP,USER,EXPIRE NEVER,UIDL,RESP-CODES,AUTH-RESP-CODE,X-MANGLE,PIPELINING,SASL PLAIN" {
 		t.Fatalf("CAPA before login (shy) = %s", got)
 	}
 }
@@ -402,6 +405,9 @@ func FuzzSession(f *testing.F) {
 	f.Add("USER alice\r\nPASS secret word \r\nLIST\r\nRETR 1\r\nDELE 1\r\nTOP 2 0\r\nQUIT\r\n")
 	f.Add("CAPA\nUIDL 1\nSTAT\n")
 	f.Add("USER alice\r\nPASS secret word \r\nXTND XLST Subject\r\nRETR 1 X-MANGLE(TEXT=PLAIN)\r\nLIST X-MANGLE(TEXT=PLAIN)\r\nAUTH\r\n")
+	f.Add("AUTH\r\nAUTH PLAIN AGFsaWNlAHNlY3JldCB3b3JkIA==\r\nSTAT\r\nAUTH PLAIN\r\n")
+	f.Add("AUTH PLAIN\r\nYWxpY2UAYWxpY2UAc2VjcmV0IHdvcmQg\r\nRETR 2\r\n")
+	f.Add("AUTH PLAIN =\r\nAUTH PLAIN\r\n*\r\nAUTH PLAIN !!\r\nAUTH PLAIN\r\nAGFsaWNl\r\nAUTH plain AGFsaWNlAA==\r\n")
 	f.Fuzz(func(t *testing.T, input string) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -433,6 +439,7 @@ func FuzzSession(f *testing.F) {
 			case inBody && l == ".\r\n":
 				inBody = false
 			case inBody:
+			case l == "+ \r\n": // SASL challenge
 			case strings.HasPrefix(l, "+OK"):
 				inBody = strings.Contains(l, "follows") || strings.Contains(l, "octets") && !strings.Contains(l, "has") ||
 					strings.Contains(l, "accepted") || strings.Contains(l, "visible messages (") || strings.Contains(l, "mechanisms:")

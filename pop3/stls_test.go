@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"fmt"
 	"math/big"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -70,5 +71,39 @@ func TestSTLSDiscardsInjectedCommands(t *testing.T) {
 	fmt.Fprint(tc, "QUIT\r\n")
 	if l := readLine(t, tr); !strings.HasPrefix(l, "+OK Pop server") {
 		t.Fatalf("QUIT: %q", l)
+	}
+}
+
+// With clear-text-password TLS, AUTH PLAIN is refused and not offered
+// until STLS; inside TLS it is offered, listed and works.
+func TestSTLSEnablesAuthPlain(t *testing.T) {
+	cfg := &Config{Hostname: "pop.example.org", Version: "4.0.5", UserCapa: true, Expire: -1, LoginDelay: -1,
+		ClearText: "TLS", ClientIP: "127.0.0.1", TLS: &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}}
+	b := &fakeBackend{mb: newMailbox()}
+	c, r, _ := startBackend(t, cfg, b)
+	if capa := capaLines(t, c, r); slices.Contains(capa, "SASL PLAIN") || !slices.Contains(capa, "STLS") {
+		t.Fatalf("CAPA before STLS: %q", capa)
+	}
+	if mechs := probe(t, c, r); len(mechs) != 0 {
+		t.Fatalf("AUTH before STLS lists %q", mechs)
+	}
+	talk(t, c, r, []exchange{{"AUTH PLAIN", errTLS}, {"STLS", "+OK Begin TLS negotiation"}})
+	tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true, ServerName: "pop.example.org"})
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	tr := bufio.NewReader(tc)
+	if capa := capaLines(t, tc, tr); !slices.Contains(capa, "SASL PLAIN") || slices.Contains(capa, "STLS") {
+		t.Fatalf("CAPA inside TLS: %q", capa)
+	}
+	if mechs := probe(t, tc, tr); !slices.Equal(mechs, []string{"PLAIN"}) {
+		t.Fatalf("AUTH inside TLS lists %q", mechs)
+	}
+	talk(t, tc, tr, []exchange{{"AUTH PLAIN", "+ "}, {alicePlain, aliceOK}})
+	if capa := capaLines(t, tc, tr); slices.Contains(capa, "SASL PLAIN") {
+		t.Fatalf("CAPA in TRANSACTION: %q", capa)
+	}
+	if calls := b.called(); !slices.Equal(calls, []string{`User["alice"]`, `Pass["alice" "secret word "]`}) {
+		t.Fatalf("Backend calls %q", calls)
 	}
 }
