@@ -567,6 +567,12 @@ func lockAPOP(name string) (unlock func(), err error) {
 			err = fmt.Errorf("%s: has %d hard links, not 1; refused", name, id.Nlink)
 		}
 	}
+	if err == nil && os.Geteuid() == 0 {
+		if id := platform.IDOf(fi); id.Uid != 0 || id.Gid != 0 {
+			// Created by a setuid popauth, with its caller's group.
+			err = f.OS().Chown(0, 0)
+		}
+	}
 	if err != nil {
 		f.Close()
 		return nil, err

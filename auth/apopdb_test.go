@@ -290,8 +290,8 @@ func TestAPOPRefusesNonRegular(t *testing.T) {
 	}
 	refused(t, path, "not a regular file")
 	fifo := filepath.Join(dir, "fifo")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
+	if out, err := exec.Command("mkfifo", "-m", "600", fifo).CombinedOutput(); err != nil {
+		t.Skipf("mkfifo: %v %s", err, out)
 	}
 	done := make(chan struct{})
 	go func() {
