@@ -1,24 +1,75 @@
 package auth
 
 import (
+	"crypto/subtle"
+	"encoding/hex"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/go-crypt/crypt"
+	"github.com/go-crypt/crypt/algorithm/argon2"
 	"github.com/go-crypt/crypt/algorithm/bcrypt"
 	"github.com/go-crypt/crypt/algorithm/md5crypt"
 	"github.com/go-crypt/crypt/algorithm/scrypt"
+	"github.com/go-crypt/crypt/algorithm/sha1crypt"
 	"github.com/go-crypt/crypt/algorithm/shacrypt"
+	"golang.org/x/crypto/md4" //nolint:staticcheck // FreeBSD's $3$ is MD4, for compatibility only
+	xscrypt "golang.org/x/crypto/scrypt"
 )
 
-// decoder knows the crypt(3) formats found in passwd, shadow and
-// master.passwd files. Its plaintext decoder is deliberately left out: a
-// hash field is never a password.
+// The crypt(3) formats popper checks, as passwd, shadow and master.passwd
+// keep them on Linux (glibc, libxcrypt), illumos and Solaris (crypt.conf)
+// and the BSDs:
+//
+//	DES       13 characters            traditional, Solaris __unix__ (descrypt.go)
+//	BSDi DES  _CCCCSSSS + 11           FreeBSD, NetBSD; key folded past 8 characters
+//	$1$       MD5-crypt                everywhere
+//	$5$ $6$   SHA-256/512-crypt        with or without rounds=N
+//	$2a$ $2b$ $2y$  bcrypt             OpenBSD, FreeBSD, NetBSD, illumos, libxcrypt
+//	$md5$     Sun MD5                  $md5[,rounds=N]$salt$$hash, the form Solaris writes
+//	$sha1$    NetBSD SHA1-crypt        $sha1$rounds$salt$hash
+//	$y$       yescrypt                 Debian 11+, Fedora, Ubuntu (libxcrypt's settings)
+//	$7$       scrypt                   libxcrypt
+//	$argon2id$ $argon2i$ $argon2d$     NetBSD 10 (libargon2's encoding, v=19)
+//	$3$       NT-Hash                  FreeBSD, libxcrypt
+//
+// Every field is checked against a strict pattern of the string crypt(3)
+// writes before anything is computed, so that a field the system's own
+// crypt(3) could never match is not matched here either. These stay
+// ErrUnknownHash, deliberately:
+//
+//   - Sun MD5's legacy bare-salt form $md5$salt$hash (one "$" before the
+//     hash; passlib's bare_salt): its digest covers the salt without the
+//     trailing "$", which go-crypt cannot compute;
+//   - gost-yescrypt $gy$ (needs GOST R 34.11-2012, not in Go);
+//   - yescrypt settings libxcrypt does not write (flags other than "j",
+//     a ROM, extra parameters);
+//   - argon2 before version 19 (v=16, or no v= field), and hashes from
+//     NetBSD's earlier argon2 code, which hashed the salt as written
+//     instead of base-64 decoding it;
+//   - bcrypt $2x$ (crypt_blowfish's buggy sign-extension variant, which
+//     cannot be reproduced with a correct bcrypt) and the original $2$;
+//   - the plain-text and LDAP-style ({CRYPT}, {SSHA}) forms, which are no
+//     crypt(3) hashes: a password field is never a password.
+//
+// Parameters that would need more than maxHashMemory bytes (yescrypt,
+// scrypt, argon2) are refused too: a damaged field must not exhaust the
+// memory of the process checking it. The limit is what libxcrypt's
+// costliest yescrypt setting needs. Time is not limited: a field asking
+// for a billion SHA-512 rounds costs what it costs in crypt(3) too.
+const maxHashMemory = 1 << 30
+
+// decoder holds the go-crypt decoders for the formats it verifies. Its
+// plaintext decoder is deliberately left out.
 var decoder = func() *crypt.Decoder {
 	d := crypt.NewDecoder()
 	for _, register := range []func(*crypt.Decoder) error{
-		func(d *crypt.Decoder) error { return bcrypt.RegisterDecoder(d) },
+		func(d *crypt.Decoder) error { return argon2.RegisterDecoder(d) },
+		func(d *crypt.Decoder) error { return bcrypt.RegisterDecoderStandard(d) },
 		func(d *crypt.Decoder) error { return md5crypt.RegisterDecoder(d) },
-		func(d *crypt.Decoder) error { return scrypt.RegisterDecoder(d) },
+		func(d *crypt.Decoder) error { return scrypt.RegisterDecoderYescrypt(d) },
+		func(d *crypt.Decoder) error { return sha1crypt.RegisterDecoder(d) },
 		func(d *crypt.Decoder) error { return shacrypt.RegisterDecoder(d) },
 	} {
 		if err := register(d); err != nil {
@@ -28,14 +79,103 @@ var decoder = func() *crypt.Decoder {
 	return d
 }()
 
+// A hashFormat is one modular crypt(3) format: the whole field must match
+// pattern, then check verifies the password; m is pattern's submatches.
+type hashFormat struct {
+	pattern *regexp.Regexp
+	check   func(m []string, hash, password string) error
+}
+
+// reCrypt64 is crypt(3)'s base-64 alphabet as a regexp class, and reSalt
+// a salt character: printable ASCII but "$", so that a salt's length in
+// the pattern is its length in bytes, which is what crypt(3) counts.
+const (
+	reCrypt64 = `[./0-9A-Za-z]`
+	reSalt    = `[ -#%-~]`
+)
+
+var hashFormats = []hashFormat{
+	{regexp.MustCompile(`^\$1\$` + reSalt + `{0,8}\$` + reCrypt64 + `{22}$`), checkGoCrypt},
+	{regexp.MustCompile(`^\$5\$(?:rounds=[1-9][0-9]{3,8}\$)?` + reSalt + `{0,16}\$` + reCrypt64 + `{43}$`), checkGoCrypt},
+	{regexp.MustCompile(`^\$6\$(?:rounds=[1-9][0-9]{3,8}\$)?` + reSalt + `{0,16}\$` + reCrypt64 + `{86}$`), checkGoCrypt},
+	{regexp.MustCompile(`^\$2[aby]\$(?:0[4-9]|[12][0-9]|3[01])\$` + reCrypt64 + `{53}$`), checkGoCrypt},
+	{regexp.MustCompile(`^\$md5(?:,rounds=[1-9][0-9]{0,8})?\$` + reSalt + `*\$\$` + reCrypt64 + `{22}$`), checkGoCrypt},
+	{regexp.MustCompile(`^\$sha1\$[1-9][0-9]{0,8}\$` + reSalt + `{0,64}\$` + reCrypt64 + `{28}$`), checkGoCrypt},
+	{regexp.MustCompile(`^\$y\$j(` + reCrypt64 + `)(` + reCrypt64 + `)\$` + reCrypt64 + `+\$` + reCrypt64 + `{43}$`), checkYescrypt},
+	{regexp.MustCompile(`^\$7\$(` + reCrypt64 + `)(` + reCrypt64 + `{5})(` + reCrypt64 + `{5})(` + reSalt + `*)\$(` + reCrypt64 + `{43})$`), checkScrypt},
+	{regexp.MustCompile(`^\$argon2(?:id|i|d)\$v=19\$m=([1-9][0-9]{0,9}),t=[1-9][0-9]{0,9},p=([1-9][0-9]{0,2})\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$`), checkArgon2},
+	{regexp.MustCompile(`^\$3\$\$([0-9a-f]{32})$`), checkNTHash},
+}
+
 // CheckHash checks password against a crypt(3) hash as stored for an
 // account. It returns nil on a match, ErrWrongPassword on a mismatch,
 // ErrLocked for a field that locks the account or holds no password, and
-// ErrUnknownHash for a format it cannot verify.
+// ErrUnknownHash for a format it cannot verify. Nothing it does not
+// recognise is ever a match.
 func CheckHash(hash, password string) error {
-	if hash == "" || strings.HasPrefix(hash, "!") || strings.HasPrefix(hash, "*") {
+	return guarded(checkHash, hash, password)
+}
+
+// guarded runs check, turning a panic into ErrUnknownHash: a library
+// panicking on a field it should have refused must not take the session
+// with it. FuzzCheckHash calls checkHash unguarded, to see such panics.
+func guarded(check func(hash, password string) error, hash, password string) (err error) {
+	defer func() {
+		if recover() != nil {
+			err = ErrUnknownHash
+		}
+	}()
+	return check(hash, password)
+}
+
+func checkHash(hash, password string) error {
+	if noPassword(hash) {
 		return ErrLocked
 	}
+	// crypt(3) reads the password as a C string, so no stored hash was
+	// made from one holding a NUL; in C everything from the NUL on would
+	// be ignored, which popper does not imitate.
+	if strings.IndexByte(password, 0) >= 0 {
+		return ErrWrongPassword
+	}
+	if hash[0] != '$' {
+		return checkDES(hash, password)
+	}
+	for _, f := range hashFormats {
+		if m := f.pattern.FindStringSubmatch(hash); m != nil {
+			return f.check(m, hash, password)
+		}
+	}
+	return ErrUnknownHash
+}
+
+// noPassword reports whether a password field locks the account or holds
+// no password at all:
+//
+//	""             no password; qpopper refused null passwords, and so does popper
+//	"!..."         Linux: locked (usermod -L, passwd -l put "!" before the hash,
+//	               which must not verify), "!" or "!!" never set
+//	"*..."         "*" everywhere; *LK* (illumos, Solaris passwd -l), *NP*,
+//	               *LOCKED* (FreeBSD pw lock, NetBSD usermod -C), OpenBSD's
+//	               "*************", macOS "********"
+//	NP             Solaris, illumos: no password (passwd -N)
+//	NL, UP, LK     other Solaris markers (no-login, not yet activated,
+//	               locked without the stars)
+//	x              the placeholder of a passwd file whose hashes are elsewhere
+//
+// None of these can be a crypt(3) result: "!" and "*" are outside every
+// crypt alphabet, and the others are too short.
+func noPassword(hash string) bool {
+	switch hash {
+	case "", "NP", "NL", "UP", "LK", "x":
+		return true
+	}
+	return hash[0] == '!' || hash[0] == '*'
+}
+
+// checkGoCrypt verifies a format go-crypt implements; the pattern has
+// already checked the field's syntax.
+func checkGoCrypt(_ []string, hash, password string) error {
 	d, err := decoder.Decode(hash)
 	if err != nil {
 		return ErrUnknownHash
@@ -45,6 +185,86 @@ func CheckHash(hash, password string) error {
 		return ErrUnknownHash
 	}
 	if !ok {
+		return ErrWrongPassword
+	}
+	return nil
+}
+
+// checkYescrypt bounds yescrypt's memory (128·r·N bytes) before go-crypt
+// computes it. m holds the N and r characters of the "j" setting.
+func checkYescrypt(m []string, hash, password string) error {
+	logN, _ := cryptDecode64(m[1])
+	r, _ := cryptDecode64(m[2])
+	if logN+1 > 30 || 128*(uint64(r)+1)<<(logN+1) > maxHashMemory {
+		return ErrUnknownHash
+	}
+	return checkGoCrypt(m, hash, password)
+}
+
+// checkArgon2 bounds argon2's memory (m KiB, at least 8 KiB a lane)
+// before go-crypt computes it.
+func checkArgon2(m []string, hash, password string) error {
+	kib, _ := strconv.ParseUint(m[1], 10, 64)
+	lanes, _ := strconv.ParseUint(m[2], 10, 64)
+	if max(kib, 8*lanes) > maxHashMemory/1024 {
+		return ErrUnknownHash
+	}
+	return checkGoCrypt(m, hash, password)
+}
+
+// checkScrypt verifies libxcrypt's scrypt, $7$: log2(N) in one character,
+// r and p in five each (30 bits, least significant first), the salt used
+// as it is written (not decoded), and 32 bytes of hash in yescrypt's
+// little-endian base 64.
+func checkScrypt(m []string, hash, password string) error {
+	logN, _ := cryptDecode64(m[1])
+	r, _ := cryptDecode64(m[2])
+	p, _ := cryptDecode64(m[3])
+	if logN < 1 || logN > 30 || r < 1 || p < 1 || uint64(r)*uint64(p) >= 1<<30 ||
+		uint64(r) > maxHashMemory>>(7+logN) || 128*uint64(r)*uint64(p) > maxHashMemory {
+		return ErrUnknownHash
+	}
+	key, err := xscrypt.Key([]byte(password), []byte(m[4]), 1<<logN, int(r), int(p), 32)
+	if err != nil {
+		return ErrUnknownHash
+	}
+	if subtle.ConstantTimeCompare([]byte(encode64LE(key)), []byte(m[5])) != 1 {
+		return ErrWrongPassword
+	}
+	return nil
+}
+
+// encode64LE is the base 64 of yescrypt and scrypt: each group of three
+// bytes taken as a little-endian number, written six bits at a time from
+// the least significant.
+func encode64LE(b []byte) string {
+	var sb strings.Builder
+	for i := 0; i < len(b); i += 3 {
+		var v, bits uint
+		for j := i; j < i+3 && j < len(b); j++ {
+			v |= uint(b[j]) << bits
+			bits += 8
+		}
+		for ; bits > 0; bits -= min(6, bits) {
+			sb.WriteByte(cryptAlphabet[v&63])
+			v >>= 6
+		}
+	}
+	return sb.String()
+}
+
+// checkNTHash verifies FreeBSD's and libxcrypt's NT-Hash, $3$$ and the
+// hex MD4 of the password widened to 16 bits a byte (the bytes taken as
+// Latin-1, as both implementations do, not decoded from UTF-8).
+func checkNTHash(m []string, _, password string) error {
+	wide := make([]byte, 0, 2*len(password))
+	for i := range len(password) {
+		wide = append(wide, password[i], 0)
+	}
+	h := md4.New()
+	h.Write(wide)
+	sum := hex.EncodeToString(h.Sum(nil))
+	if subtle.ConstantTimeCompare([]byte(sum), []byte(m[1])) != 1 {
 		return ErrWrongPassword
 	}
 	return nil
