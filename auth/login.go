@@ -179,6 +179,13 @@ func (p *Policy) Pass(name, password string) (*Account, error) {
 	return p.decide(began, name, a, err, compat.LogFailedLogin)
 }
 
+// Unknown refuses a name that cannot name an account (one unsafe in a
+// file name) exactly as an unknown user is refused.
+func (p *Policy) Unknown(name string) error {
+	_, err := p.decide(p.now(), name, nil, ErrUnknownUser, compat.LogFailedLogin)
+	return err
+}
+
 // decide turns a source's answer into the session's account or refusal.
 // failedLog is the record written for a failed check ("" = none).
 func (p *Policy) decide(began time.Time, name string, a *Account, err error, failedLog string) (*Account, error) {

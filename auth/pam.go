@@ -183,7 +183,7 @@ func (s *pamSource) matched(name string, refusal error) (*Account, error) {
 
 // refusal maps a failed pam_authenticate, pam_acct_mgmt or pam_setcred to
 // the auth errors: PAM_USER_UNKNOWN to ErrUnknownUser, PAM's "could not
-// answer" codes to a *TempError, and everything else (PAM_AUTH_ERR,
+// answer" and "broken stack" codes to a *TempError, and everything else (PAM_AUTH_ERR,
 // PAM_MAXTRIES, PAM_PERM_DENIED, PAM_CRED_INSUFFICIENT, codes popper does
 // not know) to ErrWrongPassword.
 func (s *pamSource) refusal(step string, err error, said []string) error {
@@ -203,10 +203,13 @@ func (s *pamSource) tempError(step string, err error, said []string) error {
 
 // pamTemporary reports the codes that say PAM could not answer rather
 // than that it said no: an unreachable directory or KDC, a system or
-// memory error, a failed conversation (ours), an aborted stack.
+// memory error, a failed conversation (ours), an aborted stack, and a
+// broken stack (a module that cannot be loaded or run), which the admin
+// must hear of rather than see as failed logins.
 func pamTemporary(code pam.Error) bool {
 	switch code {
-	case pam.ErrAuthinfoUnavail, pam.ErrSystem, pam.ErrBuf, pam.ErrConv, pam.ErrAbort:
+	case pam.ErrAuthinfoUnavail, pam.ErrSystem, pam.ErrBuf, pam.ErrConv, pam.ErrAbort,
+		pam.ErrOpen, pam.ErrSymbol, pam.ErrService, pam.ErrModuleUnknown:
 		return true
 	}
 	return false

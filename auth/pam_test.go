@@ -321,7 +321,11 @@ func TestPAMResultCodes(t *testing.T) {
 		{"auth=maxtries", ErrWrongPassword},
 		{"auth=perm_denied", ErrWrongPassword},
 		{"auth=cred_insufficient", ErrWrongPassword},
-		{"auth=module_unknown", ErrWrongPassword},
+		{"auth=new_authtok_reqd", ErrWrongPassword}, // not an authenticate answer
+		{"auth=module_unknown", temp},
+		{"auth=open_err", temp},
+		{"auth=symbol_err", temp},
+		{"auth=service_err", temp},
 		{"auth=authinfo_unavail", temp},
 		{"auth=system_err", temp},
 		{"auth=buf_err", temp},

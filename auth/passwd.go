@@ -34,8 +34,9 @@ type entry struct {
 	Seconds                    bool // LastChange/Expire are seconds (BSD)
 }
 
-// findLine returns the fields of the line whose first field is name.
-func findLine(r io.Reader, name string, fields int) ([]string, error) {
+// accountLines calls fn with the fields of each account line until fn
+// returns false.
+func accountLines(r io.Reader, fn func(f []string) bool) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 4096), 1<<20)
 	for sc.Scan() {
@@ -43,19 +44,31 @@ func findLine(r io.Reader, name string, fields int) ([]string, error) {
 		if line == "" || line[0] == '#' || line[0] == '+' || line[0] == '-' {
 			continue
 		}
-		if !strings.HasPrefix(line, name+":") {
-			continue
+		if !fn(strings.Split(line, ":")) {
+			break
 		}
-		f := strings.Split(line, ":")
-		if len(f) < fields {
-			return nil, fmt.Errorf("entry for %s has %d fields, want %d", name, len(f), fields)
-		}
-		return f, nil
 	}
-	if err := sc.Err(); err != nil {
+	return sc.Err()
+}
+
+// findLine returns the fields of the line whose first field is name.
+func findLine(r io.Reader, name string, fields int) ([]string, error) {
+	var found []string
+	err := accountLines(r, func(f []string) bool {
+		if f[0] == name {
+			found = f
+		}
+		return found == nil
+	})
+	switch {
+	case err != nil:
 		return nil, err
+	case found == nil:
+		return nil, ErrUnknownUser
+	case len(found) < fields:
+		return nil, fmt.Errorf("entry for %s has %d fields, want %d", name, len(found), fields)
 	}
-	return nil, ErrUnknownUser
+	return found, nil
 }
 
 // number reads a numeric field; an empty one is -1 (not set).

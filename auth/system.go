@@ -201,6 +201,38 @@ func (s *System) Problems() []error {
 	return errs
 }
 
+// Accounts lists the accounts of the passwd (or master.passwd) file, for
+// the boot-time sweep of home-directory mail.
+func (s *System) Accounts() ([]*Account, error) {
+	path, n := s.Files.Passwd, 7
+	if s.Files.MasterPasswd != "" {
+		path, n = s.Files.MasterPasswd, 10
+	}
+	f, err := openAdminFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var all []*Account
+	err = accountLines(f, func(fl []string) bool {
+		if len(fl) < n {
+			return true
+		}
+		var e *entry
+		var err error
+		if n == 10 {
+			e, err = parseMasterPasswd(fl)
+		} else {
+			e, err = parsePasswd(fl)
+		}
+		if err == nil {
+			all = append(all, &e.Account)
+		}
+		return true
+	})
+	return all, err
+}
+
 // lookupNSS finds an account the files do not list (NIS, LDAP) through
 // the C library when popper is built with cgo; without cgo os/user reads
 // /etc/passwd itself and finds nothing more.

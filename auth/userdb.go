@@ -107,12 +107,12 @@ func (db *UserDB) Lookup(name string) (*Account, error) {
 }
 
 // Accounts lists every account, for the boot-time sweep (home-dir-mail).
-func (db *UserDB) Accounts() []*Account {
+func (db *UserDB) Accounts() ([]*Account, error) {
 	var all []*Account
 	for _, e := range db.accounts {
 		all = append(all, &e.Account)
 	}
-	return all
+	return all, nil
 }
 
 // Problems: a database that opened has none; OpenUserDB reports the rest.

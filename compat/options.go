@@ -94,9 +94,12 @@ type Option struct {
 
 // Options holds the effective value of every option.
 type Options struct {
-	AnnounceExpire       int // CAPA EXPIRE; -1 = NEVER
-	AnnounceLoginDelay   int // CAPA LOGIN-DELAY; -1 = not announced
+	AnnounceExpire       int    // CAPA EXPIRE; -1 = NEVER
+	AnnounceLoginDelay   int    // CAPA LOGIN-DELAY; -1 = not announced
+	APOPDB               string // popper: APOP secrets (popauth); "" = no APOP
+	AuthDelay            time.Duration
 	AuthFile             string
+	AuthSource           string // popper: default, system, pam, checkpassword, userdb
 	AutoDelete           bool
 	BullDBMaxTries       int
 	BullDBNonfatal       bool
@@ -106,6 +109,7 @@ type Options struct {
 	CheckHashDir         bool
 	CheckOldSpoolLoc     bool
 	CheckPasswordExpired bool
+	Checkpassword        string // popper: checkpassword program and arguments
 	ChunkyWrites         string // always, TLS, never
 	ClearTextPassword    string // default, never, TLS, always, local
 	Debug                bool
@@ -124,11 +128,13 @@ type Options struct {
 	LogLogin             string // template for LoginLine; "" = no login record
 	MailCommand          string
 	MailLockCheck        int
+	MaxAuthFailures      int // popper: failed logins before the connection is closed; 0 = no limit
 	MaxBulletins         int
 	NoAtomicOpen         bool
 	NonauthFile          string
 	OldStyleUID          bool
-	ReverseLookup        bool // true = look up client host names (sane sense, see table)
+	PAMService           string // popper: PAM service name
+	ReverseLookup        bool   // true = look up client host names (sane sense, see table)
 	ServerMode           bool
 	Shy                  bool
 	SpoolDir             string
@@ -180,6 +186,11 @@ func (o *Options) note(s string) {
 func (o *Options) TLSRequested() bool {
 	return o.TLSSupport != "none" || o.ClearTextPassword == "TLS"
 }
+
+// DefaultAPOPDB is where popauth(8) keeps APOP secrets unless apop-db
+// says otherwise. qpopper compiled its path in; popper's file has its own
+// name and format so that qpopper's database stays untouched beside it.
+const DefaultAPOPDB = "/etc/popper/pop.auth"
 
 // DefaultLogLogin is the login record template of a qpopper built with
 // LOG_LOGIN: POP-before-SMTP log scrapers parse exactly this shape.
@@ -252,7 +263,6 @@ const (
 	noDRAC      = "popper has no DRAC support"
 	noXMIT      = "popper has no XTND XMIT support"
 	noOpenSSL   = "popper's TLS has no OpenSSL switches"
-	noShadow    = "popper does not check system (shadow) accounts yet"
 	noCache     = "popper keeps no cache file (an unchanged mailbox is not rewritten anyway)"
 	inPlace     = "popper always rewrites a server-mode spool in place (a rename could drop mail an MDA is appending)"
 )
@@ -271,9 +281,19 @@ var options = []Option{
 	{Name: "announce-login-delay", Kind: Int, Flag: "-e login_delay=", Default: "-1",
 		Doc: "seconds announced in CAPA LOGIN-DELAY (-1 = not announced); not enforced",
 		ref: func(o *Options) any { return &o.AnnounceLoginDelay }},
+	{Name: "apop-db", Kind: String, Restrict: ResInit, Default: DefaultAPOPDB,
+		Doc: "popper: the APOP secrets file popauth(8) keeps; APOP is offered only while it exists; empty = no APOP",
+		ref: func(o *Options) any { return &o.APOPDB }},
+	{Name: "auth-delay", Kind: Int, Restrict: ResInit, Default: "10", check: nonNegative,
+		Doc: "popper: seconds from a login attempt to its refusal, whatever the reason (qpopper slept 10)",
+		ref: func(o *Options) any { return &o.AuthDelay }},
 	{Name: "auth-file", Kind: String, Restrict: ResInit,
 		Doc: "if set, only the users listed in this file may log in",
 		ref: func(o *Options) any { return &o.AuthFile }},
+	{Name: "auth-source", Kind: Mnemonic, Restrict: ResInit, Default: "default",
+		Mnemonics: [][]string{{"default"}, {"system"}, {"pam"}, {"checkpassword"}, {"userdb"}},
+		Doc:       "popper: where accounts and passwords come from; default = userdb when popper-userdb is set, else system (passwd and shadow)",
+		ref:       func(o *Options) any { return &o.AuthSource }},
 	{Name: "auto-delete", Kind: Bool, Restrict: ResUser, Default: "false",
 		Doc: "at update, delete every retrieved message",
 		ref: func(o *Options) any { return &o.AutoDelete }},
@@ -298,9 +318,12 @@ var options = []Option{
 	{Name: "check-old-spool-loc", Kind: Bool, Default: "true",
 		Doc: "with hash-spool or home-dir-mail, also look for a temp drop in the old location",
 		ref: func(o *Options) any { return &o.CheckOldSpoolLoc }},
-	{Name: "check-password-expired", Kind: Bool, Restrict: ResInit, Default: "true", Unsupported: noShadow,
+	{Name: "check-password-expired", Kind: Bool, Restrict: ResInit, Default: "true",
 		Doc: "refuse users whose shadow password has expired",
 		ref: func(o *Options) any { return &o.CheckPasswordExpired }},
+	{Name: "checkpassword", Kind: String, Restrict: ResInit,
+		Doc: "popper: a checkpassword program (the qmail interface) and its arguments, for auth-source checkpassword",
+		ref: func(o *Options) any { return &o.Checkpassword }},
 	{Name: "chunky-writes", Kind: Mnemonic, Default: "always",
 		Mnemonics: [][]string{{"always", "default"}, {"TLS", "SSL"}, {"never"}},
 		Doc:       "buffer output in 512-byte chunks",
@@ -367,6 +390,9 @@ var options = []Option{
 	{Name: "mail-lock-check", Kind: Int, Flag: "-L", Default: "5000", check: nonNegative,
 		Doc: "messages between checks that the dot-lock still needs refreshing",
 		ref: func(o *Options) any { return &o.MailLockCheck }},
+	{Name: "max-auth-failures", Kind: Int, Restrict: ResInit, Default: "3", check: nonNegative,
+		Doc: "popper: failed logins on one connection before it is closed; 0 = no limit",
+		ref: func(o *Options) any { return &o.MaxAuthFailures }},
 	{Name: "max-bulletins", Kind: Int, Default: "1", check: nonNegative,
 		Doc: "old bulletins a new user gets",
 		ref: func(o *Options) any { return &o.MaxBulletins }},
@@ -379,6 +405,9 @@ var options = []Option{
 	{Name: "old-style-uid", Kind: Bool, Default: "false",
 		Doc: "32-hex-digit UIDs as qpopper 2.x made them",
 		ref: func(o *Options) any { return &o.OldStyleUID }},
+	{Name: "pam-service", Kind: String, Restrict: ResInit, Default: "pop3",
+		Doc: "popper: the PAM service name, for auth-source pam (qpopper's --with-pam)",
+		ref: func(o *Options) any { return &o.PAMService }},
 	{Name: "popper-userdb", Kind: String, Restrict: ResInit,
 		Doc: "popper: passwd-style file of accounts that are not system users",
 		ref: func(o *Options) any { return &o.UserDB }},

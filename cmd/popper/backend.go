@@ -1,9 +1,6 @@
 package main
 
 import (
-	"crypto/md5"
-	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,29 +10,25 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
+	"github.com/popperd/popper/auth"
 	"github.com/popperd/popper/compat"
 	"github.com/popperd/popper/platform"
 	"github.com/popperd/popper/pop3"
 	"github.com/popperd/popper/spool"
 )
 
-// backend is the pop3.Backend of one session: it authenticates, switches
-// to the user's identity and opens the maildrop.
+// backend is the pop3.Backend of one session: it asks the login policy
+// who the user is, switches to the user's identity and opens the
+// maildrop.
 type backend struct {
 	opts       *compat.Options
-	db         userDB
+	policy     *auth.Policy
 	log        platform.Logger
 	clientHost string
 	clientIP   string
-	authDelay  time.Duration // qpopper sleeps 10 s after a failed PASS
-	user       string        // authenticated user, for log lines
+	user       string // authenticated user, for log lines
 }
-
-// User accepts every name: whether it exists is only told after PASS,
-// with the same text as a wrong password (no account probing).
-func (b *backend) User(name string) error { return nil }
 
 // normalize applies qpopper's user-name options; noMIME reports a
 // "-no-mime" suffix, which asks for every message as plain text.
@@ -43,26 +36,24 @@ func (b *backend) normalize(name string) (user string, noMIME bool) {
 	return compat.NormalizeUser(name, b.opts)
 }
 
-// refuse is the one reply for an unknown user and a wrong password, after
-// qpopper's tarpit delay.
-func (b *backend) refuse(name string) error {
-	b.log.Notice(fmt.Sprintf("[AUTH] Failed attempted login to %s from host (%s) %s", name, b.clientHost, b.clientIP))
-	time.Sleep(b.authDelay)
-	return pop3.Errorf("AUTH", "Password supplied for \"%s\" is incorrect.", name)
+// User accepts every name the clear-text rule allows: whether it exists
+// is only told after PASS, with the same text as a wrong password.
+func (b *backend) User(name string) error {
+	user, _ := b.normalize(name)
+	if compat.ValidUser(user) != nil {
+		return nil
+	}
+	return reply(b.policy.User(user))
 }
 
 func (b *backend) Pass(name, password string) (pop3.Mailbox, error) {
 	user, noMIME := b.normalize(name)
-	if err := compat.ValidUser(user); err != nil {
-		return nil, b.refuse(name)
+	if compat.ValidUser(user) != nil {
+		return nil, reply(b.policy.Unknown(name))
 	}
-	if err := b.listed(user); err != nil {
-		time.Sleep(b.authDelay)
-		return nil, err
-	}
-	a := b.db[user]
-	if a == nil || !checkPassword(a.Hash, password) {
-		return nil, b.refuse(user)
+	a, err := b.policy.Pass(user, password)
+	if err != nil {
+		return nil, reply(err)
 	}
 	return b.open(a, noMIME)
 }
@@ -70,55 +61,26 @@ func (b *backend) Pass(name, password string) (pop3.Mailbox, error) {
 func (b *backend) APOP(name, timestamp, digest string) (pop3.Mailbox, error) {
 	user, noMIME := b.normalize(name)
 	if compat.ValidUser(user) != nil {
-		return nil, pop3.Errorf("AUTH", "not authenticated")
+		return nil, reply(b.policy.Unknown(name))
 	}
-	if err := b.listed(user); err != nil {
-		return nil, pop3.Errorf("AUTH", "Permission denied.")
-	}
-	a := b.db[user]
-	if a == nil || !strings.HasPrefix(a.Hash, "{PLAIN}") {
-		// APOP needs the clear secret; only {PLAIN} accounts have one.
-		return nil, pop3.Errorf("AUTH", "not authenticated")
-	}
-	b.log.Info(fmt.Sprintf("apop \"%s\"", user))
-	sum := md5.Sum([]byte(timestamp + strings.TrimPrefix(a.Hash, "{PLAIN}")))
-	want := hex.EncodeToString(sum[:])
-	// qpopper compares the lowercase hex digest exactly.
-	if subtle.ConstantTimeCompare([]byte(want), []byte(digest)) != 1 {
-		return nil, pop3.Errorf("AUTH", "authentication failure")
+	a, err := b.policy.APOP(user, timestamp, digest)
+	if err != nil {
+		return nil, reply(err)
 	}
 	return b.open(a, noMIME)
 }
 
-// listed applies nonauth-file and auth-file (one user name per line).
-func (b *backend) listed(user string) error {
-	if f := b.opts.NonauthFile; f != "" && fileListsUser(f, user) {
-		return pop3.Errorf("AUTH", "\"%s\": access denied.", user)
+// reply turns the policy's refusal into the -ERR the client gets.
+func reply(err error) error {
+	var r *auth.Refusal
+	if errors.As(err, &r) {
+		return &pop3.Error{Code: r.Code, Text: r.Text, Close: r.Close}
 	}
-	if f := b.opts.AuthFile; f != "" && !fileListsUser(f, user) {
-		return pop3.Errorf("AUTH", "\"%s\": access denied.", user)
-	}
-	return nil
-}
-
-func fileListsUser(path, user string) bool {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.TrimRight(line, "\r") == user {
-			return true
-		}
-	}
-	return false
+	return err
 }
 
 // open switches to the user's identity and opens the maildrop.
-func (b *backend) open(a *account, noMIME bool) (pop3.Mailbox, error) {
-	if a.UID <= platform.BlockUID {
-		return nil, pop3.Errorf("AUTH", "Access is blocked for UIDs below %d", platform.BlockUID+1)
-	}
+func (b *backend) open(a *auth.Account, noMIME bool) (pop3.Mailbox, error) {
 	b.applyGroupServerMode(a)
 	pre := spoolConfig(b.opts, a, b.log)
 	spoolDir := filepath.Dir(pre.Spool)
@@ -202,7 +164,7 @@ func makeHashDirs(top string, paths ...string) error {
 // spool directory's group (mail), so the user can make the dotlock and
 // temp drop there. A spool directory owned by group root would make that
 // gid 0; the user's own group is used instead, never root's.
-func sessionGID(spoolDir string, a *account) int {
+func sessionGID(spoolDir string, a *auth.Account) int {
 	if fi, err := os.Stat(spoolDir); err == nil {
 		if g := int(platform.IDOf(fi).Gid); g != 0 {
 			return g
@@ -230,7 +192,7 @@ func (b *backend) readOptions(path string, ctx compat.Context, kind, user string
 
 // applyGroupServerMode turns server mode on or off for members of the
 // groups named by group-server-mode and group-no-server-mode.
-func (b *backend) applyGroupServerMode(a *account) {
+func (b *backend) applyGroupServerMode(a *auth.Account) {
 	if b.opts.GroupServerMode != "" && inGroup(a, b.opts.GroupServerMode) {
 		b.opts.ServerMode = true
 	}
@@ -241,7 +203,7 @@ func (b *backend) applyGroupServerMode(a *account) {
 
 // inGroup reports whether the account's primary group is the named group
 // or the account is listed as a member of it.
-func inGroup(a *account, group string) bool {
+func inGroup(a *auth.Account, group string) bool {
 	g, err := user.LookupGroup(group)
 	if err != nil {
 		return false
@@ -300,7 +262,7 @@ func (b *backend) dropError(cfg *spool.Config, err error) error {
 }
 
 // spoolConfig derives the maildrop configuration of an account.
-func spoolConfig(o *compat.Options, a *account, log platform.Logger) *spool.Config {
+func spoolConfig(o *compat.Options, a *auth.Account, log platform.Logger) *spool.Config {
 	spoolPath := a.Mailbox
 	if spoolPath == "" {
 		spoolPath = compat.SpoolPath(o, a.Name, a.Home)

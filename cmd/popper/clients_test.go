@@ -122,6 +122,12 @@ func waitPort(t *testing.T, port int) {
 // with an inetd.conf line like a site's.
 func (s *site) viaInetd(t *testing.T, extra ...string) int {
 	t.Helper()
+	return s.viaInetdBinary(t, popperBin, extra...)
+}
+
+// viaInetdBinary is viaInetd with another build of popper.
+func (s *site) viaInetdBinary(t *testing.T, bin string, extra ...string) int {
+	t.Helper()
 	need(t, "/usr/sbin/inetd")
 	port := freePort(t)
 	who := "root"
@@ -132,9 +138,9 @@ func (s *site) viaInetd(t *testing.T, extra ...string) int {
 		}
 		who = u.Username
 	}
-	args := strings.Join(append([]string{"popper", "-s", "-f", s.config, "-t", s.trace, "--userdb", s.userdb}, extra...), " ")
+	args := strings.Join(append([]string{"popper", "-s"}, s.args(extra...)...), " ")
 	conf := filepath.Join(s.dir, "inetd.conf")
-	writeFile(t, conf, fmt.Sprintf("127.0.0.1:%d stream tcp nowait %s %s %s\n", port, who, popperBin, args), 0644)
+	writeFile(t, conf, fmt.Sprintf("127.0.0.1:%d stream tcp nowait %s %s %s\n", port, who, bin, args), 0644)
 	cmd := exec.Command("/usr/sbin/inetd", "-i", conf)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -150,8 +156,8 @@ func (s *site) viaSocketActivate(t *testing.T) int {
 	t.Helper()
 	need(t, "systemd-socket-activate")
 	port := freePort(t)
-	cmd := exec.Command("systemd-socket-activate", "-l", fmt.Sprintf("127.0.0.1:%d", port), "-a", "--inetd",
-		popperBin, "-s", "-f", s.config, "-t", s.trace, "--userdb", s.userdb)
+	cmd := exec.Command("systemd-socket-activate", append([]string{"-l", fmt.Sprintf("127.0.0.1:%d", port), "-a", "--inetd",
+		popperBin, "-s"}, s.args()...)...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/popperd/popper/auth"
 	"github.com/popperd/popper/compat"
 	"github.com/popperd/popper/platform"
 	"github.com/popperd/popper/pop3"
@@ -39,6 +40,10 @@ func main() {
 }
 
 func run(argv []string) int {
+	if len(argv) == 2 && argv[1] == auth.IdentityFlag {
+		// Run by a checkpassword program that accepted a password.
+		return auth.ReportIdentity()
+	}
 	// qpopper's umask: files it creates are group-accessible (the mail
 	// group) and never world-accessible.
 	syscall.Umask(0o007)
@@ -61,8 +66,16 @@ func run(argv []string) int {
 		for _, e := range cfgErrs {
 			fmt.Fprintln(os.Stderr, e.Error())
 		}
-		if len(cfgErrs) > 0 {
-			fmt.Fprintf(os.Stderr, "%d problem(s) found\n", len(cfgErrs))
+		problems := len(cfgErrs)
+		if problems == 0 {
+			// Only a configuration that parsed names the sources right.
+			for _, p := range authProblems(opts) {
+				fmt.Fprintln(os.Stderr, p)
+				problems++
+			}
+		}
+		if problems > 0 {
+			fmt.Fprintf(os.Stderr, "%d problem(s) found\n", problems)
 			return 1
 		}
 		fmt.Println("configuration OK")
@@ -138,7 +151,8 @@ func runInetd(conn net.Conn, opts *compat.Options, inv *compat.Invocation, cfgEr
 		io.WriteString(conn, msg)
 		return 1
 	}
-	db, err := loadUserDB(inv.UserDB)
+	client := auth.Client{Host: host, IP: ip}
+	src, err := accountSource(opts, client)
 	if err != nil {
 		log.Notice(err.Error())
 		io.WriteString(conn, "-ERR [SYS/TEMP] Server configuration error; try again later.\r\n")
@@ -164,7 +178,7 @@ func runInetd(conn net.Conn, opts *compat.Options, inv *compat.Invocation, cfgEr
 		tc.SetDeadline(time.Time{})
 		conn = tc
 	}
-	b := &backend{opts: opts, db: db, log: log, clientHost: host, clientIP: ip, authDelay: 10 * time.Second}
+	b := &backend{opts: opts, policy: loginPolicy(opts, src, client, log), log: log, clientHost: host, clientIP: ip}
 	cfg := &pop3.Config{
 		Hostname:       hostname,
 		Version:        version,
@@ -183,6 +197,7 @@ func runInetd(conn net.Conn, opts *compat.Options, inv *compat.Invocation, cfgEr
 		Implementation: "Qpopper-version-" + version,
 		ChunkyWrites:   opts.ChunkyWrites,
 		Timing:         opts.Timing,
+		NoAPOP:         !apopOffered(opts),
 	}
 	if opts.TLSSupport == "STLS" {
 		cfg.TLS = tlsCfg
@@ -198,18 +213,6 @@ func runInetd(conn net.Conn, opts *compat.Options, inv *compat.Invocation, cfgEr
 		log.Debug(fmt.Sprintf("session ended: %v", err))
 	}
 	return 0
-}
-
-func loadUserDB(path string) (userDB, error) {
-	if path == "" {
-		return userDB{}, nil
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("user database: %v", err)
-	}
-	defer f.Close()
-	return parseUserDB(f, path)
 }
 
 // peer returns the client's host name (reverse lookup unless turned off)

@@ -430,6 +430,41 @@ func eoConfigError(t *testing.T, s *site, reason string) {
 	}
 }
 
+// eoChecker writes a checkpassword program for the site: it accepts
+// alice with the password "from the checker", records its own arguments,
+// becomes the site's user and runs the subprogram, as the interface
+// says.
+func eoChecker(t *testing.T, s *site) string {
+	t.Helper()
+	become := ""
+	if os.Getuid() == 0 {
+		need(t, "setpriv")
+		become = fmt.Sprintf("setpriv --reuid=%d --regid=%d --clear-groups", s.uid, s.gid)
+	}
+	script := fmt.Sprintf(`#!/bin/sh
+creds=$(tr '\000' '\n' <&3)
+name=$(printf '%%s\n' "$creds" | sed -n 1p)
+pass=$(printf '%%s\n' "$creds" | sed -n 2p)
+printf '%%s' "$1" > %s/checker-args
+shift
+[ "$name:$pass" = "alice:from the checker" ] || exit 1
+HOME=%s; export HOME
+exec %s "$@"
+`, s.dir, s.dir, become)
+	p := filepath.Join(s.dir, "checkpassword")
+	writeFile(t, p, script, 0o755)
+	return p
+}
+
+// eoAPOPSecret writes the site's APOP database (popauth(8)'s format,
+// mode 0600 as popper requires) with one user's secret.
+func eoAPOPSecret(t *testing.T, s *site, name, secret string) string {
+	t.Helper()
+	p := filepath.Join(s.dir, "pop.auth")
+	writeFile(t, p, fmt.Sprintf("popauth 1\n%s:%x\n", name, secret), 0o600)
+	return p
+}
+
 // eoLoginLine is the log-login template that shows the client host name.
 const eoLoginLine = `set log-login = "LOGIN %1 HOST %2 ADDR %3"`
 
@@ -461,6 +496,28 @@ func everyOptionRows() map[string]optionRow {
 			s.setOptions(t, "set announce-login-delay = 900")
 			if capa := eoCapa(s.dial(t)); !eoHas(capa, "LOGIN-DELAY 900") {
 				t.Fatalf("CAPA with announce-login-delay 900: %q", capa)
+			}
+		}},
+		"auth-delay": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			s.setOptions(t, "set auth-delay = 1")
+			c := s.dial(t)
+			c.ok("USER alice")
+			began := time.Now()
+			r := c.do("PASS wrong")
+			if took := time.Since(began); r != `-ERR [AUTH] Password supplied for "alice" is incorrect.` || took < time.Second || took > 5*time.Second {
+				t.Fatalf("wrong password with auth-delay 1: %q after %v (the default waits 10 s)", r, took)
+			}
+		}},
+		"auth-source": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			s.setOptions(t, "set auth-delay = 0")
+			if r := eoLogin(s.dial(t), "alice", "secret"); !strings.HasPrefix(r, "+OK alice has 0 visible messages") {
+				t.Fatalf("alice of the userdb by default: %q", r)
+			}
+			s.setOptions(t, "set auth-source = system")
+			if r := eoLogin(s.dial(t), "alice", "secret"); r != `-ERR [AUTH] Password supplied for "alice" is incorrect.` {
+				t.Fatalf("alice with auth-source system (she is no system account): %q", r)
 			}
 		}},
 		"auth-file": {kind: rowEffect, check: func(t *testing.T) {
@@ -564,7 +621,33 @@ func everyOptionRows() map[string]optionRow {
 				t.Fatalf("leftover changed with check-old-spool-loc off: %q", got)
 			}
 		}},
-		"check-password-expired": {kind: rowRefused, check: eoUnsupported("check-password-expired", []string{"reset check-password-expired"})},
+		"check-password-expired": {kind: rowEffect, check: func(t *testing.T) {
+			need(t, "chage")
+			s := systemSite(t, "set auth-delay = 0")
+			u := addSysUser(t, s, "SHA512", "pw pw", "")
+			runCmd(t, nil, "chage", "-d", "0", u.name) // must change at next login
+			if r := eoLogin(s.dial(t), u.name, u.pass); r != `-ERR [AUTH] "`+u.name+`": password expired.` {
+				t.Fatalf("password to change, check-password-expired on: %q", r)
+			}
+			s.setOptions(t, "reset check-password-expired")
+			if r := eoLogin(s.dial(t), u.name, u.pass); !strings.HasPrefix(r, "+OK "+u.name+" has 0 visible messages") {
+				t.Fatalf("password to change, check-password-expired off: %q", r)
+			}
+		}},
+		"checkpassword": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			prog := eoChecker(t, s)
+			s.setOptions(t, "set auth-delay = 0", "set auth-source = checkpassword", fmt.Sprintf("set checkpassword = %q", prog+" --from-test"))
+			if r := eoLogin(s.dial(t), "alice", "from the checker"); !strings.HasPrefix(r, "+OK alice has 0 visible messages") {
+				t.Fatalf("alice with the checker's password: %q\n%s", r, eoTrace(t, s.trace))
+			}
+			if r := eoLogin(s.dial(t), "alice", "secret"); r != `-ERR [AUTH] Password supplied for "alice" is incorrect.` {
+				t.Fatalf("alice with the userdb's password: %q", r)
+			}
+			if args := eoRead(t, filepath.Join(s.dir, "checker-args")); args != "--from-test" {
+				t.Fatalf("the checker got arguments %q before the subprogram", args)
+			}
+		}},
 		"chunky-writes": {kind: rowEffect, check: func(t *testing.T) {
 			if runtime.GOOS != "linux" {
 				t.Skip("counts write system calls in /proc/PID/io")
@@ -609,12 +692,12 @@ func everyOptionRows() map[string]optionRow {
 		}},
 		"config-file": {kind: rowEffect, check: func(t *testing.T) {
 			s := newSite(t)
-			if _, g := eoStart(t, s); strings.HasPrefix(g, "+OK ready  <") {
+			if _, g := eoStart(t, s); strings.HasPrefix(g, "+OK ready") {
 				t.Fatalf("shy greeting without the included file: %q", g)
 			}
 			inner := eoFile(t, s, "inner.conf", "set shy")
 			s.setOptions(t, fmt.Sprintf("set config-file = %q", inner))
-			if _, g := eoStart(t, s); !strings.HasPrefix(g, "+OK ready  <") {
+			if _, g := eoStart(t, s); g != "+OK ready  " {
 				t.Fatalf("greeting with config-file setting shy: %q", g)
 			}
 		}},
@@ -845,6 +928,77 @@ func everyOptionRows() map[string]optionRow {
 			check: func(t *testing.T) {
 				eoAccepted(t, nil, "-L", "1")
 			}},
+		"apop-db": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			s.setOptions(t, "set auth-delay = 0")
+			c, g := eoStart(t, s)
+			if strings.Contains(g, "<") {
+				t.Fatalf("greeting without an APOP database: %q", g)
+			}
+			if r := c.do("APOP alice 0123456789abcdef0123456789abcdef"); r != `-ERR Unknown command: "apop".` {
+				t.Fatalf("APOP without a database: %q", r)
+			}
+			db := eoAPOPSecret(t, s, "alice", "tanstaaf")
+			c, g = eoStart(t, s)
+			ts := regexp.MustCompile(`<[^>]+>`).FindString(g)
+			if ts == "" {
+				t.Fatalf("greeting with %s: %q", db, g)
+			}
+			if r := c.do("APOP alice " + md5hex(ts+"tanstaaf")); !strings.HasPrefix(r, "+OK alice has 0 visible messages") {
+				t.Fatalf("APOP with the secret: %q", r)
+			}
+			if r := s.dial(t).do("USER alice"); r != "-ERR [AUTH] You must use stronger authentication such as AUTH or APOP to connect to this server" {
+				t.Fatalf("USER of an APOP user: %q", r)
+			}
+			s.setOptions(t, `set apop-db = ""`)
+			if _, g := eoStart(t, s); strings.Contains(g, "<") {
+				t.Fatalf("greeting with apop-db empty: %q", g)
+			}
+		}},
+		"pam-service": {kind: rowEffect, check: func(t *testing.T) {
+			bin := pamPopper(t)
+			allow, deny := pamService(t, pamUnixStack), pamService(t, "auth required pam_deny.so\naccount required pam_deny.so\n")
+			s := systemSite(t, "set auth-delay = 0", "set auth-source = pam")
+			u := addSysUser(t, s, "YESCRYPT", "pw pw", "")
+			login := func(service string) string {
+				s.setOptions(t, fmt.Sprintf("set pam-service = %q", service))
+				c := s.startBinary(t, bin)
+				c.line()
+				return eoLogin(c, u.name, u.pass)
+			}
+			if r := login(allow); !strings.HasPrefix(r, "+OK "+u.name+" has 0 visible messages") {
+				t.Fatalf("pam-service %s (pam_unix): %q", allow, r)
+			}
+			if r := login(deny); r != `-ERR [AUTH] Password supplied for "`+u.name+`" is incorrect.` {
+				t.Fatalf("pam-service %s (pam_deny): %q", deny, r)
+			}
+		}},
+		"max-auth-failures": {kind: rowEffect, check: func(t *testing.T) {
+			s := newSite(t)
+			s.setOptions(t, "set auth-delay = 0")
+			c := s.dial(t)
+			for i := 0; i < 2; i++ {
+				c.ok("USER alice")
+				c.do("PASS wrong")
+			}
+			c.ok("USER alice") // the default, 3, leaves the connection open after 2
+			s.setOptions(t, "set max-auth-failures = 2")
+			c = s.dial(t)
+			for i := 0; i < 2; i++ {
+				c.ok("USER alice")
+				if r := c.do("PASS wrong"); r != `-ERR [AUTH] Password supplied for "alice" is incorrect.` {
+					t.Fatalf("failure %d: %q", i+1, r)
+				}
+			}
+			c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if l, err := c.r.ReadString('\n'); err == nil {
+				t.Fatalf("after 2 failures the connection is open: %q", l)
+			}
+			c.cmd.Wait()
+			if tr := eoTrace(t, s.trace); !strings.Contains(tr, "[AUTH] 2 failed logins, the last for alice, from host (") {
+				t.Fatalf("no record of the closed connection:\n%s", tr)
+			}
+		}},
 		"max-bulletins": {kind: rowEffect, check: func(t *testing.T) {
 			run := func(lines ...string) string {
 				return eoBulletinLogin(t, []string{"5", "6", "7"}, lines...)
@@ -956,7 +1110,7 @@ func everyOptionRows() map[string]optionRow {
 			}
 			s.setOptions(t, "set shy")
 			c, g = eoStart(t, s)
-			if !regexp.MustCompile(`^\+OK ready  <\d+\.\d+@\S+>$`).MatchString(g) {
+			if g != "+OK ready  " { // qpopper's shy greeting, with no APOP timestamp
 				t.Fatalf("shy greeting: %q", g)
 			}
 			if capa := eoCapa(c); eoHasPrefix(capa, "IMPLEMENTATION") {

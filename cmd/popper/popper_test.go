@@ -64,7 +64,9 @@ func newSite(t *testing.T) *site {
 	s.config = filepath.Join(dir, "qpopper.config")
 	s.trace = filepath.Join(dir, "trace")
 	writeFile(t, s.userdb, fmt.Sprintf("alice:{PLAIN}secret:%d:%d::%s:/bin/sh\n", s.uid, s.gid, dir), 0600)
-	writeFile(t, s.config, fmt.Sprintf("set spool-dir = \"%s\"\nset statistics\n", s.spoolDir), 0644)
+	// apop-db names a file of the site's, so that the host's own APOP
+	// database cannot change what a test sees.
+	writeFile(t, s.config, fmt.Sprintf("set spool-dir = \"%s\"\nset statistics\nset apop-db = \"%s\"\n", s.spoolDir, filepath.Join(dir, "pop.auth")), 0644)
 	return s
 }
 
@@ -97,6 +99,30 @@ func (s *site) setOptions(t *testing.T, lines ...string) {
 	writeFile(t, s.config, string(old)+strings.Join(lines, "\n")+"\n", 0644)
 }
 
+// args are popper's arguments for the site: its configuration, trace
+// file and user database (none for a site of system accounts).
+func (s *site) args(extra ...string) []string {
+	a := []string{"-f", s.config, "-t", s.trace}
+	if s.userdb != "" {
+		a = append(a, "--userdb", s.userdb)
+	}
+	return append(a, extra...)
+}
+
+// dialPort connects to a popper that a real inetd serves on port and
+// reads the greeting.
+func (s *site) dialPort(t *testing.T, port int) *client {
+	t.Helper()
+	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := &client{t: t, conn: conn, r: bufio.NewReader(conn)}
+	c.line()
+	return c
+}
+
 // client is a POP3 conversation with one popper process.
 type client struct {
 	t    *testing.T
@@ -118,6 +144,12 @@ func (s *site) dial(t *testing.T, extra ...string) *client {
 // reads nothing.
 func (s *site) start(t *testing.T, extra ...string) *client {
 	t.Helper()
+	return s.startBinary(t, popperBin, extra...)
+}
+
+// startBinary is start with another build of popper.
+func (s *site) startBinary(t *testing.T, bin string, extra ...string) *client {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -137,8 +169,7 @@ func (s *site) start(t *testing.T, extra ...string) *client {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	args := append([]string{"-f", s.config, "-t", s.trace, "--userdb", s.userdb}, extra...)
-	cmd := exec.Command(popperBin, args...)
+	cmd := exec.Command(bin, s.args(extra...)...)
 	cmd.Stdin, cmd.Stdout = f, f
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -6,14 +6,13 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 
+	"github.com/popperd/popper/auth"
 	"github.com/popperd/popper/compat"
 	"github.com/popperd/popper/platform"
 	"github.com/popperd/popper/spool"
@@ -34,17 +33,17 @@ const (
 func runRecover(opts *compat.Options, inv *compat.Invocation, log platform.Logger, out io.Writer) int {
 	if name := os.Getenv(recoverUserEnv); name != "" {
 		// A child of the sweep, already the user: the parent looked the
-		// account up (the user database is root's to read).
-		a := &account{Name: name, UID: os.Getuid(), GID: os.Getgid(),
+		// account up (the account files are root's to read).
+		a := &auth.Account{Name: name, UID: os.Getuid(), GID: os.Getgid(),
 			Home: os.Getenv(recoverHomeEnv), Mailbox: os.Getenv(recoverMailboxEnv)}
-		return recoverUser(opts, userDB{name: a}, name, log, out)
+		return recoverUser(opts, fixedAccount(a), name, log, out)
 	}
-	db, err := loadUserDB(inv.UserDB)
+	accounts, err := sweepAccounts(opts)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(os.Stderr, "popper --recover:", err)
 		return 1
 	}
-	users, err := leftoverUsers(opts, db)
+	users, err := leftoverUsers(opts, accounts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "popper --recover:", err)
 		return 1
@@ -53,9 +52,9 @@ func runRecover(opts *compat.Options, inv *compat.Invocation, log platform.Logge
 	for _, name := range users {
 		var code int
 		if platform.IsRoot() {
-			code = recoverAsUser(opts, db, name, out)
+			code = recoverAsUser(opts, accounts.lookup, name, out)
 		} else {
-			code = recoverUser(opts, db, name, log, out)
+			code = recoverUser(opts, accounts.lookup, name, log, out)
 		}
 		if code != 0 {
 			failed++
@@ -73,7 +72,7 @@ func runRecover(opts *compat.Options, inv *compat.Invocation, log platform.Logge
 // TEMP.new of an interrupted update) in any place the configuration names:
 // the temp dir, its hash subdirectories, the spool dir (qpopper's old
 // location), and home directories when home-dir-mail is set.
-func leftoverUsers(opts *compat.Options, db userDB) ([]string, error) {
+func leftoverUsers(opts *compat.Options, accounts *sweepList) ([]string, error) {
 	re, err := tempNameRE(opts.TempName)
 	if err != nil {
 		return nil, err
@@ -107,7 +106,7 @@ func leftoverUsers(opts *compat.Options, db userDB) ([]string, error) {
 		}
 	}
 	if opts.HomeDirMail != "" {
-		for _, a := range db {
+		for _, a := range accounts.all {
 			scan(filepath.Dir(filepath.Join(a.Home, opts.HomeDirMail)))
 		}
 	}
@@ -129,33 +128,67 @@ func tempNameRE(format string) (*regexp.Regexp, error) {
 	return regexp.Compile("^" + regexp.QuoteMeta(format[:i]) + "(.+)" + regexp.QuoteMeta(format[i+2:]) + "$")
 }
 
-// lookupAccount finds a user in the popper user database, else among the
-// system accounts.
-func lookupAccount(db userDB, name string) (*account, error) {
-	if a := db[name]; a != nil {
-		return a, nil
+// lookupFunc finds the account of a user with a leftover temp drop.
+type lookupFunc func(name string) (*auth.Account, error)
+
+func fixedAccount(a *auth.Account) lookupFunc {
+	return func(name string) (*auth.Account, error) {
+		if name == a.Name {
+			return a, nil
+		}
+		return nil, auth.ErrUnknownUser
 	}
-	u, err := user.Lookup(name)
+}
+
+// sweepList is every account the sweep may have to recover for: the
+// configured source's, and the system's, since a leftover drop holds
+// mail whoever may log in today.
+type sweepList struct {
+	src auth.Source
+	all []*auth.Account // for home-dir-mail: the accounts whose homes are scanned
+}
+
+func sweepAccounts(opts *compat.Options) (*sweepList, error) {
+	src, err := accountSource(opts, auth.Client{})
 	if err != nil {
 		return nil, err
 	}
-	uid, err1 := strconv.Atoi(u.Uid)
-	gid, err2 := strconv.Atoi(u.Gid)
-	if err1 != nil || err2 != nil {
-		return nil, fmt.Errorf("user %s: non-numeric uid/gid", name)
+	l := &sweepList{src: src}
+	for _, lister := range []any{src, &auth.System{Files: auth.DefaultSystemFiles()}} {
+		if al, ok := lister.(interface {
+			Accounts() ([]*auth.Account, error)
+		}); ok {
+			all, err := al.Accounts()
+			if err != nil {
+				return nil, err
+			}
+			l.all = append(l.all, all...)
+		}
 	}
-	return &account{Name: name, UID: uid, GID: gid, Home: u.HomeDir}, nil
+	return l, nil
+}
+
+// lookup asks the configured source, then the system.
+func (l *sweepList) lookup(name string) (*auth.Account, error) {
+	a, err := l.src.Lookup(name)
+	if errors.Is(err, auth.ErrUnknownUser) {
+		a, err = auth.LookupSystem(name)
+	}
+	if errors.Is(err, auth.ErrAccountExpired) {
+		err = nil // an expired account's mail is still its mail
+	}
+	return a, err
 }
 
 // recoverAsUser runs the recovery of one user in a child process that has
 // that user's identity, so every file keeps its owner.
-func recoverAsUser(opts *compat.Options, db userDB, name string, out io.Writer) int {
-	a, err := lookupAccount(db, name)
+func recoverAsUser(opts *compat.Options, lookup lookupFunc, name string, out io.Writer) int {
+	a, err := lookup(name)
 	if err != nil {
 		fmt.Fprintf(out, "%s: not recovered: no such account (%v)\n", name, err)
 		return 1
 	}
-	if a.UID <= platform.BlockUID {
+	if a.UID <= auth.BlockUID {
 		fmt.Fprintf(out, "%s: not recovered: uid %d is blocked\n", name, a.UID)
 		return 1
 	}
@@ -181,8 +214,8 @@ func recoverAsUser(opts *compat.Options, db userDB, name string, out io.Writer) 
 }
 
 // recoverUser recovers one user's drops in this process.
-func recoverUser(opts *compat.Options, db userDB, name string, log platform.Logger, out io.Writer) int {
-	a, err := lookupAccount(db, name)
+func recoverUser(opts *compat.Options, lookup lookupFunc, name string, log platform.Logger, out io.Writer) int {
+	a, err := lookup(name)
 	if err != nil {
 		fmt.Fprintf(out, "%s: not recovered: no such account (%v)\n", name, err)
 		return 1
@@ -207,12 +240,12 @@ func recoverUser(opts *compat.Options, db userDB, name string, log platform.Logg
 // so an admin can compare it with qpopper's before switching. It reads the
 // spool without changing it.
 func runListUIDs(opts *compat.Options, inv *compat.Invocation, name string, out io.Writer) int {
-	db, err := loadUserDB(inv.UserDB)
+	accounts, err := sweepAccounts(opts)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(os.Stderr, "popper --list-uids:", err)
 		return 1
 	}
-	a, err := lookupAccount(db, name)
+	a, err := accounts.lookup(name)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "popper --list-uids:", err)
 		return 1

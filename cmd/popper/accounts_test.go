@@ -1,0 +1,282 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Logins with the host's own accounts: real Unix users made with useradd
+// and given passwords with chpasswd or usermod -p, served by the real
+// binary with a qpopper configuration that names no user database.
+
+// sysUser is a Unix account a test made.
+type sysUser struct {
+	name, pass string
+	uid, gid   int
+	home       string
+}
+
+// addSysUser creates a Unix user with useradd (home under the site's
+// directory) and sets its password with chpasswd, with method (yescrypt,
+// SHA512, MD5) or as a ready hash with usermod -p when hash is set. It
+// is removed with userdel when the test ends.
+func addSysUser(t *testing.T, s *site, method, pass, hash string, extra ...string) *sysUser {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("needs root: creates Unix users")
+	}
+	need(t, "useradd", "chpasswd", "usermod", "userdel")
+	b := make([]byte, 4)
+	rand.Read(b)
+	name := "pt" + hex.EncodeToString(b)
+	home := filepath.Join(s.dir, "home", name)
+	os.MkdirAll(filepath.Dir(home), 0o755)
+	args := append([]string{"-m", "-d", home, "-s", "/bin/sh"}, extra...)
+	if out, err := exec.Command("useradd", append(args, name)...).CombinedOutput(); err != nil {
+		t.Fatalf("useradd %s: %v\n%s", name, err, out)
+	}
+	t.Cleanup(func() { exec.Command("userdel", "-f", name).Run() })
+	switch {
+	case hash != "":
+		runCmd(t, nil, "usermod", "-p", hash, name)
+	case method != "":
+		runCmd(t, strings.NewReader(name+":"+pass+"\n"), "chpasswd", "-c", method)
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return &sysUser{name: name, pass: pass, uid: uid, gid: gid, home: home}
+}
+
+func runCmd(t *testing.T, stdin *strings.Reader, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	if stdin != nil {
+		cmd.Stdin = stdin
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// shadowHash is the user's hash as /etc/shadow holds it.
+func shadowHash(t *testing.T, name string) string {
+	t.Helper()
+	data, err := os.ReadFile("/etc/shadow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Split(l, ":"); len(f) > 1 && f[0] == name {
+			return f[1]
+		}
+	}
+	t.Fatalf("%s not in /etc/shadow", name)
+	return ""
+}
+
+// spoolFor writes the user's spool in the site's spool directory, owned
+// by the user.
+func (s *site) spoolFor(t *testing.T, u *sysUser, content string) string {
+	t.Helper()
+	p := filepath.Join(s.spoolDir, u.name)
+	writeFile(t, p, content, 0o660)
+	os.Chown(p, u.uid, u.gid)
+	return p
+}
+
+// systemSite is a site whose configuration names no user database: the
+// accounts are the system's, as at a site that swapped in.qpopper for
+// popper.
+func systemSite(t *testing.T, lines ...string) *site {
+	t.Helper()
+	s := newSite(t)
+	s.userdb = ""
+	s.setOptions(t, lines...)
+	return s
+}
+
+// TestSystemPasswordsEveryHash logs real Unix users in with every
+// password hash a site's shadow file may hold, through a real inetd and
+// a qpopper configuration without any user database.
+func TestSystemPasswordsEveryHash(t *testing.T) {
+	need(t, "/usr/sbin/inetd")
+	s := systemSite(t)
+	users := []*sysUser{
+		addSysUser(t, s, "YESCRYPT", "correct horse", ""),
+		addSysUser(t, s, "SHA512", "s3cret pass", ""),
+		addSysUser(t, s, "MD5", "md5 pass", ""),
+		// Hashes chpasswd does not make, as Solaris and old hosts keep them
+		// (made by mkpasswd -m descrypt, bcrypt and sunmd5).
+		addSysUser(t, s, "", "despass", "33pslTW1fUeEM"),
+		addSysUser(t, s, "", "blowfish", "$2b$05$M9BtLFmi5CP1ic0H6sk.Reuqnlf7yxnsGPMq/mbVzxgNFdZhD6gpu"),
+		addSysUser(t, s, "", "sun md5", "$md5,rounds=41260$AhVD1p9I$$Tm8KKQIGPZQTmyO9i6bXQ/"),
+	}
+	for _, u := range users[:3] {
+		if h := shadowHash(t, u.name); h == "" || h[0] != '$' {
+			t.Fatalf("%s: chpasswd wrote %q", u.name, h)
+		}
+	}
+	if !strings.HasPrefix(shadowHash(t, users[0].name), "$y$") {
+		t.Fatalf("chpasswd -c YESCRYPT wrote %q", shadowHash(t, users[0].name))
+	}
+	port := s.viaInetd(t)
+	for _, u := range users {
+		s.spoolFor(t, u, msg("m-"+u.name, "for "+u.name))
+		c := s.dialPort(t, port)
+		c.ok("USER " + u.name)
+		if r := c.do("PASS " + u.pass); !strings.HasPrefix(r, "+OK "+u.name+" has 1 visible message ") {
+			t.Errorf("%s (%s): PASS: %q", u.name, shadowHash(t, u.name)[:4], r)
+			continue
+		}
+		c.ok("QUIT")
+	}
+}
+
+// TestSystemAccountRefusals: a wrong password, an unknown user, a locked
+// account and a blocked uid all get qpopper's "Password supplied ... is
+// incorrect." (the blocked uid its own text only with the right
+// password), each after the same delay; expired accounts and passwords
+// get qpopper's texts, but only with the right password.
+func TestSystemAccountRefusals(t *testing.T) {
+	need(t, "/usr/sbin/inetd", "chage")
+	s := systemSite(t, "set auth-delay = 1", "set max-auth-failures = 0")
+	good := addSysUser(t, s, "SHA512", "right pass", "")
+	locked := addSysUser(t, s, "SHA512", "right pass", "")
+	runCmd(t, nil, "usermod", "-L", locked.name)
+	expired := addSysUser(t, s, "SHA512", "right pass", "")
+	runCmd(t, nil, "usermod", "-e", "1", expired.name)
+	mustChange := addSysUser(t, s, "SHA512", "right pass", "")
+	runCmd(t, nil, "chage", "-d", "0", mustChange.name)
+	// uid 10 (uucp's on Debian): the last one BLOCK_UID refuses.
+	low := addSysUser(t, s, "SHA512", "right pass", "", "-o", "-u", "10")
+	port := s.viaInetd(t)
+	for _, c := range []struct {
+		user, pass, want string
+	}{
+		{good.name, "wrong pass", `-ERR [AUTH] Password supplied for "` + good.name + `" is incorrect.`},
+		{"nosuchuser", "right pass", `-ERR [AUTH] Password supplied for "nosuchuser" is incorrect.`},
+		{locked.name, "right pass", `-ERR [AUTH] Password supplied for "` + locked.name + `" is incorrect.`},
+		{low.name, "wrong pass", `-ERR [AUTH] Password supplied for "` + low.name + `" is incorrect.`},
+		{low.name, "right pass", `-ERR [AUTH] Access is blocked for UIDs below 10`},
+		{expired.name, "wrong pass", `-ERR [AUTH] Password supplied for "` + expired.name + `" is incorrect.`},
+		{expired.name, "right pass", `-ERR [AUTH] "` + expired.name + `": account expired.`},
+		{mustChange.name, "right pass", `-ERR [AUTH] "` + mustChange.name + `": password expired.`},
+	} {
+		cl := s.dialPort(t, port)
+		cl.ok("USER " + c.user)
+		began := time.Now()
+		r := cl.do("PASS " + c.pass)
+		took := time.Since(began)
+		if r != c.want {
+			t.Errorf("%s/%q: %q, want %q", c.user, c.pass, r, c.want)
+		}
+		// The delay is a floor every refusal waits for; the unit tests of
+		// auth.Policy show that it is the same deadline for all of them.
+		if took < time.Second {
+			t.Errorf("%s/%q answered after %v, before auth-delay", c.user, c.pass, took)
+		}
+		t.Logf("%-12s %-10q %6.3fs %s", c.user, c.pass, took.Seconds(), r)
+	}
+	if r := eoLogin(s.dialPort(t, port), good.name, "right pass"); !strings.HasPrefix(r, "+OK "+good.name+" has 0 visible messages") {
+		t.Fatalf("good user: %q", r)
+	}
+	tr := eoTrace(t, s.trace)
+	if !strings.Contains(tr, "[AUTH] Failed attempted login to "+good.name+" from host (") {
+		t.Errorf("trace lacks the failed-login record:\n%s", tr)
+	}
+}
+
+var (
+	pamOnce sync.Once
+	pamBin  string
+	pamErr  error
+)
+
+// pamPopper builds popper with PAM (-tags pam, cgo) once, as a site on a
+// host with LDAP or NIS accounts would build it.
+func pamPopper(t *testing.T) string {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("needs root: PAM's pam_unix reads /etc/shadow")
+	}
+	if _, err := os.Stat("/usr/include/security/pam_appl.h"); err != nil {
+		t.Skip("no PAM headers (libpam0g-dev; scripts/test installs it)")
+	}
+	pamOnce.Do(func() {
+		pamBin = filepath.Join(filepath.Dir(popperBin), "popper-pam")
+		cmd := exec.Command("go", "build", "-tags", "pam", "-o", pamBin, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			pamErr = fmt.Errorf("go build -tags pam: %v\n%s", err, out)
+		}
+	})
+	if pamErr != nil {
+		t.Fatal(pamErr)
+	}
+	return pamBin
+}
+
+// pamService writes /etc/pam.d/NAME with the given stack and removes it
+// when the test ends.
+func pamService(t *testing.T, stack string) string {
+	t.Helper()
+	b := make([]byte, 4)
+	rand.Read(b)
+	name := "popper-test-" + hex.EncodeToString(b)
+	p := filepath.Join("/etc/pam.d", name)
+	writeFile(t, p, stack, 0o644)
+	t.Cleanup(func() { os.Remove(p) })
+	return name
+}
+
+const pamUnixStack = "auth required pam_unix.so\naccount required pam_unix.so\n"
+
+// TestPAMThroughInetd logs a system user in through the PAM build of
+// popper under a real inetd, with the real Debian PAM stack (pam_unix),
+// and checks qpopper's refusals.
+func TestPAMThroughInetd(t *testing.T) {
+	need(t, "/usr/sbin/inetd")
+	bin := pamPopper(t)
+	service := pamService(t, pamUnixStack)
+	s := systemSite(t, "set auth-source = pam", fmt.Sprintf("set pam-service = %q", service), "set auth-delay = 3")
+	u := addSysUser(t, s, "YESCRYPT", "pam pass", "")
+	expired := addSysUser(t, s, "YESCRYPT", "pam pass", "")
+	runCmd(t, nil, "usermod", "-e", "1", expired.name)
+	s.spoolFor(t, u, msg("pam", "through PAM"))
+	port := s.viaInetdBinary(t, bin)
+	c := s.dialPort(t, port)
+	c.ok("USER " + u.name)
+	if r := c.do("PASS pam pass"); !strings.HasPrefix(r, "+OK "+u.name+" has 1 visible message ") {
+		t.Fatalf("PAM login: %q\n%s", r, eoTrace(t, s.trace))
+	}
+	c.ok("QUIT")
+	for _, tc := range []struct{ user, pass, want string }{
+		{u.name, "wrong", `-ERR [AUTH] Password supplied for "` + u.name + `" is incorrect.`},
+		{"nosuchuser", "pam pass", `-ERR [AUTH] Password supplied for "nosuchuser" is incorrect.`},
+		{expired.name, "pam pass", `-ERR [AUTH] "` + expired.name + `": account expired.`},
+	} {
+		c := s.dialPort(t, port)
+		c.ok("USER " + tc.user)
+		began := time.Now()
+		if r := c.do("PASS " + tc.pass); r != tc.want {
+			t.Errorf("%s: %q, want %q", tc.user, r, tc.want)
+		}
+		t.Logf("%s/%q refused after %.3fs (pam_unix's own delay is within auth-delay)", tc.user, tc.pass, time.Since(began).Seconds())
+	}
+}
