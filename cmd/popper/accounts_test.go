@@ -280,3 +280,166 @@ func TestPAMThroughInetd(t *testing.T) {
 		t.Logf("%s/%q refused after %.3fs (pam_unix's own delay is within auth-delay)", tc.user, tc.pass, time.Since(began).Seconds())
 	}
 }
+
+var (
+	popauthOnce sync.Once
+	popauthBin  string
+	popauthErr  error
+)
+
+// popauth builds cmd/popauth once.
+func popauth(t *testing.T) string {
+	t.Helper()
+	popauthOnce.Do(func() {
+		popauthBin = filepath.Join(filepath.Dir(popperBin), "popauth")
+		if out, err := exec.Command("go", "build", "-o", popauthBin, "../popauth").CombinedOutput(); err != nil {
+			popauthErr = fmt.Errorf("go build ../popauth: %v\n%s", err, out)
+		}
+	})
+	if popauthErr != nil {
+		t.Fatal(popauthErr)
+	}
+	return popauthBin
+}
+
+// TestPopauthThenAPOP: root gives a system user an APOP secret with
+// popauth; the greeting then has a timestamp, APOP logs the user in
+// through a real inetd, and USER is refused for that user (qpopper's
+// rule) unless clear-text-password is always.
+func TestPopauthThenAPOP(t *testing.T) {
+	need(t, "/usr/sbin/inetd", "python3")
+	s := systemSite(t, "set auth-delay = 1")
+	u := addSysUser(t, s, "YESCRYPT", "unix pass", "")
+	s.spoolFor(t, u, msg("apop", "by APOP"))
+	db := filepath.Join(s.dir, "pop.auth")
+	runCmd(t, nil, popauth(t), "-db", db, "-init")
+	runCmd(t, strings.NewReader("apop secret\n"), popauth(t), "-db", db, "-user", u.name)
+	if out := runCmd(t, nil, popauth(t), "-db", db, "-list"); !strings.Contains(out, u.name) {
+		t.Fatalf("popauth -list: %q", out)
+	}
+	port := s.viaInetd(t)
+	// poplib's apop() takes the timestamp from the greeting.
+	script := fmt.Sprintf(`
+import poplib
+p = poplib.POP3("127.0.0.1", %d, timeout=20)
+print(p.getwelcome().decode())
+print(p.apop(%q, "apop secret").decode())
+print(p.stat())
+p.quit()
+`, port, u.name)
+	out, err := exec.Command("python3", "-c", script).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "+OK "+u.name+" has 1 visible message ") || !strings.Contains(string(out), "<") {
+		t.Fatalf("poplib APOP: %v\n%s\n%s", err, out, eoTrace(t, s.trace))
+	}
+	c := s.dialPort(t, port)
+	if r := c.do("USER " + u.name); r != "-ERR [AUTH] You must use stronger authentication such as AUTH or APOP to connect to this server" {
+		t.Fatalf("USER of an APOP user: %q", r)
+	}
+	s.setOptions(t, "set clear-text-password = always")
+	c = s.dialPort(t, port)
+	c.ok("USER " + u.name)
+	if r := c.do("PASS unix pass"); !strings.HasPrefix(r, "+OK ") {
+		t.Fatalf("PASS with clear-text-password always: %q", r)
+	}
+}
+
+// TestCurlSystemAccountWithoutAPOP: with no APOP database the greeting
+// has no timestamp, so curl (which uses APOP whenever it sees one) logs
+// a system account in, here with SASL PLAIN, which CAPA offers.
+func TestCurlSystemAccountWithoutAPOP(t *testing.T) {
+	need(t, "/usr/sbin/inetd", "curl")
+	s := systemSite(t)
+	u := addSysUser(t, s, "YESCRYPT", "curl pass", "")
+	msgs := sampleMessages()[:3]
+	s.spoolFor(t, u, strings.Join(msgs, ""))
+	port := s.viaInetd(t)
+	for i, m := range msgs {
+		out, err := exec.Command("curl", "-s", "--max-time", "20", "-u", u.name+":curl pass", fmt.Sprintf("pop3://127.0.0.1:%d/%d", port, i+1)).Output()
+		if err != nil {
+			t.Fatalf("curl RETR %d: %v\n%s", i+1, err, eoTrace(t, s.trace))
+		}
+		if got, want := received(out), wireForm(m); got != want {
+			t.Fatalf("message %d differs:\n%.300q\n%.300q", i+1, got, want)
+		}
+	}
+	out, err := exec.Command("curl", "-v", "-s", "--max-time", "20", "-u", u.name+":curl pass", fmt.Sprintf("pop3://127.0.0.1:%d/", port)).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "AUTH PLAIN") || strings.Contains(string(out), "APOP") {
+		t.Fatalf("curl -v did not log in with AUTH PLAIN: %v\n%s", err, out)
+	}
+}
+
+// TestCheckpwProgram logs a system user in through checkpw, a real
+// checkpassword program from Debian (it checks ~/Maildir/.password, then
+// becomes the user and runs its subprogram).
+func TestCheckpwProgram(t *testing.T) {
+	need(t, "/usr/sbin/inetd", "/usr/bin/checkpw")
+	s := systemSite(t, "set auth-source = checkpassword", `set checkpassword = "/usr/bin/checkpw"`, "set auth-delay = 1")
+	u := addSysUser(t, s, "", "", "*") // no Unix password: only checkpw knows one
+	os.MkdirAll(filepath.Join(u.home, "Maildir"), 0o700)
+	pw := filepath.Join(u.home, "Maildir", ".password")
+	writeFile(t, pw, "maildir pass\n", 0o600)
+	for _, p := range []string{filepath.Dir(pw), pw} {
+		os.Chown(p, u.uid, u.gid)
+	}
+	s.spoolFor(t, u, msg("cpw", "through checkpw"))
+	port := s.viaInetd(t)
+	c := s.dialPort(t, port)
+	c.ok("USER " + u.name)
+	if r := c.do("PASS maildir pass"); !strings.HasPrefix(r, "+OK "+u.name+" has 1 visible message ") {
+		t.Fatalf("checkpw login: %q\n%s", r, eoTrace(t, s.trace))
+	}
+	c.ok("QUIT")
+	c = s.dialPort(t, port)
+	c.ok("USER " + u.name)
+	if r := c.do("PASS wrong"); r != `-ERR [AUTH] Password supplied for "`+u.name+`" is incorrect.` {
+		t.Fatalf("checkpw, wrong password: %q", r)
+	}
+}
+
+// TestCheckConfigAuthSources: --check-config fails, naming the reason,
+// when every login would fail.
+func TestCheckConfigAuthSources(t *testing.T) {
+	s := newSite(t)
+	check := func(extra ...string) (string, bool) {
+		out, err := exec.Command(popperBin, append([]string{"--check-config", "-f", s.config}, extra...)...).CombinedOutput()
+		return string(out), err == nil
+	}
+	if out, ok := check("--userdb", s.userdb); !ok {
+		t.Fatalf("good userdb: %s", out)
+	}
+	for _, c := range []struct {
+		name  string
+		lines []string
+		args  []string
+		want  string
+	}{
+		{"missing userdb", nil, []string{"--userdb", filepath.Join(s.dir, "nope")}, "no such file"},
+		{"malformed userdb", nil, []string{"--userdb", eoFile(t, s, "bad-userdb", "alice:{PLAIN}x:notanumber:1::/:/bin/sh")}, "bad uid or gid"},
+		{"userdb others can write", nil, []string{"--userdb", func() string {
+			p := eoFile(t, s, "open-userdb", "alice:{PLAIN}x:1000:1000::/:/bin/sh")
+			os.Chmod(p, 0o666)
+			return p
+		}()}, "writable by group or others"},
+		{"PAM not compiled in", []string{"set auth-source = pam"}, nil, "without PAM"},
+		{"no checkpassword program", []string{"set auth-source = checkpassword"}, nil, "no checkpassword program"},
+		{"relative checkpassword", []string{"set auth-source = checkpassword", `set checkpassword = "checkpw"`}, nil, "not an absolute path"},
+		{"userdb source without a file", []string{"set auth-source = userdb"}, nil, "needs popper-userdb"},
+		{"bad APOP database", []string{fmt.Sprintf("set apop-db = %q", func() string {
+			p := eoFile(t, s, "bad.auth", "popauth 1", "alice:nothex")
+			os.Chmod(p, 0o600)
+			return p
+		}())}, []string{"--userdb", s.userdb}, "APOP database"},
+	} {
+		cfg := eoFile(t, s, "check.conf", append([]string{fmt.Sprintf("set spool-dir = %q", s.spoolDir), fmt.Sprintf("set apop-db = %q", filepath.Join(s.dir, "none"))}, c.lines...)...)
+		out, err := exec.Command(popperBin, append([]string{"--check-config", "-f", cfg}, c.args...)...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), c.want) {
+			t.Errorf("%s: exit %v, output %q; want failure mentioning %q", c.name, err, out, c.want)
+		}
+	}
+	if os.Getuid() == 0 {
+		// The system source needs the shadow file: as root it is there.
+		if out, ok := check(); !ok {
+			t.Errorf("system accounts as root: %s", out)
+		}
+	}
+}
