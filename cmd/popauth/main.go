@@ -1,17 +1,19 @@
 // Command popauth manages popper's APOP secret database, in the shape of
 // qpopper's popauth:
 //
-//	popauth [-db PATH] -init
-//	popauth [-db PATH] -list [NAME]
-//	popauth [-db PATH] -user NAME [SECRET]
-//	popauth [-db PATH] -delete NAME
-//	popauth [-db PATH] -import FILE
+//	popauth [-f CONFIG | -db PATH] -init
+//	popauth [-f CONFIG | -db PATH] -list [NAME]
+//	popauth [-f CONFIG | -db PATH] -user NAME [SECRET]
+//	popauth [-f CONFIG | -db PATH] -delete NAME
+//	popauth [-f CONFIG | -db PATH] -import FILE
 //	popauth
 //
 // It is installed setuid root, as qpopper's was, so that users can set
 // their own secret. The real uid decides what a caller may do: root
 // anything, anyone else only their own entry, in the database at the
-// built-in path. See popauth(8).
+// built-in path. Root may name another database with -db, or a popper
+// configuration file whose apop-db option names it with -f. See
+// popauth(8).
 package main
 
 import (
@@ -29,6 +31,7 @@ import (
 	"syscall"
 
 	"github.com/popperd/popper/auth"
+	"github.com/popperd/popper/compat"
 	"github.com/popperd/popper/platform"
 )
 
@@ -37,11 +40,11 @@ import (
 // another: go build -ldflags "-X main.dbPath=/usr/local/etc/popper/pop.auth".
 var dbPath = auth.DefaultAPOPDB
 
-const usage = `usage: popauth [-db PATH] -init
-       popauth [-db PATH] -list [NAME]
-       popauth [-db PATH] -user NAME [SECRET]
-       popauth [-db PATH] -delete NAME
-       popauth [-db PATH] -import FILE
+const usage = `usage: popauth [-f CONFIG | -db PATH] -init
+       popauth [-f CONFIG | -db PATH] -list [NAME]
+       popauth [-f CONFIG | -db PATH] -user NAME [SECRET]
+       popauth [-f CONFIG | -db PATH] -delete NAME
+       popauth [-f CONFIG | -db PATH] -import FILE
        popauth              (set your own APOP secret)
 `
 
@@ -59,6 +62,7 @@ func main() {
 type invocation struct {
 	mode     string // "init", "list", "user", "delete", "import" or "" (own secret)
 	db       string // -db PATH, "" if not given
+	config   string // -f CONFIG, "" if not given
 	name     string // operand of -list, -user, -delete
 	secret   string // -user NAME SECRET
 	hasSecr  bool
@@ -70,27 +74,27 @@ type usageError string
 
 func (e usageError) Error() string { return string(e) }
 
-// parse reads options (only -db) first, then one mode with its operands.
+// parse reads the options (-db, -f) first, then one mode with its
+// operands.
 func parse(args []string) (*invocation, error) {
 	inv := &invocation{}
 	i := 0
 	for ; i < len(args); i++ {
-		switch args[i] {
-		case "-db":
-			if i+1 >= len(args) {
-				return nil, usageError("-db needs a path")
+		switch opt := args[i]; opt {
+		case "-db", "-f":
+			if i+1 >= len(args) || args[i+1] == "" {
+				return nil, usageError(opt + " needs a path")
 			}
-			if inv.db != "" {
-				return nil, usageError("-db given twice")
+			if inv.db != "" || inv.config != "" {
+				return nil, usageError("-db and -f name the database; give one of them, once")
 			}
 			i++
-			inv.db = args[i]
-			if inv.db == "" {
-				return nil, usageError("-db needs a path")
+			if opt == "-db" {
+				inv.db = args[i]
+			} else {
+				inv.config = args[i]
 			}
 			continue
-		case "-f":
-			return nil, usageError("-f is not supported: this popauth reads no configuration file; name the database with -db PATH")
 		case "-trace":
 			return nil, usageError("-trace is not supported")
 		}
@@ -205,8 +209,14 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 		return 1
 	}
 	path := dbPath
-	if inv.db != "" {
+	switch {
+	case inv.db != "":
 		path = inv.db
+	case inv.config != "":
+		if path, err = configuredDB(inv.config); err != nil {
+			fmt.Fprintf(stderr, "popauth: %v\n", err)
+			return 1
+		}
 	}
 	if err := e.do(inv, path); err != nil {
 		fmt.Fprintf(stderr, "popauth: %v\n", hint(err))
@@ -228,6 +238,8 @@ func (e *env) allowed(inv *invocation) error {
 	switch {
 	case inv.db != "":
 		return errors.New("only root may name a database (-db)")
+	case inv.config != "":
+		return errors.New("only root may name a configuration file (-f)")
 	case inv.mode == "init":
 		return errors.New("only root may create the database (-init)")
 	case inv.mode == "import":
@@ -293,6 +305,24 @@ func (e *env) do(inv *invocation, path string) error {
 		return e.importFile(path, inv.file)
 	}
 	return fmt.Errorf("internal error: mode %q", inv.mode)
+}
+
+// configuredDB reads a popper configuration file (root's choice) for its
+// apop-db option, as popper would.
+func configuredDB(config string) (string, error) {
+	opts := compat.DefaultOptions()
+	open := func(p string) (io.ReadCloser, error) { return os.Open(p) }
+	if errs := compat.LoadConfig(config, open, opts, compat.Init); len(errs) > 0 {
+		var msgs []string
+		for _, e := range errs {
+			msgs = append(msgs, e.Error())
+		}
+		return "", fmt.Errorf("%s: %s", config, strings.Join(msgs, "; "))
+	}
+	if opts.APOPDB == "" {
+		return "", fmt.Errorf("%s sets apop-db to empty: popper offers no APOP, so there is no database", config)
+	}
+	return opts.APOPDB, nil
 }
 
 // init creates the database, and its directory when that is missing.

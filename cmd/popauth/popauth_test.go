@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/md5"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/popperd/popper/auth"
+	"github.com/popperd/popper/compat"
 	"github.com/popperd/popper/platform"
 )
 
@@ -295,12 +297,13 @@ func TestRefusedSecretsAndNames(t *testing.T) {
 		{"two modes", "", []string{"-list", "-init"}, "-list"},
 		{"-db after the mode", "", []string{"-list", "-db", path}, "must come before"},
 		{"-trace", "", []string{"-trace", "/tmp/x", "-list"}, "not supported"},
-		{"-f", "", []string{"-f", "/etc/popper.conf", "-list"}, "not supported"},
+		{"-f missing", "", []string{"-f", "/nonexistent/popper.conf", "-list"}, "Unable to open configuration file"},
+		{"-f and -db", "", []string{"-f", "/nonexistent/popper.conf", "-db", path, "-list"}, "give one of them"},
 		{"-user without name", "", []string{"-user"}, "wrong number of arguments"},
 		{"-delete two names", "", []string{"-delete", "a", "b"}, "wrong number of arguments"},
 	} {
 		args := append([]string{"-db", path}, c.args...)
-		if c.what == "-db after the mode" || c.what == "-trace" || c.what == "-f" {
+		if c.what == "-db after the mode" || c.what == "-trace" || strings.HasPrefix(c.what, "-f") {
 			args = c.args
 		}
 		mustFail(t, popauth(t, c.stdin, args...), c.what, c.says)
@@ -311,6 +314,35 @@ func TestRefusedSecretsAndNames(t *testing.T) {
 	r := popauth(t, "", "-help")
 	if r.code != 0 || !strings.Contains(r.stdout, "usage: popauth") {
 		t.Errorf("-help: %v", r)
+	}
+}
+
+// TestConfigFile: root's -f CONFIG finds the database as popper does, by
+// the apop-db option.
+func TestConfigFile(t *testing.T) {
+	requireRoot(t)
+	if auth.DefaultAPOPDB != compat.DefaultAPOPDB || dbPath != auth.DefaultAPOPDB {
+		t.Errorf("default paths differ: auth %s, compat %s, popauth %s", auth.DefaultAPOPDB, compat.DefaultAPOPDB, dbPath)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "etc", "pop.auth")
+	conf := filepath.Join(dir, "popper.conf")
+	os.WriteFile(conf, []byte("# popper\nset apop-db = \""+path+"\"\nset clear-text-password = default\n"), 0o644)
+	mustOK(t, popauth(t, "", "-f", conf, "-init"), "-f CONFIG -init")
+	mustOK(t, popauth(t, "s\n", "-f", conf, "-user", "alice"), "-f CONFIG -user")
+	sameSecrets(t, path, map[string]string{"alice": "s"})
+	r := popauth(t, "", "-f", conf, "-list")
+	if r.code != 0 || r.stdout != "alice\n" {
+		t.Errorf("-f CONFIG -list: %v", r)
+	}
+	os.WriteFile(conf, []byte("set apop-db = \"\"\n"), 0o644)
+	mustFail(t, popauth(t, "", "-f", conf, "-list"), "empty apop-db", "sets apop-db to empty")
+	os.WriteFile(conf, []byte("set no-such-option = 1\n"), 0o644)
+	mustFail(t, popauth(t, "", "-f", conf, "-list"), "bad config", conf)
+	// The default: what popper uses without apop-db.
+	os.WriteFile(conf, []byte("set statistics\n"), 0o644)
+	if _, err := os.Lstat(auth.DefaultAPOPDB); errors.Is(err, fs.ErrNotExist) {
+		mustFail(t, popauth(t, "", "-f", conf, "-list"), "-f CONFIG without apop-db", auth.DefaultAPOPDB)
 	}
 }
 
@@ -474,7 +506,7 @@ func TestSetuidUserCannotTouchOthers(t *testing.T) {
 		{"-import -", "popauth 1\nalice:6f776e6564\n", []string{"-import", "-"}, "only root may import"},
 		{"-db", "owned\n", []string{"-db", other, "-user", me}, "only root may name a database"},
 		{"-db -list", "", []string{"-db", other, "-list"}, "only root may name a database"},
-		{"-f", "", []string{"-f", other, "-list"}, "not supported"},
+		{"-f", "", []string{"-f", other, "-list"}, "only root may name a configuration file"},
 		{"secret argument", "", []string{"-user", me, "visible"}, "only root may give a secret on the command line"},
 	} {
 		r := runAs(t, suidBin, nobodyUID, c.stdin, []string{"USER=root", "LOGNAME=root"}, c.args...)
