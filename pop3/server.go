@@ -108,7 +108,8 @@ type session struct {
 	cleanTime     time.Duration
 	normalEnd     bool
 
-	hangup atomic.Bool // Config.Hangup was closed
+	hangup  atomic.Bool // Config.Hangup was closed
+	closing bool        // a refusal asked to end the session (Error.Close)
 }
 
 // Serve runs one session on conn to its end. It returns nil after QUIT.
@@ -289,7 +290,11 @@ func (s *session) loop() error {
 	if s.lost != nil {
 		return s.abort(s.lost)
 	}
-	return s.flush()
+	err := s.flush()
+	if s.closing && err == nil {
+		s.hangUp()
+	}
+	return err
 }
 
 // next reads the client's next line, a command or a SASL response,
@@ -630,8 +635,21 @@ func (s *session) refuse(err error) {
 	}
 	s.errf("%s", pe.Error())
 	if pe.Close {
-		s.state = stateDone
+		s.state, s.closing = stateDone, true
 	}
+}
+
+// hangUp ends a connection the server closes first: with the reply sent,
+// it shuts the sending side and reads away what the client had already
+// sent, so that the kernel does not answer unread data with a reset,
+// which can destroy the reply in flight (net/http's closeWriteAndWait
+// does the same).
+func (s *session) hangUp() {
+	if cw, ok := s.conn.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	s.conn.SetReadDeadline(time.Now().Add(time.Second))
+	io.Copy(io.Discard, io.LimitReader(s.r, 64<<10))
 }
 
 func (s *session) capa() {
