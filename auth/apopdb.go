@@ -573,6 +573,10 @@ func lockAPOP(name string) (unlock func(), err error) {
 			err = f.OS().Chown(0, 0)
 		}
 	}
+	if err == nil && fi.Mode().Perm() != 0o600 {
+		// Created under a umask that took the owner's bits away.
+		err = f.OS().Chmod(0o600)
+	}
 	if err != nil {
 		f.Close()
 		return nil, err

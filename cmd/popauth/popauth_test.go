@@ -285,6 +285,7 @@ func TestRefusedSecretsAndNames(t *testing.T) {
 		{"empty secret", "\n", []string{"-user", "alice"}, "empty secret"},
 		{"no input", "", []string{"-user", "alice"}, "empty secret"},
 		{"CR LF", "secret\r\n", []string{"-user", "alice"}, "carriage return"},
+		{"NUL", "se\x00cret\n", []string{"-user", "alice"}, "NUL"},
 		{"CR argument", "", []string{"-user", "alice", "a\rb"}, "carriage return"},
 		{"LF argument", "", []string{"-user", "alice", "a\nb"}, "line feed"},
 		{"too long", strings.Repeat("x", auth.MaxAPOPSecret+1) + "\n", []string{"-user", "alice"}, "more than 255"},
