@@ -183,7 +183,7 @@ func whoCalls() caller {
 	return c
 }
 
-// env is what run works with; tests give their own.
+// env is where run reads and writes, and who called.
 type env struct {
 	stdin          *os.File
 	stdout, stderr io.Writer
