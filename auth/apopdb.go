@@ -56,13 +56,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/popperd/popper/compat"
 	"github.com/popperd/popper/platform"
 )
 
 // DefaultAPOPDB is where popper and popauth look for the APOP database
 // unless the apop-db option says otherwise. It is not qpopper's path, so
 // that a site going back to qpopper finds its own database untouched.
-const DefaultAPOPDB = "/etc/popper/pop.auth"
+const DefaultAPOPDB = compat.DefaultAPOPDB
 
 // apopMagic is the first line of the file.
 const apopMagic = "popauth 1"

@@ -49,8 +49,8 @@ type Policy struct {
 	// OpenAPOP opens the APOP database; nil when none is configured. A
 	// database that does not exist is fs.ErrNotExist.
 	OpenAPOP func() (Secrets, error)
-	// ClearText is clear-text-password; "default" refuses USER and AUTH
-	// PLAIN for users who have an APOP secret.
+	// ClearText is clear-text-password; anything but "always" refuses
+	// USER and AUTH PLAIN for users who have an APOP secret (pop_user.c).
 	ClearText   string
 	AuthFile    string // only the users listed may log in
 	NonauthFile string // the users listed may not log in
@@ -112,10 +112,11 @@ func (p *Policy) refuse(began time.Time, user string, r *Refusal, counts bool) *
 	return r
 }
 
-// User applies the clear-text rule qpopper checked at USER: in the
-// default mode a user with an APOP secret must use APOP.
+// User applies the clear-text rule qpopper checked at USER: unless
+// clear-text passwords are always allowed, a user with an APOP secret
+// must use APOP.
 func (p *Policy) User(name string) error {
-	if p.ClearText != "default" || p.OpenAPOP == nil {
+	if p.ClearText == "always" || p.OpenAPOP == nil {
 		return nil
 	}
 	db, err := p.OpenAPOP()

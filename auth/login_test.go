@@ -223,6 +223,12 @@ func TestUserAPOPRule(t *testing.T) {
 	if err := p.User("alice"); err != nil {
 		t.Fatalf("clear-text always: %v", err)
 	}
+	for _, mode := range []string{"local", "TLS"} {
+		p.ClearText = mode
+		if err := p.User("alice"); err == nil {
+			t.Fatalf("clear-text %s let an APOP user use USER", mode)
+		}
+	}
 	p.ClearText = "default"
 	p.OpenAPOP = func() (Secrets, error) { return nil, fs.ErrNotExist }
 	if err := p.User("alice"); err != nil {

@@ -567,7 +567,7 @@ func TestMandocLint(t *testing.T) {
 	if err != nil {
 		t.Skip("mandoc is not installed (scripts/test installs it)")
 	}
-	for _, page := range []string{"popper.8", "popper.conf.5"} {
+	for _, page := range []string{"popper.8", "popper.conf.5", "popauth.8"} {
 		cmd := exec.Command(mandoc, "-Tlint", "-W", "warning", page)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -103,8 +105,11 @@ func authProblems(opts *compat.Options) []string {
 			out = append(out, p.Error())
 		}
 	}
-	if apopOffered(opts) {
-		if _, err := auth.OpenAPOPDB(opts.APOPDB); err != nil {
+	if opts.APOPDB != "" {
+		// A missing file only means no APOP, unless qpopper's database
+		// lies beside it (popauth -import carries it over).
+		_, err := auth.OpenAPOPDB(opts.APOPDB)
+		if err != nil && (!errors.Is(err, fs.ErrNotExist) || errors.Is(err, auth.ErrQpopperAPOPDB)) {
 			out = append(out, fmt.Sprintf("APOP database: %v", err))
 		}
 	}

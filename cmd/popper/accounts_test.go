@@ -429,6 +429,12 @@ func TestCheckConfigAuthSources(t *testing.T) {
 			os.Chmod(p, 0o600)
 			return p
 		}())}, []string{"--userdb", s.userdb}, "APOP database"},
+		{"qpopper's ndbm APOP database beside", []string{fmt.Sprintf("set apop-db = %q", func() string {
+			p := filepath.Join(s.dir, "qpop.auth")
+			writeFile(t, p+".dir", "", 0o600)
+			writeFile(t, p+".pag", "", 0o600)
+			return p
+		}())}, []string{"--userdb", s.userdb}, "popauth -import"},
 	} {
 		cfg := eoFile(t, s, "check.conf", append([]string{fmt.Sprintf("set spool-dir = %q", s.spoolDir), fmt.Sprintf("set apop-db = %q", filepath.Join(s.dir, "none"))}, c.lines...)...)
 		out, err := exec.Command(popperBin, append([]string{"--check-config", "-f", cfg}, c.args...)...).CombinedOutput()
