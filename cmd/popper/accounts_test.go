@@ -202,14 +202,36 @@ func TestSystemAccountRefusals(t *testing.T) {
 	}
 }
 
-var (
-	pamOnce sync.Once
-	pamBin  string
-	pamErr  error
-)
+// builds holds the extra builds the tests need, by file name.
+var builds struct {
+	sync.Mutex
+	bins map[string]string
+}
 
-// pamPopper builds popper with PAM (-tags pam, cgo) once, as a site on a
-// host with LDAP or NIS accounts would build it.
+// build runs go build with args (ending in the package) once per test
+// binary, into name beside the popper under test.
+func build(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	builds.Lock()
+	defer builds.Unlock()
+	if bin, ok := builds.bins[name]; ok {
+		return bin
+	}
+	bin := filepath.Join(filepath.Dir(popperBin), name)
+	cmd := exec.Command("go", append([]string{"build", "-o", bin}, args...)...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1") // PAM needs cgo; the others do not mind
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	if builds.bins == nil {
+		builds.bins = map[string]string{}
+	}
+	builds.bins[name] = bin
+	return bin
+}
+
+// pamPopper builds popper with PAM (-tags pam, cgo), as a site on a host
+// with LDAP or NIS accounts would build it.
 func pamPopper(t *testing.T) string {
 	t.Helper()
 	if os.Getuid() != 0 {
@@ -218,18 +240,7 @@ func pamPopper(t *testing.T) string {
 	if _, err := os.Stat("/usr/include/security/pam_appl.h"); err != nil {
 		t.Skip("no PAM headers (libpam0g-dev; scripts/test installs it)")
 	}
-	pamOnce.Do(func() {
-		pamBin = filepath.Join(filepath.Dir(popperBin), "popper-pam")
-		cmd := exec.Command("go", "build", "-tags", "pam", "-o", pamBin, ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			pamErr = fmt.Errorf("go build -tags pam: %v\n%s", err, out)
-		}
-	})
-	if pamErr != nil {
-		t.Fatal(pamErr)
-	}
-	return pamBin
+	return build(t, "popper-pam", "-tags", "pam", ".")
 }
 
 // pamService writes /etc/pam.d/NAME with the given stack and removes it
@@ -281,26 +292,8 @@ func TestPAMThroughInetd(t *testing.T) {
 	}
 }
 
-var (
-	popauthOnce sync.Once
-	popauthBin  string
-	popauthErr  error
-)
-
-// popauth builds cmd/popauth once.
-func popauth(t *testing.T) string {
-	t.Helper()
-	popauthOnce.Do(func() {
-		popauthBin = filepath.Join(filepath.Dir(popperBin), "popauth")
-		if out, err := exec.Command("go", "build", "-o", popauthBin, "../popauth").CombinedOutput(); err != nil {
-			popauthErr = fmt.Errorf("go build ../popauth: %v\n%s", err, out)
-		}
-	})
-	if popauthErr != nil {
-		t.Fatal(popauthErr)
-	}
-	return popauthBin
-}
+// popauth is cmd/popauth, built for the test.
+func popauth(t *testing.T) string { return build(t, "popauth", "../popauth") }
 
 // TestPopauthThenAPOP: root gives a system user an APOP secret with
 // popauth; the greeting then has a timestamp, APOP logs the user in

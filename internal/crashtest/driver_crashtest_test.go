@@ -21,40 +21,46 @@ import (
 // The driver runs a crash-test build of cmd/popper exactly as inetd
 // would: the client connection is a socketpair end on fd 0 and 1.
 
-var (
-	buildOnce sync.Once
-	popperBin string
-	buildErr  error
-)
-
-// popper builds cmd/popper with -tags crashtest once per test binary.
-func popper(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		out, err := exec.Command("go", "env", "GOMOD").Output()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		root := filepath.Dir(strings.TrimSpace(string(out)))
-		dir, err := os.MkdirTemp("", "popper-crashtest-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		os.Chmod(dir, 0o755)
-		popperBin = filepath.Join(dir, "popper")
-		cmd := exec.Command("go", "build", "-tags", "crashtest", "-o", popperBin, "./cmd/popper")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build -tags crashtest ./cmd/popper: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return popperBin
+// builds holds the crash-test builds of this test binary, one per package.
+var builds struct {
+	sync.Mutex
+	bins map[string]string
 }
+
+// crashBinary builds a command of this module (./cmd/popper, ./cmd/popauth)
+// with -tags crashtest, once per test binary.
+func crashBinary(t *testing.T, pkg string) string {
+	t.Helper()
+	builds.Lock()
+	defer builds.Unlock()
+	if bin, ok := builds.bins[pkg]; ok {
+		return bin
+	}
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(out)))
+	dir, err := os.MkdirTemp("", "popper-crashtest-bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-tags", "crashtest", "-o", bin, pkg)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build -tags crashtest %s: %v\n%s", pkg, err, out)
+	}
+	if builds.bins == nil {
+		builds.bins = map[string]string{}
+	}
+	builds.bins[pkg] = bin
+	return bin
+}
+
+// popper is the crash-test build of cmd/popper.
+func popper(t *testing.T) string { return crashBinary(t, "./cmd/popper") }
 
 const (
 	testUser = "u"

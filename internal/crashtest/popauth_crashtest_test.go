@@ -12,9 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,41 +27,13 @@ import (
 // open and hold the old or the new secrets, whole, and the next popauth
 // runs must succeed and leave no PATH.new behind.
 
-var (
-	popauthCrashOnce sync.Once
-	popauthCrashBin  string
-	popauthCrashErr  error
-)
-
-// popauthCrash builds cmd/popauth with -tags crashtest once.
+// popauthCrash is the crash-test build of cmd/popauth.
 func popauthCrash(t *testing.T) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: popauth takes -db PATH from root only")
 	}
-	popauthCrashOnce.Do(func() {
-		out, err := exec.Command("go", "env", "GOMOD").Output()
-		if err != nil {
-			popauthCrashErr = err
-			return
-		}
-		root := filepath.Dir(strings.TrimSpace(string(out)))
-		dir, err := os.MkdirTemp("", "popauth-crashtest-bin")
-		if err != nil {
-			popauthCrashErr = err
-			return
-		}
-		popauthCrashBin = filepath.Join(dir, "popauth")
-		cmd := exec.Command("go", "build", "-tags", "crashtest", "-o", popauthCrashBin, "./cmd/popauth")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			popauthCrashErr = fmt.Errorf("go build -tags crashtest ./cmd/popauth: %v\n%s", err, out)
-		}
-	})
-	if popauthCrashErr != nil {
-		t.Fatal(popauthCrashErr)
-	}
-	return popauthCrashBin
+	return crashBinary(t, "./cmd/popauth")
 }
 
 const popauthDBName = "pop.auth"
@@ -233,20 +203,6 @@ func checkAfterCrash(t *testing.T, bin, dir, label string, c popauthCase) string
 	return which
 }
 
-func popauthHits(trace string) ([]string, error) {
-	b, err := os.ReadFile(trace)
-	if err != nil {
-		return nil, err
-	}
-	count := map[string]int{}
-	var out []string
-	for _, name := range strings.Fields(string(b)) {
-		count[name]++
-		out = append(out, name+":"+strconv.Itoa(count[name]))
-	}
-	return out, nil
-}
-
 // TestPopauthFailpointKills kills popauth at every failpoint hit of every
 // case, learnt from POPPER_FAILPOINT_TRACE.
 func TestPopauthFailpointKills(t *testing.T) {
@@ -265,7 +221,7 @@ func TestPopauthFailpointKills(t *testing.T) {
 			if got, err := found(dir); err != nil || !sameMap(got, c.new) {
 				t.Fatalf("traced run left %d entries, %v; want %d", len(got), err, len(c.new))
 			}
-			points, err := popauthHits(trace)
+			points, err := hits(trace)
 			if err != nil || len(points) == 0 {
 				t.Fatalf("no failpoints traced: %v", err)
 			}
