@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -27,8 +28,9 @@ type sysUser struct {
 }
 
 // addSysUser creates a Unix user with useradd (home under the site's
-// directory) and sets its password with chpasswd, with method (yescrypt,
-// SHA512, MD5) or as a ready hash with usermod -p when hash is set. It
+// directory) and sets its password with chpasswd, with method (YESCRYPT,
+// SHA512, MD5, or "default": chpasswd's own choice, yescrypt on Debian
+// 12) or as a ready hash with usermod -p when hash is set. It
 // is removed with userdel when the test ends.
 func addSysUser(t *testing.T, s *site, method, pass, hash string, extra ...string) *sysUser {
 	t.Helper()
@@ -49,6 +51,8 @@ func addSysUser(t *testing.T, s *site, method, pass, hash string, extra ...strin
 	switch {
 	case hash != "":
 		runCmd(t, nil, "usermod", "-p", hash, name)
+	case method == "default":
+		runCmd(t, strings.NewReader(name+":"+pass+"\n"), "chpasswd")
 	case method != "":
 		runCmd(t, strings.NewReader(name+":"+pass+"\n"), "chpasswd", "-c", method)
 	}
@@ -118,7 +122,7 @@ func TestSystemPasswordsEveryHash(t *testing.T) {
 	need(t, "/usr/sbin/inetd")
 	s := systemSite(t)
 	users := []*sysUser{
-		addSysUser(t, s, "YESCRYPT", "correct horse", ""),
+		addSysUser(t, s, "default", "correct horse", ""),
 		addSysUser(t, s, "SHA512", "s3cret pass", ""),
 		addSysUser(t, s, "MD5", "md5 pass", ""),
 		// Hashes chpasswd does not make, as Solaris and old hosts keep them
@@ -133,7 +137,7 @@ func TestSystemPasswordsEveryHash(t *testing.T) {
 		}
 	}
 	if !strings.HasPrefix(shadowHash(t, users[0].name), "$y$") {
-		t.Fatalf("chpasswd -c YESCRYPT wrote %q", shadowHash(t, users[0].name))
+		t.Fatalf("chpasswd (its default method) wrote %q; Debian 12's default is yescrypt", shadowHash(t, users[0].name))
 	}
 	port := s.viaInetd(t)
 	for _, u := range users {
@@ -436,9 +440,16 @@ func TestCheckConfigAuthSources(t *testing.T) {
 		}
 	}
 	if os.Getuid() == 0 {
-		// The system source needs the shadow file: as root it is there.
+		// The system source needs the shadow file: as root it is there,
+		// and a popper run by anyone else is told it cannot read it.
 		if out, ok := check(); !ok {
 			t.Errorf("system accounts as root: %s", out)
+		}
+		cmd := exec.Command(popperBin, "--check-config", "-f", s.config)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "/etc/shadow") {
+			t.Errorf("system accounts as nobody: exit %v, %q; want the unreadable shadow file reported", err, out)
 		}
 	}
 }

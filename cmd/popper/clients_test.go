@@ -471,7 +471,7 @@ func TestNmhInc(t *testing.T) {
 func TestSampleQpopperConfigUnchanged(t *testing.T) {
 	need(t, "/usr/sbin/inetd", "curl")
 	if os.Getuid() != 0 {
-		t.Skip("needs root: the sample config serves /var/mail")
+		t.Skip("needs root: the sample config serves /var/mail and the system's accounts")
 	}
 	if fi, err := os.Stat("/var/mail"); err != nil || !fi.IsDir() {
 		t.Skip("no /var/mail")
@@ -480,13 +480,15 @@ func TestSampleQpopperConfigUnchanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newSite(t)
-	name := fmt.Sprintf("poptest%d", os.Getpid())
-	writeFile(t, s.userdb, fmt.Sprintf("%s:{PLAIN}secret:%d:%d::%s:/bin/sh\n", name, s.uid, s.gid, s.dir), 0600)
+	// A real Unix user with chpasswd's default hash (yescrypt on Debian):
+	// the inetd.conf line below is qpopper's with only the path changed.
+	s := systemSite(t)
+	u := addSysUser(t, s, "default", "secret", "")
+	name := u.name
 	sp := filepath.Join("/var/mail", name)
 	msgs := sampleMessages()[:4]
 	writeFile(t, sp, strings.Join(msgs, ""), 0660)
-	os.Chown(sp, s.uid, -1)
+	os.Chown(sp, u.uid, -1)
 	t.Cleanup(func() {
 		for _, p := range []string{sp, sp + ".lock", filepath.Join("/var/mail", "."+name+".pop")} {
 			os.Remove(p)
@@ -494,7 +496,7 @@ func TestSampleQpopperConfigUnchanged(t *testing.T) {
 	})
 	port := freePort(t)
 	inetdConf := filepath.Join(s.dir, "inetd.conf")
-	writeFile(t, inetdConf, fmt.Sprintf("127.0.0.1:%d stream tcp nowait root %s popper -s -f %s --userdb %s\n", port, popperBin, conf, s.userdb), 0644)
+	writeFile(t, inetdConf, fmt.Sprintf("127.0.0.1:%d stream tcp nowait root %s popper -s -f %s\n", port, popperBin, conf), 0644)
 	cmd := exec.Command("/usr/sbin/inetd", "-i", inetdConf)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
