@@ -13,6 +13,9 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"os/user"
+	"slices"
+	"strconv"
 )
 
 // Account is a mail user: the identity a session takes and where the
@@ -76,4 +79,26 @@ func (e *TempError) Unwrap() error { return e.Err }
 type Client struct {
 	Host string // reverse-looked-up name, or the address
 	IP   string
+}
+
+// InGroup reports whether the account's primary group is the named group
+// or the group lists the account as a member (qpopper's check_group, for
+// group-server-mode and group bulletins).
+func (a *Account) InGroup(group string) bool {
+	g, err := user.LookupGroup(group)
+	if err != nil {
+		return false
+	}
+	if g.Gid == strconv.Itoa(a.GID) {
+		return true
+	}
+	u, err := user.Lookup(a.Name)
+	if err != nil {
+		return false
+	}
+	ids, err := u.GroupIds()
+	if err != nil {
+		return false
+	}
+	return slices.Contains(ids, g.Gid)
 }

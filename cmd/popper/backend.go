@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -193,38 +191,12 @@ func (b *backend) readOptions(path string, ctx compat.Context, kind, user string
 // applyGroupServerMode turns server mode on or off for members of the
 // groups named by group-server-mode and group-no-server-mode.
 func (b *backend) applyGroupServerMode(a *auth.Account) {
-	if b.opts.GroupServerMode != "" && inGroup(a, b.opts.GroupServerMode) {
+	if b.opts.GroupServerMode != "" && a.InGroup(b.opts.GroupServerMode) {
 		b.opts.ServerMode = true
 	}
-	if b.opts.GroupNoServerMode != "" && inGroup(a, b.opts.GroupNoServerMode) {
+	if b.opts.GroupNoServerMode != "" && a.InGroup(b.opts.GroupNoServerMode) {
 		b.opts.ServerMode = false
 	}
-}
-
-// inGroup reports whether the account's primary group is the named group
-// or the account is listed as a member of it.
-func inGroup(a *auth.Account, group string) bool {
-	g, err := user.LookupGroup(group)
-	if err != nil {
-		return false
-	}
-	if g.Gid == strconv.Itoa(a.GID) {
-		return true
-	}
-	u, err := user.Lookup(a.Name)
-	if err != nil {
-		return false
-	}
-	ids, err := u.GroupIds()
-	if err != nil {
-		return false
-	}
-	for _, id := range ids {
-		if id == g.Gid {
-			return true
-		}
-	}
-	return false
 }
 
 // dropError turns a maildrop failure into qpopper's reply.
@@ -291,7 +263,7 @@ func spoolConfig(o *compat.Options, a *auth.Account, log platform.Logger) *spool
 			Host:      myHostname(),
 			Max:       o.MaxBulletins,
 			Groups:    o.GroupBulletins,
-			InGroup:   func(group string) bool { return inGroup(a, group) },
+			InGroup:   func(group string) bool { return a.InGroup(group) },
 			StatePath: filepath.Join(a.Home, ".popbull"),
 		}
 	}

@@ -81,7 +81,8 @@ func setUpDemo() (dir string, args []string, err error) {
 		return dir, nil, err
 	}
 	conf := filepath.Join(dir, "qpopper.config")
-	confText := fmt.Sprintf("# popper demo: qpopper syntax\nset spool-dir = \"%s\"\nset statistics\nset timeout = 600\n", spoolDir)
+	// No APOP: the host's APOP database is not the demo's.
+	confText := fmt.Sprintf("# popper demo: qpopper syntax\nset spool-dir = \"%s\"\nset statistics\nset timeout = 600\nset apop-db = \"\"\n", spoolDir)
 	if err := os.WriteFile(conf, []byte(confText), 0644); err != nil {
 		return dir, nil, err
 	}
