@@ -2,13 +2,13 @@ package auth
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
+
+	"github.com/popperd/popper/platform"
 )
 
 // The account files, as the system keeps them:
@@ -130,40 +130,7 @@ func notSet(v int64) int64 {
 }
 
 // openAdminFile opens a file the administrator owns and popper reads as
-// root, after checking that nobody else could have written it: a regular
-// file (not followed if it is a symbolic link), owned by root — or by the
-// process's own user when popper does not run as root — and writable by
-// no one else.
+// root, after platform.OpenAdminFile's checks.
 func openAdminFile(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkAdminFile(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
-}
-
-// errUntrusted marks a file refused for its owner, type or mode.
-var errUntrusted = errors.New("not trusted")
-
-func checkAdminFile(f *os.File) error {
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	switch {
-	case !fi.Mode().IsRegular():
-		return fmt.Errorf("%s: %w: not a regular file", f.Name(), errUntrusted)
-	case !ok:
-		return fmt.Errorf("%s: %w: no owner information", f.Name(), errUntrusted)
-	case st.Uid != 0 && int(st.Uid) != os.Geteuid():
-		return fmt.Errorf("%s: %w: owned by uid %d, not root", f.Name(), errUntrusted, st.Uid)
-	case fi.Mode().Perm()&0o022 != 0:
-		return fmt.Errorf("%s: %w: writable by group or others (mode %04o)", f.Name(), errUntrusted, fi.Mode().Perm())
-	}
-	return nil
+	return platform.OpenAdminFile(path, os.O_RDONLY, 0)
 }

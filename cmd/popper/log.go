@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"sync"
 	"time"
@@ -14,10 +15,16 @@ import (
 // configured facility. Debug records are kept only with -d/debug.
 func openLog(ident string, opts *compat.Options) platform.Logger {
 	var l platform.Logger
+	var refused error
 	if opts.TraceFile != "" {
-		f, err := os.OpenFile(opts.TraceFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0600)
+		// Opened as root: never through a symbolic link, never a file
+		// someone else owns or could have replaced (qpopper's trace file
+		// let root append to any file: CVE-2005-1151's class).
+		f, err := platform.OpenAdminFile(opts.TraceFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0600)
 		if err == nil {
 			l = &traceLogger{f: f}
+		} else {
+			refused = err
 		}
 	}
 	if l == nil {
@@ -28,6 +35,9 @@ func openLog(ident string, opts *compat.Options) platform.Logger {
 		} else {
 			l = sl
 		}
+	}
+	if refused != nil {
+		l.Notice(fmt.Sprintf("Trace file not used: %v", refused))
 	}
 	if !opts.Debug {
 		l = noDebug{l}

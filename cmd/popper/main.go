@@ -132,8 +132,11 @@ func run(argv []string) int {
 }
 
 // openAsInvoker opens configuration files with the privileges popper was
-// started with (root under inetd: the admin's files).
-func openAsInvoker(path string) (io.ReadCloser, error) { return os.Open(path) }
+// started with (root under inetd), so only as the admin's own files: not
+// through a symbolic link, owned by root, writable by no one else.
+func openAsInvoker(path string) (io.ReadCloser, error) {
+	return platform.OpenAdminFile(path, os.O_RDONLY, 0)
+}
 
 // runInetd serves one connection on fd 0, as qpopper under inetd.
 func runInetd(conn net.Conn, opts *compat.Options, inv *compat.Invocation, cfgErrs []*compat.ConfigError, log platform.Logger) int {
