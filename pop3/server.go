@@ -68,6 +68,10 @@ type Config struct {
 // truncated at 1023 octets; RFC 2449 requires at least 255.
 const maxLine = 1024
 
+// outBufSize is the size of the output buffer, and the most one write
+// to the connection carries (see deadlineWriter).
+const outBufSize = 4096
+
 type state int
 
 const (
@@ -84,6 +88,7 @@ type session struct {
 	conn    net.Conn
 	r       *bufio.Reader
 	w       *bufio.Writer
+	out     *deadlineWriter // under w: the connection, with write deadlines
 	state   state
 	user    string // USER argument, then the authenticated name
 	mbox    Mailbox
@@ -115,11 +120,11 @@ type session struct {
 // Serve runs one session on conn to its end. It returns nil after QUIT.
 func Serve(conn net.Conn, b Backend, cfg *Config) error {
 	s := &session{cfg: cfg, b: b, conn: conn}
-	s.setConn(conn)
 	s.timeout = cfg.Timeout
 	if s.timeout <= 0 {
 		s.timeout = 120 * time.Second
 	}
+	s.setConn(conn)
 	s.tlsOn = cfg.ImplicitTLS
 	switch {
 	case cfg.NoAPOP:
@@ -172,8 +177,50 @@ func (s *session) logTiming() {
 func (s *session) setConn(c net.Conn) {
 	s.conn = c
 	s.r = bufio.NewReaderSize(c, 4096)
-	s.w = bufio.NewWriterSize(c, 4096)
+	s.out = &deadlineWriter{conn: c, timeout: s.timeout}
+	s.w = bufio.NewWriterSize(s.out, outBufSize)
 }
+
+// deadlineWriter gives every write to the client a deadline of the
+// session's timeout, set afresh for each write of at most outBufSize
+// octets. No write can block the session for longer than the timeout, so
+// a client that stops reading (or takes less than 4 KB per timeout)
+// loses the session, and its mailbox lock, within about one timeout, as
+// an idle client does on the read side. net/http sets one WriteTimeout
+// per response; a deadline per write instead bounds each stall without
+// cutting a long RETR to a slow reader that keeps up: a response of n
+// octets may take at most ceil(n/4096) timeouts.
+type deadlineWriter struct {
+	conn    net.Conn
+	timeout time.Duration
+	err     error // the first write error: nothing more is sent
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	if d.err != nil {
+		return 0, d.err
+	}
+	written := 0
+	for len(p) > 0 {
+		chunk := p[:min(len(p), outBufSize)]
+		d.conn.SetWriteDeadline(time.Now().Add(d.timeout))
+		n, err := d.conn.Write(chunk)
+		written += n
+		if err != nil {
+			d.err = &writeError{err}
+			return written, d.err
+		}
+		p = p[n:]
+	}
+	return written, nil
+}
+
+// writeError is a failed write to the client: the session is lost, as
+// on a failed read, but a timeout is logged as one during a write.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return "write: " + e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
 
 func (s *session) greet() {
 	switch {
@@ -286,6 +333,7 @@ func (s *session) loop() error {
 		if line, ok := s.next(); ok {
 			s.command(line)
 		}
+		s.endCommand()
 	}
 	if s.lost != nil {
 		return s.abort(s.lost)
@@ -295,6 +343,15 @@ func (s *session) loop() error {
 		s.hangUp()
 	}
 	return err
+}
+
+// endCommand runs after each command line: a failed write loses the
+// client at once (a client that does not read may keep sending, and the
+// commands are not to run unanswered).
+func (s *session) endCommand() {
+	if s.state != stateDone && s.out.err != nil {
+		s.lost, s.state = s.out.err, stateDone
+	}
 }
 
 // next reads the client's next line, a command or a SASL response,
@@ -332,10 +389,15 @@ func userOrNull(u string) string {
 // (if it still listens) and, past login, commits or restores the drop.
 func (s *session) abort(err error) error {
 	var ne net.Error
+	var we *writeError
 	switch {
 	case s.hangup.Load():
 		err = errHangup
 		s.errf("POP hangup from %s", s.cfg.Hostname)
+	case errors.As(err, &we) && errors.As(err, &ne) && ne.Timeout():
+		// qpopper has no write timeout; this is its read record's twin.
+		s.logNotice(fmt.Sprintf("(v%s) Timeout (%d secs) during nw write to %s at %s (%s)", s.cfg.Version, int(s.timeout/time.Second), userOrNull(s.user), s.cfg.ClientHost, s.cfg.ClientIP))
+		s.errf("POP timeout from %s", s.cfg.Hostname)
 	case errors.As(err, &ne) && ne.Timeout():
 		s.logNotice(fmt.Sprintf("(v%s) Timeout (%d secs) during nw read from %s at %s (%s)", s.cfg.Version, int(s.timeout/time.Second), userOrNull(s.user), s.cfg.ClientHost, s.cfg.ClientIP))
 		s.errf("POP timeout from %s", s.cfg.Hostname)
@@ -357,7 +419,9 @@ func (s *session) abort(err error) error {
 		}
 		s.mbox = nil
 	}
-	s.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	// Last words to a client that may not be listening: a short bound.
+	// After a failed write the buffer holds its error and sends nothing.
+	s.out.timeout = min(s.out.timeout, 5*time.Second)
 	s.flush()
 	return err
 }

@@ -107,6 +107,13 @@ func newMailbox() *fakeMailbox {
 // qpopper's defaults for pop.example.org.
 func dial(t *testing.T, cfg *Config, b Backend) (net.Conn, *bufio.Reader, chan error) {
 	t.Helper()
+	return dialTuned(t, cfg, b, nil)
+}
+
+// dialTuned is dial with tune, when not nil, run on both ends before the
+// session starts.
+func dialTuned(t *testing.T, cfg *Config, b Backend, tune func(client, server *net.TCPConn)) (net.Conn, *bufio.Reader, chan error) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -119,6 +126,9 @@ func dial(t *testing.T, cfg *Config, b Backend) (net.Conn, *bufio.Reader, chan e
 	server, err := ln.Accept()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if tune != nil {
+		tune(client.(*net.TCPConn), server.(*net.TCPConn))
 	}
 	if cfg == nil {
 		cfg = &Config{Hostname: "pop.example.org", Version: "4.0.5", UpdateOnAbort: true, UserCapa: true, Expire: -1, LoginDelay: -1}
