@@ -1,6 +1,7 @@
 package pop3
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -194,4 +195,143 @@ func TestWriteDeadlineSpareReader(t *testing.T) {
 	if int64(n) != mb.Size(0) {
 		t.Fatalf("got %d octets, want %d", n, mb.Size(0))
 	}
+}
+
+const tooMany = "-ERR Too many errors; closing the connection."
+
+// cutOff sends 2,000 bad commands in one go, the first 20 from bad in
+// turn, and expects the 20 replies want, the closing reply and the end of
+// the connection. (All of it within the 64 KB the server reads away
+// before it closes: more is answered with a reset, which may destroy the
+// replies in flight.)
+func cutOff(t *testing.T, c net.Conn, r *bufio.Reader, bad []string, want []string) {
+	t.Helper()
+	var b strings.Builder
+	for i := 0; i < 2000; i++ {
+		cmd := "XYZZY"
+		if i < 20 {
+			cmd = bad[i%len(bad)]
+		}
+		b.WriteString(cmd + "\r\n")
+	}
+	go io.WriteString(c, b.String())
+	for i := 0; i < 20; i++ {
+		if l := readLine(t, r); l != want[i%len(want)] {
+			t.Fatalf("reply %d: %q, want %q", i+1, l, want[i%len(want)])
+		}
+	}
+	if l := readLine(t, r); l != tooMany {
+		t.Fatalf("after 20 bad commands: %q", l)
+	}
+	if l, err := r.ReadString('\n'); err != io.EOF {
+		t.Fatalf("after the cut-off: %q, %v; want the end", l, err)
+	}
+}
+
+func TestTooManyBadCommands(t *testing.T) {
+	t.Run("before login", func(t *testing.T) {
+		t.Parallel()
+		log := &lines{}
+		cfg := &Config{Hostname: "h", Version: "4.0.5", Expire: -1, LoginDelay: -1, Log: log, ClientHost: "c", ClientIP: "192.0.2.1"}
+		c, r, done := start(t, cfg, newMailbox())
+		cutOff(t, c, r, []string{"XYZZY", "", "STAT", "USER", "PASS x", "US\x01ER a", "AUTH PLAIN !!", strings.Repeat("x", 2000)},
+			[]string{`-ERR Unknown command: "xyzzy".`, "-ERR Null command", `-ERR Unknown command: "stat".`,
+				"-ERR Too few arguments for the user command.", `-ERR Unknown command: "pass".`, "-ERR Invalid characters in command",
+				"-ERR [AUTH] AUTH PLAIN response is not valid base64.", "-ERR Command line too long"})
+		if err := <-done; err != errTooManyBad {
+			t.Fatalf("Serve returned %v", err)
+		}
+		if want := "(null) at c (192.0.2.1): " + tooMany; !logged(log, want) {
+			t.Fatalf("not logged: %q\nlog: %q", want, log.all)
+		}
+	})
+	for _, updateOnAbort := range []bool{true, false} {
+		t.Run(fmt.Sprintf("after login/update-on-abort=%v", updateOnAbort), func(t *testing.T) {
+			t.Parallel()
+			mb := newMailbox()
+			log := &lines{}
+			cfg := &Config{Hostname: "h", Version: "4.0.5", Expire: -1, LoginDelay: -1, UpdateOnAbort: updateOnAbort, Log: log, ClientHost: "c", ClientIP: "192.0.2.1"}
+			c, r, done := start(t, cfg, mb)
+			login(t, c, r)
+			fmt.Fprint(c, "DELE 1\r\n")
+			readLine(t, r)
+			cutOff(t, c, r, []string{"RETR x", "LIST 1 2", "TOP 2 x", "USER alice", "RETR 1 X-MANGLE(HTML)", "XTND XMIT", "MDEF a(b)", "a b c d e f"},
+				[]string{"-ERR Unknown message number: x", "-ERR Too many arguments for the list command.", "-ERR Bad number of lines: x",
+					`-ERR Unknown command: "user".`, "-ERR Syntax error in Mangle", "-ERR XTND XMIT is not supported by this server",
+					"-ERR MDEF A(B) is not supported by this server", "-ERR Too many arguments supplied."})
+			if err := <-done; err != errTooManyBad {
+				t.Fatalf("Serve returned %v", err)
+			}
+			mb.mu.Lock()
+			defer mb.mu.Unlock()
+			if updateOnAbort != (mb.updated != nil && mb.updated.Deleted[0]) || updateOnAbort == mb.restored {
+				t.Fatalf("update-on-abort %v: updated %+v, restored %v", updateOnAbort, mb.updated, mb.restored)
+			}
+			if want := "alice at c (192.0.2.1): " + tooMany; !logged(log, want) {
+				t.Fatalf("not logged: %q\nlog: %q", want, log.all)
+			}
+		})
+	}
+}
+
+// Bad commands count only in a row; refusals of well-formed commands
+// are not bad; the limit is the caller's.
+func TestBadCommandsInARow(t *testing.T) {
+	talkN := func(t *testing.T, c net.Conn, r *bufio.Reader, n int, cmd, want string) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(c, "%s\r\n", cmd)
+			if l := readLine(t, r); !strings.HasPrefix(l, want) {
+				t.Fatalf("%q #%d: %q, want %q", cmd, i+1, l, want)
+			}
+		}
+	}
+	t.Run("19 bad, a good one, 19 bad", func(t *testing.T) {
+		t.Parallel()
+		c, r, _ := start(t, nil, newMailbox())
+		talkN(t, c, r, 19, "XYZZY", "-ERR Unknown command")
+		talkN(t, c, r, 1, "CAPA", "+OK")
+		readMulti(t, r)
+		talkN(t, c, r, 19, "XYZZY", "-ERR Unknown command")
+		login(t, c, r)
+		talkN(t, c, r, 19, "RETR x", "-ERR Unknown message number")
+		talkN(t, c, r, 1, "NOOP", "+OK no big woop")
+		talkN(t, c, r, 19, "", "-ERR Null command")
+		talkN(t, c, r, 1, "STAT", "+OK 3 111")
+	})
+	t.Run("refusals are not bad", func(t *testing.T) {
+		t.Parallel()
+		c, r, _ := start(t, nil, newMailbox())
+		for i := 0; i < 25; i++ {
+			talkN(t, c, r, 1, "USER alice", "+OK")
+			talkN(t, c, r, 1, "PASS wrong", "-ERR [AUTH] Password supplied")
+		}
+		talkN(t, c, r, 25, "AUTH X-NONE", "-ERR Unknown authentication mechanism")
+		talkN(t, c, r, 19, "XYZZY", "-ERR Unknown command")
+		talkN(t, c, r, 1, "AUTH PLAIN", "+ ")
+		talkN(t, c, r, 1, "*", "-ERR [AUTH] AUTH PLAIN cancelled.")
+		talkN(t, c, r, 19, "XYZZY", "-ERR Unknown command")
+		login(t, c, r)
+		talkN(t, c, r, 25, "RETR 9", "-ERR Message 9 does not exist.")
+		talkN(t, c, r, 1, "DELE 1", "+OK")
+		talkN(t, c, r, 25, "DELE 1", "-ERR Message 1 has been deleted.")
+		talkN(t, c, r, 1, "NOOP", "+OK no big woop")
+	})
+	t.Run("MaxBadCommands 3", func(t *testing.T) {
+		t.Parallel()
+		c, r, done := start(t, &Config{Hostname: "h", Version: "4.0.5", Expire: -1, LoginDelay: -1, MaxBadCommands: 3}, newMailbox())
+		talkN(t, c, r, 3, "XYZZY", "-ERR Unknown command")
+		if l := readLine(t, r); l != tooMany {
+			t.Fatalf("after 3 bad commands: %q", l)
+		}
+		if err := <-done; err != errTooManyBad {
+			t.Fatalf("Serve returned %v", err)
+		}
+	})
+	t.Run("MaxBadCommands -1", func(t *testing.T) {
+		t.Parallel()
+		c, r, _ := start(t, &Config{Hostname: "h", Version: "4.0.5", Expire: -1, LoginDelay: -1, MaxBadCommands: -1}, newMailbox())
+		talkN(t, c, r, 100, "XYZZY", "-ERR Unknown command")
+		talkN(t, c, r, 1, "QUIT", "+OK Pop server at h signing off.")
+	})
 }

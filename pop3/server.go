@@ -62,6 +62,9 @@ type Config struct {
 	// (qpopper's SIGHUP handling): "-ERR POP hangup", then update or
 	// restore as for a lost client. An update already running finishes.
 	Hangup <-chan struct{}
+	// MaxBadCommands is how many bad commands in a row end the session
+	// (see badf); 0 = 20, as Dovecot; negative = no limit.
+	MaxBadCommands int
 }
 
 // maxLine is the longest command line accepted, CRLF included: qpopper
@@ -71,6 +74,9 @@ const maxLine = 1024
 // outBufSize is the size of the output buffer, and the most one write
 // to the connection carries (see deadlineWriter).
 const outBufSize = 4096
+
+// defaultMaxBad is Config.MaxBadCommands when it is 0.
+const defaultMaxBad = 20
 
 type state int
 
@@ -115,6 +121,12 @@ type session struct {
 
 	hangup  atomic.Bool // Config.Hangup was closed
 	closing bool        // a refusal asked to end the session (Error.Close)
+
+	// badCmd marks the command being run as bad (badf); badRun counts
+	// bad commands in a row, up to maxBad (0: no limit).
+	badCmd bool
+	badRun int
+	maxBad int
 }
 
 // Serve runs one session on conn to its end. It returns nil after QUIT.
@@ -123,6 +135,12 @@ func Serve(conn net.Conn, b Backend, cfg *Config) error {
 	s.timeout = cfg.Timeout
 	if s.timeout <= 0 {
 		s.timeout = 120 * time.Second
+	}
+	switch s.maxBad = cfg.MaxBadCommands; {
+	case s.maxBad == 0:
+		s.maxBad = defaultMaxBad
+	case s.maxBad < 0:
+		s.maxBad = 0
 	}
 	s.setConn(conn)
 	s.tlsOn = cfg.ImplicitTLS
@@ -259,6 +277,20 @@ func (s *session) errf(format string, args ...any) {
 	s.reply("-ERR " + fmt.Sprintf(format, args...))
 }
 
+// badf refuses a bad command: one that is not a command of this state
+// (unknown, out of state, not offered), or is malformed (invalid
+// characters, empty, over-long, wrong number of arguments, an argument
+// that does not parse: a message number, a line count, X-MANGLE, an AUTH
+// PLAIN response). A well-formed command refused for what it asks (no
+// such message, wrong password, mailbox in use, unknown SASL mechanism)
+// is not bad. A client that sends maxBad bad commands in a row is not
+// speaking POP3 and is cut off (endCommand); any other command resets
+// the count.
+func (s *session) badf(format string, args ...any) {
+	s.badCmd = true
+	s.errf(format, args...)
+}
+
 // flush sends buffered replies; pipelined commands are answered in one
 // write when the client sent them in one.
 func (s *session) flush() error { return s.w.Flush() }
@@ -294,6 +326,9 @@ var errLong = errors.New("line too long")
 
 // errHangup ends a session told to hang up.
 var errHangup = errors.New("hangup")
+
+// errTooManyBad ends a session after too many bad commands in a row.
+var errTooManyBad = errors.New("too many bad commands")
 
 // readLine reads one command line without its line end. An over-long
 // line is discarded through its LF and reported as errLong.
@@ -347,10 +382,21 @@ func (s *session) loop() error {
 
 // endCommand runs after each command line: a failed write loses the
 // client at once (a client that does not read may keep sending, and the
-// commands are not to run unanswered).
+// commands are not to run unanswered), and bad commands are counted.
 func (s *session) endCommand() {
-	if s.state != stateDone && s.out.err != nil {
+	bad := s.badCmd
+	s.badCmd = false
+	switch {
+	case s.state == stateDone: // lost, or QUIT: the loop ends either way
+	case s.out.err != nil:
 		s.lost, s.state = s.out.err, stateDone
+	case !bad:
+		s.badRun = 0
+	default:
+		s.badRun++
+		if s.maxBad > 0 && s.badRun >= s.maxBad {
+			s.lost, s.state = errTooManyBad, stateDone
+		}
 	}
 }
 
@@ -369,7 +415,7 @@ func (s *session) next() (line string, ok bool) {
 	switch {
 	case err == errLong:
 		s.logNotice(fmt.Sprintf("Excessive input from %s %s (%s); discarded %d bytes", userOrNull(s.user), s.cfg.ClientHost, s.cfg.ClientIP, discarded))
-		s.errf("Command line too long")
+		s.badf("Command line too long")
 		return "", false
 	case err != nil:
 		s.lost, s.state = err, stateDone
@@ -394,6 +440,8 @@ func (s *session) abort(err error) error {
 	case s.hangup.Load():
 		err = errHangup
 		s.errf("POP hangup from %s", s.cfg.Hostname)
+	case err == errTooManyBad:
+		s.errf("Too many errors; closing the connection.")
 	case errors.As(err, &we) && errors.As(err, &ne) && ne.Timeout():
 		// qpopper has no write timeout; this is its read record's twin.
 		s.logNotice(fmt.Sprintf("(v%s) Timeout (%d secs) during nw write to %s at %s (%s)", s.cfg.Version, int(s.timeout/time.Second), userOrNull(s.user), s.cfg.ClientHost, s.cfg.ClientIP))
@@ -421,8 +469,12 @@ func (s *session) abort(err error) error {
 	}
 	// Last words to a client that may not be listening: a short bound.
 	// After a failed write the buffer holds its error and sends nothing.
+	// A client cut off for bad commands has likely pipelined more, which
+	// hangUp reads away so that the close does not reset the reply.
 	s.out.timeout = min(s.out.timeout, 5*time.Second)
-	s.flush()
+	if s.flush() == nil && err == errTooManyBad {
+		s.hangUp()
+	}
 	return err
 }
 
@@ -439,13 +491,13 @@ func (s *session) changes() Changes {
 // command runs one command line.
 func (s *session) command(line string) {
 	if strings.IndexFunc(line, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) >= 0 {
-		s.errf("Invalid characters in command")
+		s.badf("Invalid characters in command")
 		return
 	}
 	verb, rest, _ := strings.Cut(line, " ")
 	verb = strings.ToUpper(verb)
 	if verb == "" {
-		s.errf("Null command")
+		s.badf("Null command")
 		return
 	}
 	// PASS takes the whole rest of the line, spaces included (RFC 1939).
@@ -455,7 +507,7 @@ func (s *session) command(line string) {
 	}
 	args := strings.Fields(rest)
 	if len(args) > 4 {
-		s.errf("Too many arguments supplied.")
+		s.badf("Too many arguments supplied.")
 		return
 	}
 	switch s.state {
@@ -469,10 +521,10 @@ func (s *session) command(line string) {
 func (s *session) wantArgs(verb string, args []string, min, max int) bool {
 	switch {
 	case len(args) < min:
-		s.errf("Too few arguments for the %s command.", strings.ToLower(verb))
+		s.badf("Too few arguments for the %s command.", strings.ToLower(verb))
 		return false
 	case len(args) > max:
-		s.errf("Too many arguments for the %s command.", strings.ToLower(verb))
+		s.badf("Too many arguments for the %s command.", strings.ToLower(verb))
 		return false
 	}
 	return true
@@ -575,7 +627,7 @@ func (s *session) authPlain(initial []string) {
 	}
 	authcid, passwd, err := parsePlain(resp)
 	if err != nil {
-		s.errf("[AUTH] AUTH PLAIN %v.", err)
+		s.badf("[AUTH] AUTH PLAIN %v.", err)
 		return
 	}
 	s.user = authcid
@@ -609,7 +661,7 @@ func (s *session) saslResponse(initial []string) ([]byte, bool) {
 	}
 	b, err := base64.StdEncoding.DecodeString(line)
 	if err != nil {
-		s.errf("[AUTH] AUTH PLAIN response is not valid base64.")
+		s.badf("[AUTH] AUTH PLAIN response is not valid base64.")
 		return nil, false
 	}
 	return b, true
@@ -632,7 +684,7 @@ func parsePlain(msg []byte) (authcid, passwd string, err error) {
 }
 
 func (s *session) unknown(verb string) {
-	s.errf("Unknown command: \"%.40s\".", strings.ToLower(verb))
+	s.badf("Unknown command: \"%.40s\".", strings.ToLower(verb))
 }
 
 func (s *session) pass(rest, line string) {
@@ -640,12 +692,12 @@ func (s *session) pass(rest, line string) {
 		if s.state == stateTrans {
 			s.unknown("PASS")
 		} else {
-			s.errf("Unknown command: \"pass\".")
+			s.badf("Unknown command: \"pass\".")
 		}
 		return
 	}
 	if rest == "" {
-		s.errf("Too few arguments for the pass command.")
+		s.badf("Too few arguments for the pass command.")
 		return
 	}
 	s.login(func() (Mailbox, error) { return s.b.Pass(s.user, rest) })
@@ -749,10 +801,10 @@ func (s *session) capa() {
 func (s *session) stls(args []string) {
 	switch {
 	case s.cfg.TLS == nil:
-		s.errf("Command not enabled")
+		s.badf("Command not enabled")
 		return
 	case s.tlsOn:
-		s.errf("TLS in progress")
+		s.badf("TLS in progress")
 		return
 	case !s.wantArgs("STLS", args, 0, 0):
 		return
@@ -783,7 +835,7 @@ func (s *session) stls(args []string) {
 func (s *session) msgArg(arg string, allowDeleted bool) int {
 	n, err := strconv.Atoi(arg)
 	if err != nil || arg == "" || arg[0] < '0' || arg[0] > '9' {
-		s.errf("Unknown message number: %.40s", arg)
+		s.badf("Unknown message number: %.40s", arg)
 		return -1
 	}
 	if n < 1 || n > s.mbox.Len() {
@@ -874,7 +926,7 @@ func (s *session) transCommand(verb string, args []string) {
 		}
 		lines, err := strconv.Atoi(args[1])
 		if err != nil || args[1][0] < '0' || args[1][0] > '9' {
-			s.errf("Bad number of lines: %.40s", args[1])
+			s.badf("Bad number of lines: %.40s", args[1])
 			return
 		}
 		s.ok("Message follows")
@@ -924,7 +976,7 @@ func (s *session) transCommand(verb string, args []string) {
 		}
 		// qpopper's XTND XMIT (send mail through sendmail) and MDEF
 		// macros are not offered: say so plainly.
-		s.errf("%.40s is not supported by this server", strings.TrimSpace(verb+" "+strings.ToUpper(strings.Join(args, " "))))
+		s.badf("%.40s is not supported by this server", strings.TrimSpace(verb+" "+strings.ToUpper(strings.Join(args, " "))))
 	case "QUIT":
 		if !s.wantArgs(verb, args, 0, 0) {
 			return
@@ -1002,7 +1054,7 @@ func (s *session) mangleArg(args *[]string, syntaxErr string) (mangle, ok bool) 
 		return s.textOnly, true
 	}
 	if !parseMangle(a[len(a)-1]) {
-		s.errf("%s", syntaxErr)
+		s.badf("%s", syntaxErr)
 		return false, false
 	}
 	*args = a[:len(a)-1]
