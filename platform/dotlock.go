@@ -8,11 +8,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Maillock error codes and texts, as qpopper's maillock.h and maillock.c
@@ -89,10 +92,15 @@ func Strerror(err error) (text string, errno int) {
 // DotLockOptions controls LockDot. The zero value is qpopper's login
 // behaviour with one attempt.
 type DotLockOptions struct {
-	Tries    int                             // attempts before giving up; 0 means 1
-	Wait     func(attempt int) time.Duration // pause after a failed attempt; nil means 5s*attempt
-	Stale    time.Duration                   // a lock untouched this long is taken over; 0 means 300s
-	LinkMode bool                            // create a unique file and link(2) it into place (NFS)
+	Tries int                             // attempts before giving up; 0 means 1
+	Wait  func(attempt int) time.Duration // pause after a failed attempt; nil means 5s*attempt
+	Stale time.Duration                   // a lock untouched this long is taken over; 0 means 300s
+	// LinkMode (qpopper's no-atomic-open) insists on the link(2) method.
+	// Every lock is made that way, so that it appears with its content
+	// in one step and NFS cannot hand it to two hosts; without LinkMode,
+	// a filesystem or name length that rules link(2) out falls back to
+	// O_EXCL, with it the lock fails.
+	LinkMode bool
 }
 
 // Dotlock timings (qpopper LOCK_LIFE and LOCK_REFRESH_INTERVAL, maillock).
@@ -114,12 +122,21 @@ type DotLock struct {
 // Path returns the lock file name.
 func (l *DotLock) Path() string { return l.path }
 
-// LockDot creates mailbox+".lock" exclusively and writes "pid@hostname"
-// into it (no newline), as qpopper does. A lock held by someone else is
-// waited for according to opt; one older than opt.Stale, or one whose
-// "pid@host" names this host and a pid that no longer exists, is removed
-// and taken over. A lock path that is a symbolic link or has more than
-// one link is refused.
+// LockDot creates mailbox+".lock" holding "pid@hostname" (no newline, as
+// qpopper writes it). The lock is written under a unique name beside it
+// and hard-linked into place, the method liblockfile and maillock use and
+// the only one that is atomic on NFS: the lock never exists without its
+// owner in it. A lock held by someone else is waited for according to
+// opt, and taken over when it is stale:
+//   - older than opt.Stale (300 s), measured on the clock of the
+//     filesystem that holds it, so several hosts agree;
+//   - naming this host and a process that no longer exists;
+//   - written before this host booted, when it names this host or names
+//     no one at all (empty, or torn by a crash).
+//
+// A lock naming another host is judged by its age alone. A lock path
+// that is a symbolic link, or has a second link that is not a locker's
+// unique name, is refused.
 func LockDot(mailbox string, opt DotLockOptions) (*DotLock, error) {
 	if mailbox == "" {
 		return nil, &DotLockError{Code: LockErrNameLen, Path: ".lock", Err: errors.New("empty mailbox name")}
@@ -140,7 +157,7 @@ func LockDot(mailbox string, opt DotLockOptions) (*DotLock, error) {
 	content := []byte(lockOwner())
 
 	for attempt := 1; attempt <= tries; attempt++ {
-		l, err := createDotLock(path, content, opt.LinkMode)
+		l, now, err := createDotLock(path, content, opt.LinkMode)
 		if err == nil {
 			return l, nil
 		}
@@ -149,7 +166,7 @@ func LockDot(mailbox string, opt DotLockOptions) (*DotLock, error) {
 			return nil, err
 		}
 		// Someone holds it. Take it over if it is stale; otherwise wait.
-		took, err := takeOverStale(path, content, stale, opt.LinkMode)
+		took, err := takeOverStale(path, content, stale, now, opt.LinkMode)
 		if err != nil {
 			return nil, err
 		}
@@ -165,30 +182,55 @@ func LockDot(mailbox string, opt DotLockOptions) (*DotLock, error) {
 
 // lockOwner is what we write into a lock: "pid@hostname".
 func lockOwner() string {
+	return strconv.Itoa(os.Getpid()) + "@" + thisHost()
+}
+
+func thisHost() string {
 	host, err := os.Hostname()
-	if err != nil {
-		host = "localhost"
+	if err != nil || host == "" {
+		return "localhost"
 	}
-	return strconv.Itoa(os.Getpid()) + "@" + host
+	return host
 }
 
 // createDotLock makes the lock file exclusively. An error wrapping EEXIST
-// means that the lock exists.
-func createDotLock(path string, content []byte, linkMode bool) (*DotLock, error) {
-	if err := checkLockPath(path); err != nil {
-		return nil, err
+// means that the lock exists; now is then the lock directory's clock (the
+// unique file's mtime), or this host's when there was no unique file.
+func createDotLock(path string, content []byte, strict bool) (l *DotLock, now time.Time, err error) {
+	if _, err := checkLockPath(path); err != nil {
+		return nil, time.Now(), err
 	}
-	if linkMode {
-		return createDotLockByLink(path, content)
+	l, now, err = createDotLockByLink(path, content)
+	if err == nil || strict || !linkUnusable(err) {
+		return l, now, err
 	}
+	// No link(2) here (a filesystem without hard links, or no room in
+	// the name for the unique suffix): qpopper's O_EXCL, whose lock is
+	// empty for a moment.
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0600)
 	if err != nil {
 		if errors.Is(err, syscall.EEXIST) {
-			return nil, err
+			return nil, time.Now(), err
 		}
-		return nil, &DotLockError{Code: LockErrTmpLock, Path: path, Err: unwrapErrno(err)}
+		return nil, time.Now(), &DotLockError{Code: LockErrTmpLock, Path: path, Err: unwrapErrno(err)}
 	}
-	return finishDotLock(f, path, content)
+	l, err = finishDotLock(f, path, content)
+	return l, time.Now(), err
+}
+
+// linkUnusable reports whether the link method failed for a reason the
+// O_EXCL method does not share.
+func linkUnusable(err error) bool {
+	var de *DotLockError
+	if !errors.As(err, &de) || de.Code != LockErrTmpLock {
+		return false
+	}
+	for _, e := range []syscall.Errno{syscall.ENAMETOOLONG, syscall.EPERM, syscall.EOPNOTSUPP, syscall.ENOTSUP, syscall.EXDEV, syscall.EMLINK, syscall.ENOSYS} {
+		if errors.Is(de.Err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // finishDotLock writes the owner into a freshly created lock file.
@@ -209,40 +251,49 @@ func finishDotLock(f *os.File, path string, content []byte) (*DotLock, error) {
 	return &DotLock{path: path, content: content, id: IDOf(fi), touched: time.Now()}, nil
 }
 
-// createDotLockByLink is the NFS-safe variant (liblockfile, maillock): a
-// unique file is created, then hard-linked to the lock name; success is
-// judged by the unique file's link count, since NFS may report a link that
-// succeeded as failed.
-func createDotLockByLink(path string, content []byte) (*DotLock, error) {
+// createDotLockByLink is the NFS-safe method (liblockfile, maillock): a
+// unique file is created and written, then hard-linked to the lock name;
+// success is judged by the unique file's link count, since NFS may report
+// a link that succeeded as failed (a retransmitted LINK finds its own
+// result).
+func createDotLockByLink(path string, content []byte) (*DotLock, time.Time, error) {
 	tmp, f, err := createUnique(path)
 	if err != nil {
-		return nil, &DotLockError{Code: LockErrTmpLock, Path: path, Err: unwrapErrno(err)}
+		return nil, time.Now(), &DotLockError{Code: LockErrTmpLock, Path: path, Err: unwrapErrno(err)}
 	}
 	defer os.Remove(tmp)
-	if _, err := f.Write(content); err != nil {
-		f.Close()
-		return nil, &DotLockError{Code: LockErrTmpWrite, Path: path, Err: unwrapErrno(err)}
-	}
-	if err := f.Close(); err != nil {
-		return nil, &DotLockError{Code: LockErrTmpWrite, Path: path, Err: unwrapErrno(err)}
-	}
-	linkErr := os.Link(tmp, path)
-	fi, err := os.Lstat(tmp)
-	if err != nil {
-		return nil, &DotLockError{Code: LockErrTmpLock, Path: path, Err: unwrapErrno(err)}
-	}
-	id := IDOf(fi)
-	if id.Nlink != 2 {
-		if linkErr == nil || errors.Is(linkErr, syscall.EEXIST) {
-			return nil, &os.PathError{Op: "link", Path: path, Err: syscall.EEXIST}
+	_, werr := f.Write(content)
+	fi, serr := f.Stat()
+	cerr := f.Close()
+	for _, e := range []error{werr, serr, cerr} {
+		if e != nil {
+			return nil, time.Now(), &DotLockError{Code: LockErrTmpWrite, Path: path, Err: unwrapErrno(e)}
 		}
-		return nil, &DotLockError{Code: LockErrTmpLock, Path: path, Err: unwrapErrno(linkErr)}
+	}
+	now := fi.ModTime()
+	// A kill here leaves the unique file (IsDotLockTemp) and no lock.
+	Failpoint("dotlock.written")
+	linkErr := os.Link(tmp, path)
+	// A kill here leaves the lock with a second name: the next locker
+	// recognises the unique name (checkLockPath) and judges the lock.
+	Failpoint("dotlock.linked")
+	cur, err := os.Lstat(tmp)
+	if err != nil {
+		return nil, now, &DotLockError{Code: LockErrTmpLock, Path: path, Err: unwrapErrno(err)}
+	}
+	id := IDOf(cur)
+	if !id.SameFile(IDOf(fi)) || id.Nlink != 2 {
+		if linkErr == nil || errors.Is(linkErr, syscall.EEXIST) {
+			return nil, now, &os.PathError{Op: "link", Path: path, Err: syscall.EEXIST}
+		}
+		return nil, now, &DotLockError{Code: LockErrTmpLock, Path: path, Err: unwrapErrno(linkErr)}
 	}
 	id.Nlink = 1 // after the unique name is removed
-	return &DotLock{path: path, content: content, id: id, touched: time.Now()}, nil
+	return &DotLock{path: path, content: content, id: id, touched: time.Now()}, now, nil
 }
 
-// createUnique creates a new file next to the lock, named after it.
+// createUnique creates the unique file beside the lock:
+// ".<lock name>.<host>.<pid>.<12 hex digits>".
 func createUnique(path string) (string, *os.File, error) {
 	dir, base := filepath.Split(path)
 	for i := 0; ; i++ {
@@ -250,7 +301,7 @@ func createUnique(path string) (string, *os.File, error) {
 		if _, err := io.ReadFull(rand.Reader, r[:]); err != nil {
 			return "", nil, err
 		}
-		tmp := filepath.Join(dir, fmt.Sprintf(".%s.%d.%s", base, os.Getpid(), hex.EncodeToString(r[:])))
+		tmp := filepath.Join(dir, fmt.Sprintf(".%s.%s.%d.%s", base, uniqueHost(), os.Getpid(), hex.EncodeToString(r[:])))
 		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0600)
 		if err == nil || !errors.Is(err, syscall.EEXIST) || i == 10 {
 			return tmp, f, err
@@ -258,34 +309,106 @@ func createUnique(path string) (string, *os.File, error) {
 	}
 }
 
-// checkLockPath refuses an existing lock path that is a symbolic link or
-// has more than one link (qpopper): either could make us remove or touch a
-// file that is not a lock.
-func checkLockPath(path string) error {
-	fi, err := os.Lstat(path)
-	if err != nil {
-		return nil // absent (or unreadable: the create reports it)
-	}
-	if fi.Mode()&os.ModeSymlink != 0 {
-		return &DotLockError{Code: LockErrOther, Path: path, Err: errors.New("lock file is a symbolic link")}
-	}
-	if !fi.Mode().IsRegular() {
-		return &DotLockError{Code: LockErrOther, Path: path, Err: errors.New("lock file is not a regular file")}
-	}
-	if IDOf(fi).Nlink > 1 {
-		// A link-mode locker has two names for its lock for a moment
-		// (liblockfile, maillock and LinkMode here); a link that stays
-		// is refused.
-		time.Sleep(50 * time.Millisecond)
-		if fi, err := os.Lstat(path); err == nil && IDOf(fi).Nlink > 1 {
-			return &DotLockError{Code: LockErrOther, Path: path, Err: errors.New("lock file has more than one link")}
+// uniqueHost is this host's name as it goes into unique names: letters,
+// digits, '-' and '.', at most 32 of them.
+func uniqueHost() string {
+	var b strings.Builder
+	for _, c := range []byte(thisHost()) {
+		if b.Len() == 32 {
+			break
+		}
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' {
+			b.WriteByte(c)
 		}
 	}
-	return nil
+	return b.String()
+}
+
+var uniqueNameRe = regexp.MustCompile(`^\..+\.lock\.[A-Za-z0-9.-]*\.[0-9]+\.[0-9a-f]{12}$`)
+
+// IsDotLockTemp reports whether a file name is a unique file of LockDot's
+// (".user.lock.host.1234.0123456789ab"). One is left behind only by a
+// locker killed between creating it and removing it; it holds
+// "pid@host", never mail, and may be removed once older than 300 s.
+func IsDotLockTemp(name string) bool { return uniqueNameRe.MatchString(filepath.Base(name)) }
+
+// checkLockPath refuses an existing lock path that is a symbolic link, not
+// a regular file, or has a second link that is not a locker's unique name
+// (qpopper refuses any second link): either could make us remove or
+// touch a file that is not a lock. It returns the unique name that shares
+// the lock's inode, if any: a link-method locker stopped, or killed,
+// between linking and removing it.
+func checkLockPath(path string) (sibling string, err error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return "", nil // absent (or unreadable: the create reports it)
+	}
+	if fi.Mode()&os.ModeSymlink != 0 {
+		return "", &DotLockError{Code: LockErrOther, Path: path, Err: errors.New("lock file is a symbolic link")}
+	}
+	if !fi.Mode().IsRegular() {
+		return "", &DotLockError{Code: LockErrOther, Path: path, Err: errors.New("lock file is not a regular file")}
+	}
+	if IDOf(fi).Nlink > 1 {
+		// A link-method locker has two names for its lock for a moment.
+		time.Sleep(50 * time.Millisecond)
+		fi, err := os.Lstat(path)
+		if err != nil || IDOf(fi).Nlink <= 1 {
+			return "", nil
+		}
+		if s := lockerSibling(path, IDOf(fi)); s != "" {
+			return s, nil
+		}
+		return "", &DotLockError{Code: LockErrOther, Path: path, Err: errors.New("lock file has more than one link")}
+	}
+	return "", nil
+}
+
+// IsLockerLink reports whether lockPath is a lock whose second link is a
+// locker's unique name: the state a link-method locker (LockDot, or
+// liblockfile and maillock) is in between link(2) and removing that name,
+// for ever if it was killed there. Such a lock is a lock, judged by its
+// owner and age, not a link someone planted; LockDot takes it over when
+// its owner is gone.
+func IsLockerLink(lockPath string) bool {
+	fi, err := os.Lstat(lockPath)
+	return err == nil && fi.Mode().IsRegular() && IDOf(fi).Nlink == 2 && lockerSibling(lockPath, IDOf(fi)) != ""
+}
+
+// lockerSibling finds, in the lock's directory, the other name of a lock
+// with two links when it is a locker's unique name: ours (IsDotLockTemp),
+// liblockfile's ".lk…" or maillock's "<mailbox>XXXXXX".
+func lockerSibling(path string, id FileID) string {
+	dir, base := filepath.Split(path)
+	mailbox := strings.TrimSuffix(base, ".lock")
+	d, err := os.Open(filepath.Clean(dir + "."))
+	if err != nil {
+		return ""
+	}
+	defer d.Close()
+	for {
+		names, err := d.Readdirnames(512)
+		for _, n := range names {
+			ours := strings.HasPrefix(n, "."+base+".") && IsDotLockTemp(n)
+			maillock := len(n) == len(mailbox)+6 && strings.HasPrefix(n, mailbox)
+			if !ours && !maillock && !strings.HasPrefix(n, ".lk") {
+				continue
+			}
+			// A lock is a few bytes; a second name of anything larger
+			// (a mailbox linked there) is not a locker's.
+			if fi, err := os.Lstat(filepath.Join(dir, n)); err == nil && fi.Mode().IsRegular() && fi.Size() <= 256 && IDOf(fi).SameFile(id) {
+				return filepath.Join(dir, n)
+			}
+		}
+		if err != nil {
+			return ""
+		}
+	}
 }
 
 // takeOverStale removes the lock at path and creates ours if the lock is
 // stale. It returns nil, nil when the lock is live (or changed under us).
+// now is the time on the lock directory's clock.
 //
 // Two takers must never both succeed: B could judge the old lock stale,
 // A remove it and create a new one, and B then remove A's. So the
@@ -293,8 +416,9 @@ func checkLockPath(path string) error {
 // it is checked, removed and replaced; a second taker that opened the same
 // old file cannot get that lock, and on its next attempt finds the name
 // referring to the new, live lock.
-func takeOverStale(path string, content []byte, stale time.Duration, linkMode bool) (*DotLock, error) {
-	if err := checkLockPath(path); err != nil {
+func takeOverStale(path string, content []byte, stale time.Duration, now time.Time, strict bool) (*DotLock, error) {
+	sibling, err := checkLockPath(path)
+	if err != nil {
 		return nil, err
 	}
 	mode := os.O_RDONLY // enough for flock
@@ -305,7 +429,7 @@ func takeOverStale(path string, content []byte, stale time.Duration, linkMode bo
 	// must not hang.
 	f, err := os.OpenFile(path, mode|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if errors.Is(err, os.ErrPermission) {
-		return takeOverUnreadable(path, content, stale, linkMode)
+		return takeOverUnreadable(path, content, stale, now, strict)
 	}
 	if err != nil {
 		return nil, nil // gone already: the next attempt creates it
@@ -322,7 +446,9 @@ func takeOverStale(path string, content []byte, stale time.Duration, linkMode bo
 	if err != nil || !IDOf(cur).SameFile(IDOf(held)) {
 		return nil, nil // replaced or removed since we opened it
 	}
-	if !dotLockIsStale(f, held, stale) {
+	buf := make([]byte, 256)
+	n, _ := f.ReadAt(buf, 0)
+	if !dotLockIsStale(buf[:n], held.ModTime(), now, stale) {
 		return nil, nil
 	}
 	if testHookBeforeTakeover != nil {
@@ -331,7 +457,8 @@ func takeOverStale(path string, content []byte, stale time.Duration, linkMode bo
 	if err := os.Remove(path); err != nil && !errors.Is(err, syscall.ENOENT) {
 		return nil, &DotLockError{Code: LockErrOther, Path: path, Err: unwrapErrno(err)}
 	}
-	l, err := createDotLock(path, content, linkMode)
+	removeSibling(sibling, held)
+	l, _, err := createDotLock(path, content, strict)
 	if err != nil {
 		if errors.Is(err, syscall.EEXIST) {
 			return nil, nil // a program that ignores our takeover lock got in first
@@ -341,20 +468,32 @@ func takeOverStale(path string, content []byte, stale time.Duration, linkMode bo
 	return l, nil
 }
 
+// removeSibling removes the dead locker's unique name of a lock taken
+// over, if it is one of ours and still names that lock. Other lockers'
+// names are left alone: only our own pattern is known to be no mailbox.
+func removeSibling(sibling string, lock os.FileInfo) {
+	if sibling == "" || !IsDotLockTemp(sibling) {
+		return
+	}
+	if fi, err := os.Lstat(sibling); err == nil && IDOf(fi).SameFile(IDOf(lock)) {
+		os.Remove(sibling)
+	}
+}
+
 // takeOverUnreadable handles a lock we may not open (another user's 0600
 // lock, as a deliverer running as root may leave): only its age can tell,
 // and no guard lock can be taken on it, so two takers racing here could
 // both succeed; this is the same exposure maillock and liblockfile have on
 // every takeover. A stale lock must not keep a user from mail for ever.
-func takeOverUnreadable(path string, content []byte, stale time.Duration, linkMode bool) (*DotLock, error) {
+func takeOverUnreadable(path string, content []byte, stale time.Duration, now time.Time, strict bool) (*DotLock, error) {
 	fi, err := os.Lstat(path)
-	if err != nil || time.Since(fi.ModTime()) < stale {
+	if err != nil || now.Sub(fi.ModTime()) < stale {
 		return nil, nil
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, syscall.ENOENT) {
 		return nil, &DotLockError{Code: LockErrOther, Path: path, Err: unwrapErrno(err)}
 	}
-	l, err := createDotLock(path, content, linkMode)
+	l, _, err := createDotLock(path, content, strict)
 	if errors.Is(err, syscall.EEXIST) {
 		return nil, nil
 	}
@@ -365,35 +504,49 @@ func takeOverUnreadable(path string, content []byte, stale time.Duration, linkMo
 // lock stale and removing it.
 var testHookBeforeTakeover func()
 
-// dotLockIsStale applies the age rule (by mtime, as qpopper and
-// liblockfile) and the dead-owner rule (popper): "pid@host" naming this
-// host and a process that does not exist.
-func dotLockIsStale(f *os.File, fi os.FileInfo, stale time.Duration) bool {
-	if time.Since(fi.ModTime()) >= stale {
+// dotLockIsStale judges a lock that holds content and was last touched at
+// mtime, at time now on the same clock (qpopper and liblockfile judge by
+// mtime; maillock compares with its own new file's time, so that hosts
+// whose clocks differ from the file server's agree).
+func dotLockIsStale(content []byte, mtime, now time.Time, stale time.Duration) bool {
+	if now.Sub(mtime) >= stale {
 		return true
 	}
-	buf := make([]byte, 256)
-	n, _ := f.ReadAt(buf, 0)
-	return ownerIsDead(string(buf[:n]))
+	pid, host, torn := parseLockOwner(content)
+	mine := host == thisHost()
+	if mine && pid > 0 && syscall.Kill(pid, 0) == syscall.ESRCH {
+		return true // its owner on this host is dead
+	}
+	// No process of this host outlives a reboot, and an empty or torn
+	// lock (a crash between create and write, or a power cut that kept
+	// the name and not the data) cannot say whose it is.
+	if boot := BootTime(); (mine || torn) && !boot.IsZero() && mtime.Before(boot) {
+		return true
+	}
+	return false
 }
 
-// ownerIsDead reports whether content is "pid@host" with host this host
-// and no process pid. Anything else (maillock's "0", liblockfile's bare
-// pid, another host) is judged by age only.
-func ownerIsDead(content string) bool {
-	pidText, host, ok := strings.Cut(content, "@")
-	if !ok {
-		return false
+// parseLockOwner reads a lock's content. "pid@host" is popper's and
+// qpopper's; maillock's "0\0" and liblockfile's bare pid name no host and
+// are left to the age rule; anything else (nothing, NUL bytes, "123@")
+// is torn.
+func parseLockOwner(b []byte) (pid int, host string, torn bool) {
+	s := strings.TrimSuffix(string(b), "\n")
+	if s == "0\x00" {
+		return 0, "", false
 	}
-	me, err := os.Hostname()
-	if err != nil || host != me {
-		return false
+	pidText, host, hasHost := strings.Cut(s, "@")
+	n, err := strconv.Atoi(pidText)
+	if err != nil || n < 0 || pidText == "" || pidText[0] == '+' || pidText[0] == '-' {
+		return 0, "", true
 	}
-	pid, err := strconv.Atoi(pidText)
-	if err != nil || pid <= 0 {
-		return false
+	if !hasHost {
+		return n, "", false
 	}
-	return syscall.Kill(pid, 0) == syscall.ESRCH
+	if host == "" || strings.ContainsAny(host, "\x00\n@ ") {
+		return 0, "", true
+	}
+	return n, host, false
 }
 
 // Refresh keeps the lock from going stale: at most every 180 s it sets the
@@ -412,12 +565,22 @@ func (l *DotLock) touchLocked() error {
 	if err := l.checkOursLocked(); err != nil {
 		return err
 	}
-	now := time.Now()
-	if err := os.Chtimes(l.path, now, now); err != nil {
+	// utimes(NULL): "now" on the clock of the filesystem holding the
+	// lock (NFS sets the server's time), the clock its readers judge by.
+	if err := unix.Utimes(l.path, nil); err != nil {
 		return &DotLockError{Code: LockErrOther, Path: l.path, Err: unwrapErrno(err)}
 	}
-	l.touched = now
+	l.touched = time.Now()
 	return nil
+}
+
+// Verify reports whether the lock file is still ours: the same file,
+// holding our "pid@host". A lock taken over as stale by another
+// process, or removed by hand, fails.
+func (l *DotLock) Verify() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.checkOursLocked()
 }
 
 func (l *DotLock) checkOursLocked() error {

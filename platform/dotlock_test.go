@@ -298,6 +298,9 @@ func TestDotLockRefusesLinks(t *testing.T) {
 	os.Remove(mbox + ".lock")
 
 	os.Link(target, mbox+".lock")
+	if IsLockerLink(mbox + ".lock") {
+		t.Error("IsLockerLink of a mailbox linked as the lock")
+	}
 	if _, err := LockDot(mbox, DotLockOptions{}); err == nil || !strings.Contains(err.Error(), "more than one link") {
 		t.Fatalf("hard-linked lock: %v", err)
 	}
@@ -365,4 +368,204 @@ func TestDotLockInteropProcmailLockfile(t *testing.T) {
 	expectBusy(t, mbox, DotLockOptions{Tries: 2})
 	os.Remove(mbox + ".lock")
 	mustLockDot(t, mbox, DotLockOptions{}).Unlock()
+}
+
+// pretendBoot makes BootTime return boot for the rest of the test.
+func pretendBoot(t *testing.T, boot time.Time) {
+	t.Helper()
+	bootTime.override = func() time.Time { return boot }
+	t.Cleanup(func() { bootTime.override = nil })
+}
+
+// A lock that names no one (empty, NUL bytes from a power cut, a write
+// cut short) or this host, written before the host booted, is stale at
+// once; written since the boot it is judged by age. maillock's "0\0" and
+// another host's lock are judged by age alone, boot or no boot.
+func TestDotLockPredatingBoot(t *testing.T) {
+	host := hostname(t)
+	live := fmt.Sprintf("%d@%s", os.Getppid(), host) // a live pid of this host
+	for _, c := range []struct {
+		content string
+		stale   bool // when written before the boot
+	}{
+		{"", true},
+		{"\x00\x00\x00\x00\x00\x00", true},
+		{"4242@", true},
+		{"@" + host, true},
+		{"42x", true},
+		{live, true},
+		{"0\x00", false},
+		{"4242", false},
+		{"4242\n", false},
+		{fmt.Sprintf("%d@not-%s", os.Getppid(), host), false},
+	} {
+		t.Run(strconv.Quote(c.content), func(t *testing.T) {
+			mbox := filepath.Join(t.TempDir(), "user")
+			writeForeignLock(t, mbox+".lock", c.content, 20*time.Second)
+			// Written 10 s after the boot: busy, whatever it holds.
+			pretendBoot(t, time.Now().Add(-30*time.Second))
+			expectBusy(t, mbox, DotLockOptions{Tries: 1})
+			// The host booted 10 s ago, after the lock was written.
+			pretendBoot(t, time.Now().Add(-10*time.Second))
+			if !c.stale {
+				expectBusy(t, mbox, DotLockOptions{Tries: 1})
+				return
+			}
+			l := mustLockDot(t, mbox, DotLockOptions{Tries: 1})
+			if data, _ := os.ReadFile(l.Path()); string(data) != lockOwner() {
+				t.Errorf("after takeover the lock holds %q", data)
+			}
+			l.Unlock()
+		})
+	}
+	// Without a boot time (a system that does not say) only age counts.
+	mbox := filepath.Join(t.TempDir(), "user")
+	writeForeignLock(t, mbox+".lock", "", 20*time.Second)
+	pretendBoot(t, time.Time{})
+	expectBusy(t, mbox, DotLockOptions{Tries: 1})
+}
+
+func TestBootTimeIsInThePast(t *testing.T) {
+	b := BootTime()
+	if b.IsZero() || !b.Before(time.Now()) || time.Since(b) > 10*365*24*time.Hour {
+		t.Fatalf("BootTime() = %v", b)
+	}
+	// A file made now was made after the boot.
+	f := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(f, nil, 0o600)
+	fi, _ := os.Stat(f)
+	if fi.ModTime().Before(b) {
+		t.Errorf("a new file's mtime %v is before the boot %v", fi.ModTime(), b)
+	}
+}
+
+// Every lock is made by link(2) from a unique file: no name but the lock
+// remains, and the lock never existed empty. Where link(2) cannot be used
+// (here: no room in the name for the unique suffix) the default falls
+// back to O_EXCL and LinkMode (no-atomic-open) fails.
+func TestDotLockLinkMethodAndFallback(t *testing.T) {
+	dir := t.TempDir()
+	mbox := filepath.Join(dir, "user")
+	var created []string
+	l := mustLockDot(t, mbox, DotLockOptions{})
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		created = append(created, e.Name())
+	}
+	if fmt.Sprint(created) != "[user.lock]" {
+		t.Errorf("after LockDot the directory holds %v", created)
+	}
+	l.Unlock()
+
+	long := filepath.Join(dir, strings.Repeat("m", 240)) // lock 245 bytes, unique name over 255
+	l = mustLockDot(t, long, DotLockOptions{})
+	if data, _ := os.ReadFile(l.Path()); string(data) != lockOwner() {
+		t.Errorf("O_EXCL fallback lock holds %q", data)
+	}
+	l.Unlock()
+	_, err := LockDot(long, DotLockOptions{LinkMode: true})
+	if err == nil || !strings.Contains(err.Error(), "'Unable to create lockfile' (2)") || !errors.Is(err, syscall.ENAMETOOLONG) {
+		t.Fatalf("LinkMode with a unique name over NAME_MAX: %v", err)
+	}
+}
+
+// A lock left with two names by a locker killed between link(2) and
+// removing its unique name is judged like any lock: a dead owner on this
+// host loses it at once (and its unique name goes too), a live one keeps
+// it. A second name that is no locker's is still refused.
+func TestDotLockWithLockerSibling(t *testing.T) {
+	dir := t.TempDir()
+	mbox := filepath.Join(dir, "user")
+	h := startHolder(t, "holddot", mbox, "1")
+	h.kill()
+	dead := fmt.Sprintf("%d@%s", h.cmd.Process.Pid, hostname(t))
+	lock := mbox + ".lock"
+	sibling := filepath.Join(dir, fmt.Sprintf(".user.lock.%s.%d.0123456789ab", uniqueHost(), h.cmd.Process.Pid))
+	if !IsDotLockTemp(sibling) {
+		t.Fatalf("IsDotLockTemp(%q) = false", sibling)
+	}
+	os.Remove(lock)
+	writeForeignLock(t, sibling, dead, 0)
+	if err := os.Link(sibling, lock); err != nil {
+		t.Fatal(err)
+	}
+	if !IsLockerLink(lock) {
+		t.Error("IsLockerLink does not see the unique name")
+	}
+	l := mustLockDot(t, mbox, DotLockOptions{Tries: 1})
+	if IsLockerLink(l.Path()) {
+		t.Error("IsLockerLink of a lock with one link")
+	}
+	if _, err := os.Lstat(sibling); !os.IsNotExist(err) {
+		t.Errorf("the dead locker's unique name is still there: %v", err)
+	}
+	l.Unlock()
+
+	// A live owner keeps a lock with a second name (stopped between the
+	// two steps); maillock's "<mailbox>XXXXXX" is recognised, and kept.
+	for _, name := range []string{sibling, filepath.Join(dir, "userAbC123")} {
+		writeForeignLock(t, name, fmt.Sprintf("%d@%s", os.Getppid(), hostname(t)), 0)
+		os.Link(name, lock)
+		expectBusy(t, mbox, DotLockOptions{Tries: 1})
+		os.Remove(lock)
+		os.Remove(name)
+	}
+	writeForeignLock(t, filepath.Join(dir, "userAbC123"), "0\x00", time.Hour)
+	os.Link(filepath.Join(dir, "userAbC123"), lock)
+	mustLockDot(t, mbox, DotLockOptions{Tries: 1}).Unlock()
+	if _, err := os.Lstat(filepath.Join(dir, "userAbC123")); err != nil {
+		t.Errorf("maillock's unique name was removed: %v", err)
+	}
+
+	// A mailbox linked as the lock is no locker's unique name, even with
+	// maillock's shape of name.
+	big := filepath.Join(dir, "userMAILBX")
+	writeForeignLock(t, big, strings.Repeat("From x\n", 100), time.Hour)
+	os.Link(big, lock)
+	if IsLockerLink(lock) {
+		t.Error("IsLockerLink of a mailbox linked as the lock")
+	}
+	if _, err := LockDot(mbox, DotLockOptions{}); err == nil || !strings.Contains(err.Error(), "more than one link") {
+		t.Fatalf("a mailbox linked as the lock: %v", err)
+	}
+	if _, err := os.Stat(big); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestIsDotLockTemp(t *testing.T) {
+	for name, want := range map[string]bool{
+		".alice.lock.mail1.example.org.4242.0123456789ab": true,
+		"/var/mail/.alice.lock.h.1.abcdefabcdef":          true,
+		".alice.lock..1.abcdefabcdef":                     true,
+		"alice.lock":                                      false,
+		".alice.pop":                                      false,
+		".alice.lock.h.1.abcdefabcde":                     false,
+		".alice.lock.h.x.abcdefabcdef":                    false,
+		"alice.lock.h.1.abcdefabcdef":                     false,
+	} {
+		if IsDotLockTemp(name) != want {
+			t.Errorf("IsDotLockTemp(%q) = %v", name, !want)
+		}
+	}
+}
+
+func TestParseLockOwner(t *testing.T) {
+	for in, want := range map[string]string{
+		"123@host":   "123 host false",
+		"123@host\n": "123 host false",
+		"0\x00":      "0  false",
+		"77":         "77  false",
+		"":           "0  true",
+		"123@":       "0  true",
+		"@host":      "0  true",
+		"-1@host":    "0  true",
+		"12@a b":     "0  true",
+		"\x00\x00":   "0  true",
+	} {
+		pid, host, torn := parseLockOwner([]byte(in))
+		if got := fmt.Sprint(pid, " ", host, " ", torn); got != want {
+			t.Errorf("parseLockOwner(%q) = %s, want %s", in, got, want)
+		}
+	}
 }

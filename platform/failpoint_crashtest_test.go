@@ -126,3 +126,56 @@ func TestOpLogRecordsEveryOp(t *testing.T) {
 		t.Errorf("op log\n%s\nwant\n%s", strings.Join(got, "|"), want)
 	}
 }
+
+func init() {
+	helpers["crashtest-dotlock"] = func([]string) error {
+		_, err := LockDot(filepath.Join(os.Getenv("PLATFORM_CRASHTEST_DIR"), "user"), DotLockOptions{})
+		return err
+	}
+}
+
+// A locker killed at each step of the link method leaves a state the
+// next locker gets through at once: after the unique file is written, no
+// lock (and a unique file, which holds no mail); after the link, a lock
+// with two names and a dead owner, taken over with both names removed.
+func TestDotLockKilledAtEachStep(t *testing.T) {
+	for _, fp := range []string{"dotlock.written", "dotlock.linked"} {
+		t.Run(fp, func(t *testing.T) {
+			dir := t.TempDir()
+			err := helper(t, "dotlock", "PLATFORM_CRASHTEST_DIR="+dir, "POPPER_FAILPOINT="+fp)
+			if !killed(err) {
+				t.Fatalf("not killed at %s: %v", fp, err)
+			}
+			var temps []string
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				if IsDotLockTemp(e.Name()) {
+					temps = append(temps, e.Name())
+				}
+			}
+			lock := filepath.Join(dir, "user.lock")
+			fi, lockErr := os.Lstat(lock)
+			switch fp {
+			case "dotlock.written":
+				if lockErr == nil || len(temps) != 1 {
+					t.Fatalf("after a kill before link: lock %v, unique files %v", lockErr, temps)
+				}
+			case "dotlock.linked":
+				if lockErr != nil || IDOf(fi).Nlink != 2 || len(temps) != 1 {
+					t.Fatalf("after a kill after link: lock %v (links %d), unique files %v", lockErr, IDOf(fi).Nlink, temps)
+				}
+			}
+			l, err := LockDot(filepath.Join(dir, "user"), DotLockOptions{Tries: 1})
+			if err != nil {
+				t.Fatalf("the next locker: %v", err)
+			}
+			if err := l.Unlock(); err != nil {
+				t.Fatal(err)
+			}
+			entries, _ = os.ReadDir(dir)
+			if fp == "dotlock.linked" && len(entries) != 0 {
+				t.Errorf("left behind after the takeover: %v", entries)
+			}
+		})
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/popperd/popper/platform"
 )
 
 // Message is one mbox message found in a file.
@@ -225,8 +227,11 @@ func (p Problem) String() string {
 // popper's quarantine files, which hold bytes recovery could not parse.
 func IsQuarantine(name string) bool { return strings.Contains(filepath.Base(name), ".unparsed") }
 
-// IsLock tells whether a file name is a dot-lock (never mail).
-func IsLock(name string) bool { return strings.HasSuffix(name, ".lock") }
+// IsLock tells whether a file name is a dot-lock, or a dot-locker's unique
+// file left by a kill (platform.IsDotLockTemp): never mail.
+func IsLock(name string) bool {
+	return strings.HasSuffix(name, ".lock") || platform.IsDotLockTemp(name)
+}
 
 // Scan parses every regular file under dir into messages, except
 // dot-locks. Junk bytes (not part of any message) are reported per file.
