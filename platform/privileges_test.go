@@ -92,7 +92,7 @@ func TestDropPrivileges(t *testing.T) {
 	for _, d := range []string{filepath.Dir(secretDir), secretDir, filepath.Dir(shared)} {
 		os.Chmod(d, 0755)
 	}
-	os.Chmod(shared, 01777)
+	os.Chmod(shared, os.ModeSticky|0o777)
 
 	out, err := helperCommand(t, "drop", strconv.Itoa(nobody), strconv.Itoa(nobody), secret, shared).CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "dropped" {
@@ -113,5 +113,84 @@ func TestDropPrivilegesRefusesRoot(t *testing.T) {
 		if err := DropPrivileges(ids[0], ids[1]); err == nil {
 			t.Errorf("DropPrivileges(%d, %d) accepted", ids[0], ids[1])
 		}
+	}
+}
+
+func init() {
+	// dropkeep UID GID SPOOLGID DIR OTHER: drop to UID/GID keeping
+	// SPOOLGID for AsSpoolGroup; show that DIR (root:SPOOLGID 0770) is
+	// writable only inside AsSpoolGroup, that OTHER (root:SPOOLGID 0640,
+	// a file only the group may read) cannot be read outside it, and that
+	// the process is in no group but GID.
+	helpers["dropkeep"] = func(args []string) error {
+		uid, _ := strconv.Atoi(args[0])
+		gid, _ := strconv.Atoi(args[1])
+		sg, _ := strconv.Atoi(args[2])
+		if err := DropToUser(uid, gid, sg); err != nil {
+			return err
+		}
+		if g, _ := syscall.Getgroups(); len(g) != 1 || g[0] != gid {
+			return fmt.Errorf("groups after the drop: %v, want [%d]", g, gid)
+		}
+		if e := syscall.Getegid(); e != gid {
+			return fmt.Errorf("egid %d after the drop, want the user's %d", e, gid)
+		}
+		if err := os.WriteFile(filepath.Join(args[3], "outside"), []byte("x"), 0600); !errors.Is(err, syscall.EACCES) {
+			return fmt.Errorf("create in the spool directory outside AsSpoolGroup: %v, want EACCES", err)
+		}
+		if _, err := os.ReadFile(args[4]); !errors.Is(err, syscall.EACCES) {
+			return fmt.Errorf("read a group-only file outside AsSpoolGroup: %v, want EACCES", err)
+		}
+		err := AsSpoolGroup(func() error {
+			if e := syscall.Getegid(); e != sg {
+				return fmt.Errorf("egid %d inside AsSpoolGroup, want %d", e, sg)
+			}
+			if err := os.WriteFile(filepath.Join(args[3], "inside"), []byte("x"), 0600); err != nil {
+				return err
+			}
+			return AsOwnGroup(func() error {
+				if _, err := os.ReadFile(args[4]); !errors.Is(err, syscall.EACCES) {
+					return fmt.Errorf("read a group-only file in AsOwnGroup: %v, want EACCES", err)
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			return err
+		}
+		if e := syscall.Getegid(); e != gid {
+			return fmt.Errorf("egid %d after AsSpoolGroup, want %d", e, gid)
+		}
+		fmt.Println("dropped")
+		return nil
+	}
+}
+
+// A session keeps the spool directory's group only for what needs it.
+func TestDropToUserKeepsSpoolGroupAside(t *testing.T) {
+	if !IsRoot() {
+		t.Skip("needs root to drop privileges")
+	}
+	const nobody, group = 65534, 4242 // a group nobody is not in
+	dir := t.TempDir()
+	os.Chmod(filepath.Dir(dir), 0755)
+	os.Chmod(dir, 0755)
+	spoolDir := filepath.Join(dir, "mail")
+	os.Mkdir(spoolDir, 0770)
+	os.Chmod(spoolDir, 0770) // past the umask
+	os.Chown(spoolDir, 0, group)
+	other := filepath.Join(dir, "grouponly")
+	os.WriteFile(other, []byte("the group's"), 0640)
+	os.Chown(other, 0, group)
+	out, err := helperCommand(t, "dropkeep", strconv.Itoa(nobody), strconv.Itoa(nobody), strconv.Itoa(group), spoolDir, other).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "dropped" {
+		t.Fatalf("child: %v: %s", err, out)
+	}
+	fi, err := os.Stat(filepath.Join(spoolDir, "inside"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := IDOf(fi); id.Uid != nobody || id.Gid != group {
+		t.Errorf("file made in AsSpoolGroup is owned %d:%d, want %d:%d", id.Uid, id.Gid, nobody, group)
 	}
 }
