@@ -259,14 +259,21 @@ func (b *Bulletins) WriteTo(w io.Writer) (int64, error) {
 // output started.
 func (b *Bulletins) copyBulletin(w *bufio.Writer, bl bulletin, uid string) (bool, error) {
 	path := filepath.Join(b.c.Dir, bl.name)
-	f, err := os.Open(path)
+	// A bulletin is the admin's (or, with a bulldir of their own, the
+	// user's): never a link to someone's mailbox, never a FIFO to wait on.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		b.skipped = append(b.skipped, fmt.Errorf("bulletin %s: %w", path, err))
 		return false, nil
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		b.skipped = append(b.skipped, fmt.Errorf("bulletin %s: not a regular file", path))
+	fi, err := f.Stat()
+	if err != nil {
+		b.skipped = append(b.skipped, fmt.Errorf("bulletin %s: %w", path, err))
+		return false, nil
+	}
+	if why := planted(fi, os.Geteuid(), true); why != "" {
+		b.skipped = append(b.skipped, fmt.Errorf("bulletin %s: refused: %s (owner uid %d)", path, why, platform.IDOf(fi).Uid))
 		return false, nil
 	}
 	br := bufio.NewReaderSize(f, 64<<10)

@@ -267,7 +267,8 @@ func Open(c *Config) (*Maildrop, error) {
 	md := &Maildrop{cfg: c, drop: drop}
 	var bull *Bulletins
 	if c.Bulletins != nil {
-		b, err := PendingBulletins(*c.Bulletins)
+		var b *Bulletins
+		err := platform.AsOwnGroup(func() (err error) { b, err = PendingBulletins(*c.Bulletins); return err })
 		switch {
 		case err != nil:
 			c.logf("%v", err)
@@ -473,7 +474,7 @@ func (md *Maildrop) loginNormal(lk *spoolLock, bull *Bulletins) error {
 	platform.Failpoint("login.tempdrop-synced")
 	if bull != nil {
 		// The bulletins are durable in the temp drop: record them as sent.
-		if err := bull.Commit(); err != nil {
+		if err := platform.AsOwnGroup(bull.Commit); err != nil {
 			c.logf("Unable to record bulletins sent for %s: %v", c.Spool, err)
 		}
 	}
@@ -495,15 +496,17 @@ func (md *Maildrop) loginNormal(lk *spoolLock, bull *Bulletins) error {
 // bytes) in the temp drop, keeping the mbox boundary, and parses the
 // result. On failure the temp drop is cut back to the copy.
 func (md *Maildrop) appendBulletins(bull *Bulletins, size int64) (*Drop, error) {
-	for _, e := range bull.Skipped() {
-		md.cfg.logf("%v", e)
-	}
 	pad, err := boundaryPad(md.drop, size)
 	if err == nil && pad != "" {
 		_, err = md.drop.Write([]byte(pad))
 	}
 	if err == nil {
-		_, err = bull.WriteTo(md.drop)
+		// Bulletin files are paths the user may choose (bulldir in
+		// ~/.qpopper-options): opened with the user's own group.
+		err = platform.AsOwnGroup(func() error { _, err := bull.WriteTo(md.drop); return err })
+	}
+	for _, e := range bull.Skipped() {
+		md.cfg.logf("%v", e)
 	}
 	if err != nil {
 		md.drop.Truncate(size)

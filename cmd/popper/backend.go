@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -77,11 +78,22 @@ func reply(err error) error {
 	return err
 }
 
-// open switches to the user's identity and opens the maildrop.
+// open switches to the user's identity and opens the maildrop. What may
+// be opened as root, and what only as the user, is spool/trust.go's
+// table: the admin's option file is read as root before the drop; then
+// root moves aside whatever another user planted at the user's names in
+// the spool directory; the user's own option file is read after the
+// drop, as the user with the user's own group.
 func (b *backend) open(a *auth.Account, noMIME bool) (pop3.Mailbox, error) {
 	b.applyGroupServerMode(a)
+	// Which files are read is settled before either is: as in qpopper,
+	// where the user's came first, the admin's cannot turn it off.
+	readUser := b.opts.UserOptions
+	var admin []byte // the spool options file, applied again after the user's
+	if b.opts.SpoolOptions {
+		admin = b.adminOptions(compat.SpoolOptionsPath(b.opts, a.Name), a.Name)
+	}
 	pre := spoolConfig(b.opts, a, b.log)
-	spoolDir := filepath.Dir(pre.Spool)
 	if b.opts.HashSpool != 0 && b.opts.CheckHashDir {
 		if err := makeHashDirs(b.opts.SpoolDir, pre.Spool, pre.TempDrop); err != nil {
 			b.log.Notice(fmt.Sprintf("Unable to create hashed spool directory for %s: %v", a.Name, err))
@@ -89,11 +101,13 @@ func (b *backend) open(a *auth.Account, noMIME bool) (pop3.Mailbox, error) {
 		}
 	}
 	if platform.IsRoot() {
-		// qpopper: the user's uid with the spool directory's group, so the
-		// dotlock and temp drop can be made in a 1777 or 2775 root:mail
-		// directory; supplementary groups cleared.
-		gid := sessionGID(spoolDir, a)
-		if err := platform.DropPrivileges(a.UID, gid); err != nil {
+		for _, p := range spool.ClearPlanted(pre, a.UID) {
+			b.log.Notice(p.String())
+		}
+		// The user's uid with the user's own group; the spool directory's
+		// group (mail in a 2775 root:mail /var/mail) is kept aside for the
+		// maildrop's work there only.
+		if err := platform.DropToUser(a.UID, a.GID, spoolGroup(b.opts, pre)); err != nil {
 			b.log.Notice(fmt.Sprintf("Unable to change to user %s: %v", a.Name, err))
 			return nil, pop3.Errorf("SYS/TEMP", "Unable to change to user %s.", a.Name)
 		}
@@ -102,17 +116,18 @@ func (b *backend) open(a *auth.Account, noMIME bool) (pop3.Mailbox, error) {
 		b.log.Notice(fmt.Sprintf("Not root: cannot serve %s (uid %d) as uid %d", a.Name, a.UID, os.Geteuid()))
 		return nil, pop3.Errorf("SYS/TEMP", "Unable to change to user %s.", a.Name)
 	}
-	// The per-user option files are read with the user's privileges only
-	// (qpopper read them as root: CVE-2005-1151); home file first, so the
-	// admin's file in the spool directory can override it.
-	if b.opts.UserOptions {
-		b.readOptions(compat.UserOptionsPath(a.Home), compat.User, "user", a.Name)
+	// The user's file is read with the user's privileges only (qpopper
+	// read it as root: CVE-2005-1151); the admin's settings then win, as
+	// when qpopper read the spool file second.
+	if readUser {
+		b.userOptions(compat.UserOptionsPath(a.Home), a.Name)
 	}
-	if b.opts.SpoolOptions {
-		b.readOptions(compat.SpoolOptionsPath(b.opts, a.Name), compat.Connected, "spool", a.Name)
+	if admin != nil {
+		compat.ParseUserOptions(bytes.NewReader(admin), compat.SpoolOptionsPath(b.opts, a.Name), compat.Connected, b.opts)
 	}
 	cfg := spoolConfig(b.opts, a, b.log)
-	md, err := spool.Open(cfg)
+	var md *spool.Maildrop
+	err := platform.AsSpoolGroup(func() (err error) { md, err = spool.Open(cfg); return err })
 	if err != nil {
 		return nil, b.dropError(cfg, err)
 	}
@@ -158,10 +173,9 @@ func makeHashDirs(top string, paths ...string) error {
 	return nil
 }
 
-// sessionGID is the group a session runs with: qpopper's choice, the
-// spool directory's group (mail), so the user can make the dotlock and
-// temp drop there. A spool directory owned by group root would make that
-// gid 0; the user's own group is used instead, never root's.
+// sessionGID is the group qpopper gave a session, and the boot sweep's
+// children still take: the spool directory's (mail), so the user can make
+// the dotlock and temp drop there; never root's group.
 func sessionGID(spoolDir string, a *auth.Account) int {
 	if fi, err := os.Stat(spoolDir); err == nil {
 		if g := int(platform.IDOf(fi).Gid); g != 0 {
@@ -171,19 +185,72 @@ func sessionGID(spoolDir string, a *auth.Account) int {
 	return a.GID
 }
 
-// readOptions applies one per-user option file. Problems are logged and
-// the session goes on, as qpopper did: a user must not be able to lock
-// themselves out with a typo, and restricted options are simply refused.
-func (b *backend) readOptions(path string, ctx compat.Context, kind, user string) {
-	f, err := os.Open(path)
+// spoolGroup is the group a session keeps aside for the maildrop's work
+// in the spool directory: that directory's group when only its group may
+// create files there (2775 root:mail, 775 root:mail), none when anyone may
+// (1777) or when the mailbox is in the user's home (home-dir-mail).
+func spoolGroup(o *compat.Options, c *spool.Config) int {
+	if o.HomeDirMail != "" {
+		return -1
+	}
+	for _, dir := range []string{filepath.Dir(c.Spool), filepath.Dir(c.TempDrop)} {
+		fi, err := os.Stat(dir)
+		if err != nil {
+			continue
+		}
+		perm, g := fi.Mode().Perm(), int(platform.IDOf(fi).Gid)
+		if perm&0o020 != 0 && perm&0o002 == 0 && g != 0 {
+			return g
+		}
+	}
+	return -1
+}
+
+// adminOptions reads the admin's per-user option file in the spool
+// directory, as root: believed only when it is root's and nobody else
+// can write or replace it (in a 1777 spool directory any user could
+// plant one for another). It is applied now, for the paths root works
+// on, and its bytes returned to be applied again after the user's file.
+func (b *backend) adminOptions(path, user string) []byte {
+	f, err := platform.OpenAdminFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
-			b.log.Notice(fmt.Sprintf("Unable to process %s options file for user %s", kind, user))
+			b.log.Notice(fmt.Sprintf("Unable to process spool options file for user %s: %v", user, err))
+		}
+		return nil
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		b.log.Notice(fmt.Sprintf("Unable to process spool options file for user %s: %v", user, err))
+		return nil
+	}
+	for _, e := range compat.ParseUserOptions(bytes.NewReader(data), path, compat.Connected, b.opts) {
+		b.log.Notice(e.Error())
+	}
+	return data
+}
+
+// userOptions applies the user's ~/.qpopper-options, read as the user.
+// Problems are logged and the session goes on, as qpopper did: a user
+// must not be able to lock themselves out with a typo, and restricted
+// options are simply refused.
+func (b *backend) userOptions(path, user string) {
+	// Read with the user's own privileges, so it may be a link; never a
+	// FIFO to wait on.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			b.log.Notice(fmt.Sprintf("Unable to process user options file for user %s", user))
 		}
 		return
 	}
 	defer f.Close()
-	for _, e := range compat.ParseUserOptions(f, path, ctx, b.opts) {
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		b.log.Notice(fmt.Sprintf("Unable to process user options file for user %s: not a regular file", user))
+		return
+	}
+	for _, e := range compat.ParseUserOptions(io.LimitReader(f, 1<<20), path, compat.User, b.opts) {
 		b.log.Notice(e.Error())
 	}
 }
@@ -318,11 +385,11 @@ func (m *mailbox) Update(c pop3.Changes) error {
 		nl += m.md.Hidden()
 		m.b.log.Notice(compat.StatsLine(m.b.user, nd, bd, nl, bl, m.b.clientHost, m.b.clientIP))
 	}
-	if err := m.md.Commit(c.Deleted, c.Retrieved); err != nil {
+	if err := platform.AsSpoolGroup(func() error { return m.md.Commit(c.Deleted, c.Retrieved) }); err != nil {
 		m.b.log.Notice(fmt.Sprintf("Update of %s failed: %v", m.b.user, err))
 		return err
 	}
 	return nil
 }
 
-func (m *mailbox) Restore() error { return m.md.Rollback() }
+func (m *mailbox) Restore() error { return platform.AsSpoolGroup(m.md.Rollback) }

@@ -65,7 +65,7 @@ func setUpDemo() (dir string, args []string, err error) {
 	}
 	// Like /var/mail on Solaris: everyone may create their lock and temp
 	// drop; the sticky bit keeps them from removing others'.
-	if err := os.Chmod(spoolDir, 01777); err != nil {
+	if err := os.Chmod(spoolDir, os.ModeSticky|0o777); err != nil {
 		return dir, nil, err
 	}
 	spool := filepath.Join(spoolDir, "demo")

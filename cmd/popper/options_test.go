@@ -186,7 +186,7 @@ func eoDir(t *testing.T, path string) string {
 	if err := os.MkdirAll(path, 0755); err != nil {
 		t.Fatal(err)
 	}
-	os.Chmod(path, 01777)
+	os.Chmod(path, os.ModeSticky|0o777)
 	return path
 }
 

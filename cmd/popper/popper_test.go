@@ -59,7 +59,7 @@ func newSite(t *testing.T) *site {
 	}
 	s.spoolDir = filepath.Join(dir, "mail")
 	os.Mkdir(s.spoolDir, 0755)
-	os.Chmod(s.spoolDir, 01777)
+	os.Chmod(s.spoolDir, os.ModeSticky|0o777) // 1777, as /var/mail on Solaris
 	s.userdb = filepath.Join(dir, "userdb")
 	s.config = filepath.Join(dir, "qpopper.config")
 	s.trace = filepath.Join(dir, "trace")

@@ -251,7 +251,16 @@ func runListUIDs(opts *compat.Options, inv *compat.Invocation, name string, out 
 		return 1
 	}
 	cfg := spoolConfig(opts, a, nopLogger{})
-	f, err := os.Open(cfg.Spool)
+	if platform.IsRoot() {
+		// Read the spool as its user: a spool another user replaced by a
+		// link to root's files must not be read with root's privileges.
+		if err := platform.DropToUser(a.UID, a.GID, spoolGroup(opts, cfg)); err != nil {
+			fmt.Fprintln(os.Stderr, "popper --list-uids:", err)
+			return 1
+		}
+	}
+	var f *os.File
+	err = platform.AsSpoolGroup(func() (err error) { f, err = spool.OpenSpoolForReading(cfg.Spool, a.UID); return err })
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "popper --list-uids:", err)
 		return 1

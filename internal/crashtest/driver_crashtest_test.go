@@ -97,7 +97,7 @@ func newEnv(t *testing.T, server bool) *env {
 	if err := os.Mkdir(e.spoolDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	os.Chmod(e.spoolDir, 0o1777)
+	os.Chmod(e.spoolDir, os.ModeSticky|0o777)
 	e.config = filepath.Join(e.root, "popper.conf")
 	conf := fmt.Sprintf("set spool-dir = %s\nset temp-dir = %s\n", e.spoolDir, e.spoolDir)
 	if err := os.WriteFile(e.config, []byte(conf), 0o644); err != nil {
