@@ -2,6 +2,7 @@ package pop3
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -11,12 +12,12 @@ import (
 	"time"
 )
 
-// genMailbox holds one message of about n octets that is generated as it
-// is written, never held in memory: a small header, then body lines.
+// genMailbox holds one message that is generated as it is written, never
+// held in memory: gen's, or a small header and n octets of body lines.
 type genMailbox struct {
 	fakeMailbox
 	n    int64
-	body func(w io.Writer, n int64) error // nil: lines of 'x'
+	gen  func(w io.Writer) error
 	size int64
 }
 
@@ -32,11 +33,11 @@ func (m *genMailbox) Size(int) int64 {
 	return m.size
 }
 func (m *genMailbox) WriteMessage(w io.Writer, i, bodyLines int) error {
+	if m.gen != nil {
+		return m.gen(w)
+	}
 	if _, err := io.WriteString(w, "Subject: big\n\n"); err != nil {
 		return err
-	}
-	if m.body != nil {
-		return m.body(w, m.n)
 	}
 	line := []byte(strings.Repeat("x", 75) + "\n")
 	for n := int64(0); n < m.n && bodyLines != 0; n += int64(len(line)) {
@@ -53,7 +54,7 @@ type countWriter struct{ n, lf int64 }
 
 func (c *countWriter) Write(p []byte) (int, error) {
 	c.n += int64(len(p))
-	c.lf += int64(strings.Count(string(p), "\n"))
+	c.lf += int64(bytes.Count(p, lf))
 	return len(p), nil
 }
 
@@ -334,4 +335,23 @@ func TestBadCommandsInARow(t *testing.T) {
 		talkN(t, c, r, 100, "XYZZY", "-ERR Unknown command")
 		talkN(t, c, r, 1, "QUIT", "+OK Pop server at h signing off.")
 	})
+}
+
+// XTND XLST reads a header a line at a time: a header of any size costs
+// a line, and a line over maxHeader ends the header there.
+func TestXtndXlstBounded(t *testing.T) {
+	long := strings.Repeat("x", maxHeader+1)
+	mb := &fakeMailbox{msgs: []string{
+		"Subject: one\r\n\tfolded\r\r\nX-Long: " + long + "\nSubject: after the long line\n\nbody\n",
+		"Subject: two\n\tfolded\n\tagain\n",
+	}}
+	c, r, _ := start(t, nil, mb)
+	loginAny(t, c, r)
+	fmt.Fprint(c, "XTND XLST subject\r\n")
+	if l := readLine(t, r); l != "+OK xlst command accepted; headers coming." {
+		t.Fatalf("XLST: %q", l)
+	}
+	if got := strings.Join(readMulti(t, r), "|"); got != "1 Subject: one|\tfolded|2 Subject: two|\tfolded|\tagain" {
+		t.Fatalf("XLST subject: %q", got)
+	}
 }

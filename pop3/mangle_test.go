@@ -2,7 +2,11 @@ package pop3
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/base64"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net"
 	"strings"
 	"sync"
@@ -320,22 +324,298 @@ func TestTimingRecord(t *testing.T) {
 	}
 }
 
-// FuzzMangle: any message is either sent as it is or mangled into a
-// header, a blank line and a body of whole lines.
+// mangleSeeds are messages for FuzzMangle and TestMangleMatchesReference:
+// the shapes mangling has to get right, torn and odd ones included.
+var mangleSeeds = []string{
+	alternativeMsg,
+	mixedMsg,
+	"Content-Type: multipart/mixed; boundary=x\n\n--x\n\n--x--\n",
+	"Subject: plain\n\nalready plain text\n",
+	"Subject: no boundary\nContent-Type: multipart/mixed\n\nbody\n",
+	"Subject: torn\nContent-Type: multipart/mixed; boundary=x\n\n--x\nContent-Type: text/plain\n\nno end\n",
+	"Subject: cut header\nContent-Type: multipart/mixed; boundary=x\n\n--x\nContent-Type: text/plain\n\nfirst\n--x\nContent-Type: text/plain",
+	"Subject: b\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\naMOkbGxvDQp3b3JsZA==\n",
+	"Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\naGk=aGk=\n",
+	"Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\naG k\tgd 29y\r\nbGQ\n",
+	"Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\naGk\n",
+	"Content-Type: text/html\nContent-Transfer-Encoding: base64\n\n!!!!\n",
+	"Content-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n\nbad =ZZ escape\n",
+	"Content-Type: text/plain; charset=\"a b\"\nContent-Transfer-Encoding: quoted-printable\n\nsoft=\nbreak\r\nx=0D\n",
+	"Content-Type: text/plain; charset=\"\xe4\"\nContent-Transfer-Encoding: 8bit\r\nMIME-Version: 1.0\r\nX-A: b\r\n\r\nb\xe4dy\r\n",
+	"Subject: folded\nContent-Type: multipart/alternative;\n\tboundary=\"q\"\nContent-Type: text/plain\n\n--q\nContent-Type: text/html\n\n<b>x</b>\n--q\nContent-Type: multipart/related; boundary=r\n\n--r\nContent-Type: text/plain; charset=koi8-r\n\nin related\n--r--\n--q--\n",
+	"Content-Type: multipart/alternative; boundary=q\n\n--q\nContent-Type: image/png\nContent-Transfer-Encoding: base64\n\niVBO\n--q\nContent-Type: text/html\n\nhtml\n--q--\n",
+	"Content-Type: multipart/alternative; boundary=q\n\n--q\nContent-Type: text/html\n\nhtml\n--q\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\n!!\n--q--\n",
+	"Content-Type: multipart/alternative; boundary=q\n\n--q\nContent-Type: multipart/mixed; boundary=m\n\n--m\nContent-Type: text/plain; charset=a\n\nin mixed\n--m--\n--q\nContent-Type: text/html\n\nhtml\n--q--\n",
+	"Content-Type: multipart/mixed; boundary=m\r\n\r\npreamble\r\n--m\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner plain\r\n\r\ninner body\r\n--m\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\nQ29udGVudC1UeXBlOiB0ZXh0L2h0bWwNCg0KPGk+\r\n--m\r\nContent-Type: application/pdf; name=\"r.pdf\"\r\n\r\n%PDF\r\n--m--\r\nepilogue\r\n",
+	"Content-Type: message/rfc822\n\nContent-Type: multipart/mixed; boundary=z\n\n--z\nContent-Type: text/plain\n\ntorn inner\n",
+	"Content-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\nU3ViamVjdDogeA0KDQpib2R5\n!!\n",
+	"Content-Type: multipart/mixed; boundary=m\n\n--m\nContent-Type: text/plain\n\nends in CR\r\n--m\nContent-Type: message/rfc822\n\nSubject: x\n\ny\r\n--m\nContent-Type: text/plain\n\n\n--m--\n",
+	"Content-Type: multipart/mixed; boundary=m\n\n--m\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\nYWINCg0=\n--m\n\nimplicit plain\n--m\nContent-Type: ;;bad\n\nnote\n--m\nContent-Disposition: attachment; filename=\"f.txt\"\nContent-Type: application/x\n\nxx\n--m--",
+	"Content-Type: multipart/mixed; boundary=m\n\n--m\n bad initial line\n\nx\n--m--\n",
+	"Content-Type: multipart/mixed; boundary=m\n\n--m\nno colon\n\nx\n--m--\n",
+	"Content-Type: multipart/mixed; boundary=m\n\n--m\nContent-Type: text/plain\n\nx\n--mm\n--m -- \n--m--\n",
+	"Content-Type: multipart/mixed; boundary=m\n\n--m\nContent-Type: text/plain\n\nx\n\n--m\njunk\n--m--\n",
+	"Subject: no body\nContent-Type: text/html",
+	"Subject: no body\nContent-Type: text/html\n\r",
+	" leading blank\nContent-Type: text/html\n\nx",
+	"Content-Type:\nContent-Type: text/html\nContent-Transfer-Encoding:\ncontent-transfer-encoding: base64\n\naGk=\n",
+	"Content-Type: text/plain\r\r\nContent-Transfer-Encoding: base64\r\n\r\naGk=\r\n",
+	"Content-Type: multipart/mixed; boundary=m\n\n--m\nContent-Type: text/plain\n\n\x00\n--m\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\nAA==\n--m--\n",
+}
+
+// FuzzMangle: the streaming mangler makes what the in-memory one made,
+// byte for byte, however its input is chunked; the size its first pass
+// counts is the size RETR sends; TOP cuts it as before. And any message
+// is either sent as it is or mangled into a header, a blank line and a
+// body of whole lines.
 func FuzzMangle(f *testing.F) {
-	f.Add([]byte(alternativeMsg))
-	f.Add([]byte(mixedMsg))
-	f.Add([]byte("Content-Type: multipart/mixed; boundary=x\n\n--x\n\n--x--\n"))
-	f.Fuzz(func(t *testing.T, msg []byte) {
-		got, err := mangleTextPlain(msg)
+	for _, s := range mangleSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, msg []byte) { checkMangle(t, msg) })
+}
+
+func TestMangleMatchesReference(t *testing.T) {
+	for _, s := range mangleSeeds {
+		checkMangle(t, []byte(s))
+	}
+	deep := "Subject: core\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\naGk=\n"
+	for i := 0; i < 30; i++ {
+		deep = fmt.Sprintf("Subject: level %d\nContent-Type: message/rfc822\n\n%s", i, deep)
+		checkMangle(t, []byte(deep))
+	}
+	mp := "Subject: core\n\ncore\n"
+	for i := 0; i < 30; i++ {
+		mp = fmt.Sprintf("Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n%s\n--b%d\nContent-Type: text/plain\n\nafter %d\n--b%d--\n", i, i, mp, i, i, i)
+		checkMangle(t, []byte(mp))
+	}
+}
+
+func checkMangle(t *testing.T, msg []byte) {
+	t.Helper()
+	want, wantErr := refMangleTextPlain(msg)
+	got, err := mangleTextPlain(msg)
+	if err != nil && err != errNotMangled {
+		t.Fatalf("%q: error %v", msg, err)
+	}
+	if (err == nil) != (wantErr == nil) || !bytes.Equal(got, want) {
+		t.Fatalf("%q:\nmangled to %q, %v\nwas %q, %v", msg, got, err, want, wantErr)
+	}
+	for chunk := 1; chunk <= 7; chunk += 3 {
+		p, n, err := firstPass(&chunkReader{msg, chunk})
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("%q in %d-octet reads: %v, want %v", msg, chunk, err, wantErr)
+		}
 		if err != nil {
-			if err != errNotMangled {
-				t.Fatalf("error %v", err)
+			continue
+		}
+		if want := refMangledSize(want); n != want {
+			t.Fatalf("%q: size %d counted, %d sent", msg, n, want)
+		}
+		var out bytes.Buffer
+		if err := secondPass(&out, &chunkReader{msg, chunk + 1}, p); err != nil || !bytes.Equal(out.Bytes(), want) {
+			t.Fatalf("%q in %d-octet reads: %q, %v; want %q", msg, chunk+1, out.Bytes(), err, want)
+		}
+		for _, lines := range []int{0, 1, 2, 5} {
+			var top, refTop bytes.Buffer
+			refWriteTop(&refTop, want, lines)
+			if err := secondPass(newTopWriter(&top, lines), &chunkReader{msg, chunk}, p); err != nil && err != errTopDone {
+				t.Fatalf("%q: TOP %d: %v", msg, lines, err)
 			}
-			return
+			if !bytes.Equal(top.Bytes(), refTop.Bytes()) {
+				t.Fatalf("%q: TOP %d: %q, want %q", msg, lines, top.Bytes(), refTop.Bytes())
+			}
 		}
-		if len(got) == 0 || got[len(got)-1] != '\n' || !strings.Contains(string(got), "\nContent-Type: text/plain") {
-			t.Fatalf("mangled to %q", got)
+	}
+	for _, name := range []string{"subject", "content-type", "x-a"} {
+		if got, want := xlstOf(msg, name), refXlstOf(msg, name); got != want {
+			t.Fatalf("%q: XTND XLST %s: %q, was %q", msg, name, got, want)
 		}
-	})
+	}
+	if err != nil {
+		return
+	}
+	if len(got) == 0 || got[len(got)-1] != '\n' || !strings.Contains(string(got), "\nContent-Type: text/plain") {
+		t.Fatalf("mangled to %q", got)
+	}
+}
+
+// xlstOf is what XTND XLST name lists of msg, its lines joined by "|".
+func xlstOf(msg []byte, name string) string {
+	var out bytes.Buffer
+	s := &session{cfg: &Config{}, mbox: &fakeMailbox{msgs: []string{string(msg)}}, w: bufio.NewWriter(&out), out: &deadlineWriter{}}
+	if err := s.xlstFields(0, name); err != nil {
+		return err.Error()
+	}
+	s.w.Flush()
+	return strings.Join(strings.SplitAfter(strings.TrimSuffix(out.String(), "\r\n"), "\r\n"), "|")
+}
+
+// refXlstOf is xlstOf as XTND XLST was before it streamed.
+func refXlstOf(msg []byte, name string) string {
+	var head bytes.Buffer
+	(&fakeMailbox{msgs: []string{string(msg)}}).WriteMessage(&head, 0, 0)
+	h, _ := refSplitHeader(head.Bytes())
+	var lines []string
+	for _, f := range refReadFields(h) {
+		if !strings.EqualFold(f.name, name) {
+			continue
+		}
+		for j, l := range strings.Split(strings.TrimRight(string(f.raw), "\r\n"), "\n") {
+			l = strings.TrimSuffix(l, "\r")
+			if j == 0 {
+				l = fmt.Sprintf("%d %s", 1, l)
+			}
+			lines = append(lines, l+"\r\n")
+		}
+	}
+	return strings.TrimSuffix(strings.Join(lines, "|"), "\r\n")
+}
+
+// chunkReader reads msg at most n octets at a time.
+type chunkReader struct {
+	msg []byte
+	n   int
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(c.msg) == 0 {
+		return 0, io.EOF
+	}
+	k := copy(p[:min(len(p), c.n)], c.msg)
+	c.msg = c.msg[k:]
+	return k, nil
+}
+
+// Past its bounds, an entity counts as unparseable, as any broken MIME:
+// the message is sent as it is, an enclosed message shown as it is.
+func TestMangleBounds(t *testing.T) {
+	long := strings.Repeat("x", maxHeader)
+	b64 := "Content-Transfer-Encoding: base64\n\naGk=\n"
+	alternatives := func(n int) string {
+		var b strings.Builder
+		b.WriteString("Content-Type: multipart/mixed; boundary=m\n\n")
+		for i := 0; i < n; i++ {
+			b.WriteString("--m\nContent-Type: multipart/alternative; boundary=a\n\n--a\n\nx\n--a--\n")
+		}
+		b.WriteString("--m--\n")
+		return b.String()
+	}
+	for _, tc := range []struct {
+		name, msg string
+		asIs      bool   // sent as it is
+		contains  string // else: the mangled text has this
+	}{
+		{"header line", "X-Long: " + long + "\nContent-Type: text/plain\n" + b64, true, ""},
+		{"header line at the limit", "X-Long: " + long[:maxHeader-9] + "\nContent-Type: text/plain\n" + b64, false, "\nhi\n"},
+		{"folded Content-Type", "Content-Type: text/plain;\n\tx=\"" + long[:maxHeader/2] + "\";\n\ty=\"" + long[:maxHeader/2] + "\"\n" + b64, true, ""},
+		{"part header", "Content-Type: multipart/mixed; boundary=m\n\n--m\nX-Long: " + long[:maxHeader/2] + "\nX-Long: " + long[:maxHeader/2] + "\n" + b64 + "--m--\n", true, ""},
+		{"part header at the limit", "Content-Type: multipart/mixed; boundary=m\n\n--m\nX-Long: " + long[:maxHeader-70] + "\n" + b64 + "--m--\n", false, "\nhi\n"},
+		{"enclosed header line", "Content-Type: message/rfc822\n\nX-Long: " + long + "\nContent-Type: text/plain\n" + b64, false, "\naGk=\n"},
+		{"plan", alternatives(maxPlan/32 + 1), true, ""},
+		{"plan at the limit", alternatives(maxPlan/32 - 2), false, "x\n\nx\n"},
+	} {
+		want, err := refMangleTextPlain([]byte(tc.msg))
+		if err != nil {
+			t.Fatalf("%s: the old mangler did not mangle it: %v", tc.name, err)
+		}
+		got, err := mangleTextPlain([]byte(tc.msg))
+		switch {
+		case tc.asIs && err != errNotMangled:
+			t.Errorf("%s: %v, want it sent as it is", tc.name, err)
+		case tc.asIs:
+		case err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case !strings.Contains(string(got), tc.contains):
+			t.Errorf("%s: %.200q lacks %q", tc.name, got, tc.contains)
+		case strings.Contains(tc.name, "limit") && !bytes.Equal(got, want):
+			t.Errorf("%s: mangled differently from the old mangler", tc.name)
+		}
+	}
+}
+
+// Random MIME trees, valid and broken in the ways mail is, mangle exactly
+// as the old mangler did them: the byte fuzzer seldom builds deep ones.
+func TestMangleRandomTrees(t *testing.T) {
+	n := 3000
+	if testing.Short() || raceEnabled {
+		n = 300
+	}
+	rng := rand.New(rand.NewPCG(7, 11))
+	for i := 0; i < n; i++ {
+		nl := []string{"\n", "\r\n"}[rng.IntN(2)]
+		msg := "From: a@example.org" + nl + randomEntity(rng, nl, 0)
+		checkMangle(t, []byte(msg))
+	}
+}
+
+// randomEntity is a header (with its blank line) and a body.
+func randomEntity(rng *rand.Rand, nl string, depth int) string {
+	pick := func(s ...string) string { return s[rng.IntN(len(s))] }
+	maybe := func(p float64) bool { return rng.Float64() < p }
+	var h, body strings.Builder
+	if maybe(0.3) {
+		h.WriteString("Subject: s" + pick("", " folded"+nl+"\tmore") + nl)
+	}
+	kinds := []string{"text/plain", "text/html", "application/pdf", "multipart/mixed", "multipart/alternative", "multipart/related", "message/rfc822"}
+	if depth > 4 {
+		kinds = kinds[:3]
+	}
+	kind := pick(kinds...)
+	ct := kind
+	switch {
+	case strings.HasPrefix(kind, "multipart/"):
+		ct += fmt.Sprintf("; boundary=%q", fmt.Sprintf("b%d", depth))
+	case kind == "text/plain" && maybe(0.6):
+		ct += "; charset=" + pick("utf-8", "iso-8859-1", "\"x y\"", "")
+	case kind == "application/pdf" && maybe(0.5):
+		ct += "; name=\"f.pdf\""
+	}
+	if !(kind == "text/plain" && maybe(0.3)) { // absent: text/plain
+		h.WriteString(pick("Content-Type", "content-type", "CONTENT-TYPE") + ": " + ct + nl)
+	}
+	if maybe(0.2) {
+		h.WriteString("Content-Disposition: attachment; filename=\"d.bin\"" + nl)
+	}
+	if maybe(0.2) {
+		h.WriteString("MIME-Version: 1.0" + nl)
+	}
+	switch {
+	case strings.HasPrefix(kind, "multipart/"):
+		b := fmt.Sprintf("b%d", depth)
+		if maybe(0.3) {
+			body.WriteString("preamble" + nl)
+		}
+		for p, parts := 0, rng.IntN(4); p < parts; p++ {
+			body.WriteString("--" + b + pick("", " ") + nl + randomEntity(rng, nl, depth+1) + nl)
+		}
+		if !maybe(0.1) { // torn
+			body.WriteString("--" + b + "--" + pick("", nl, nl+"epilogue"+nl))
+		}
+	case kind == "message/rfc822":
+		body.WriteString(randomEntity(rng, nl, depth+1))
+	default:
+		text := pick("hello", "gr\xfc\xdfe", ".dot", "", "x\r", "line one"+nl+"line two"+nl, "a\x00b") + pick("", nl)
+		switch cte := pick("", "", "7bit", "base64", "quoted-printable", "8bit"); cte {
+		case "base64":
+			enc := base64.StdEncoding.EncodeToString([]byte(text))
+			if len(enc) > 8 && maybe(0.5) {
+				enc = enc[:8] + pick(nl, " ", "\t") + enc[8:]
+			}
+			if maybe(0.1) {
+				enc += pick("!", "=", "aGk=")
+			}
+			h.WriteString("Content-Transfer-Encoding: " + pick("base64", "BASE64", " base64 ") + nl)
+			body.WriteString(enc + nl)
+		case "quoted-printable":
+			h.WriteString("Content-Transfer-Encoding: quoted-printable" + nl)
+			body.WriteString(strings.ReplaceAll(text, "\xfc", "=FC") + pick("", "=", "=ZZ", "soft="+nl+"break") + nl)
+		default:
+			if cte != "" {
+				h.WriteString("Content-Transfer-Encoding: " + cte + nl)
+			}
+			body.WriteString(text)
+		}
+	}
+	return h.String() + nl + body.String()
 }

@@ -107,9 +107,9 @@ type session struct {
 	lost    error // the client went away: the session ends with abort
 
 	// textOnly mangles every message as X-MANGLE(TEXT=PLAIN) (the
-	// "-no-mime" login); mangledSizes caches their sizes.
-	textOnly     bool
-	mangledSizes map[int]int64
+	// "-no-mime" login); mangled caches what mangling found of each.
+	textOnly bool
+	mangled  map[int]mangleInfo
 
 	// timing record: when the session began, when it authenticated, how
 	// long opening the maildrop and the update took, and whether it ended
@@ -1023,26 +1023,67 @@ func (s *session) xlst(args []string) {
 	name := strings.TrimSuffix(args[0], ":")
 	s.ok("xlst command accepted; headers coming.")
 	for _, i := range msgs {
-		var head bytes.Buffer
-		if err := s.mbox.WriteMessage(&head, i, 0); err != nil {
+		if s.out.err != nil {
+			break // the client is gone
+		}
+		if err := s.xlstFields(i, name); err != nil {
 			s.logNotice(fmt.Sprintf("Error reading message %d of %s: %v", i+1, s.user, err))
 			break
 		}
-		h, _ := splitHeader(head.Bytes())
-		for _, f := range readFields(h) {
-			if !strings.EqualFold(f.name, name) {
-				continue
-			}
-			for j, l := range strings.Split(strings.TrimRight(string(f.raw), "\r\n"), "\n") {
-				l = strings.TrimSuffix(l, "\r")
-				if j == 0 {
-					l = fmt.Sprintf("%d %s", i+1, l)
-				}
-				s.writeLine(l)
-			}
-		}
 	}
 	s.writeLine(".")
+}
+
+// xlstFields lists the header fields of message i named name, a line at
+// a time as the header is read: "n " before a field's first line, the
+// line ends taken off (the field's last line loses all its trailing CRs
+// and LFs). A header line over maxHeader ends the header there.
+func (s *session) xlstFields(i int, name string) error {
+	src := openMessage(func(w io.Writer) error { return s.mbox.WriteMessage(w, i, 0) })
+	defer src.Close()
+	br := bufio.NewReaderSize(src, 4096)
+	var buf, held []byte // held: the matching field's line not yet sent
+	match, first, fields := false, false, 0
+	send := func(last bool) {
+		l := string(held)
+		if last {
+			l = strings.TrimRight(l, "\r\n")
+		} else {
+			l = strings.TrimSuffix(strings.TrimSuffix(l, "\n"), "\r")
+		}
+		if first {
+			l, first = fmt.Sprintf("%d %s", i+1, l), false
+		}
+		s.writeLine(l)
+	}
+	for {
+		line, err := readHeaderLine(br, &buf)
+		if err == io.EOF || err == errHeaderTooLong || err == nil && line[len(line)-1] == '\n' && len(bytes.TrimRight(line, "\r\n")) == 0 {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if (line[0] == ' ' || line[0] == '\t') && fields > 0 {
+			if match {
+				send(false)
+				held = append(held[:0], line...)
+			}
+			continue
+		}
+		if match {
+			send(true)
+		}
+		fields++
+		n, _, _ := strings.Cut(string(line), ":")
+		if match = strings.EqualFold(strings.TrimSpace(n), name); match {
+			held, first = append(held[:0], line...), true
+		}
+	}
+	if match {
+		send(true)
+	}
+	return src.err
 }
 
 // mangleArg removes a trailing X-MANGLE argument from args. It reports
@@ -1066,28 +1107,39 @@ func (s *session) size(i int, mangle bool) int64 {
 	if !mangle {
 		return s.mbox.Size(i)
 	}
-	if n, ok := s.mangledSizes[i]; ok {
-		return n
+	if mi, ok := s.mangled[i]; ok {
+		return mi.size
 	}
-	n := s.mbox.Size(i)
-	if m, err := s.mangled(i); err == nil {
-		n = mangledSize(m)
-	}
-	if s.mangledSizes == nil {
-		s.mangledSizes = map[int]int64{}
-	}
-	s.mangledSizes[i] = n
-	return n
+	_, mi, _ := s.planMangle(i)
+	return mi.size
 }
 
-// mangled returns message i as X-MANGLE(TEXT=PLAIN) makes it, or
-// errNotMangled when it is to be sent as it is.
-func (s *session) mangled(i int) ([]byte, error) {
-	var raw bytes.Buffer
-	if err := s.mbox.WriteMessage(&raw, i, -1); err != nil {
-		return nil, err
+// mangleInfo is what mangling message i found: its size as sent, and
+// whether it is sent as it is.
+type mangleInfo struct {
+	size int64
+	asIs bool
+}
+
+// planMangle runs the mangler's first pass over message i and caches
+// the size (the message's own when it is sent as it is, or unreadable:
+// the error is then reported when it is sent).
+func (s *session) planMangle(i int) (*manglePlan, mangleInfo, error) {
+	p, n, err := planMangle(s.writer(i))
+	mi := mangleInfo{size: n}
+	if err != nil {
+		mi = mangleInfo{size: s.mbox.Size(i), asIs: err == errNotMangled}
 	}
-	return mangleTextPlain(raw.Bytes())
+	if s.mangled == nil {
+		s.mangled = map[int]mangleInfo{}
+	}
+	s.mangled[i] = mi
+	return p, mi, err
+}
+
+// writer writes message i whole, for the mangler to read.
+func (s *session) writer(i int) func(io.Writer) error {
+	return func(w io.Writer) error { return s.mbox.WriteMessage(w, i, -1) }
 }
 
 // send writes message i (bodyLines < 0: all of it) as a multi-line
@@ -1100,16 +1152,22 @@ func (s *session) send(i, bodyLines int, mangle bool) bool {
 		out = &lineFlusher{w: dw, flush: s.w.Flush}
 	}
 	var err error
-	var m []byte
-	if mangle {
-		m, err = s.mangled(i)
+	asIs := !mangle || s.mangled[i].asIs
+	if !asIs {
+		var p *manglePlan
+		switch p, _, err = s.planMangle(i); err {
+		case nil:
+			if bodyLines >= 0 {
+				out = newTopWriter(out, bodyLines)
+			}
+			if err = writeMangled(out, s.writer(i), p); err == errTopDone {
+				err = nil
+			}
+		case errNotMangled:
+			asIs, err = true, nil
+		}
 	}
-	switch {
-	case mangle && err == nil:
-		err = writeTop(out, m, bodyLines)
-	case mangle && err != errNotMangled:
-		// reading the message failed: reported below
-	default:
+	if asIs {
 		err = s.mbox.WriteMessage(out, i, bodyLines)
 	}
 	if cerr := dw.Close(); err == nil {
