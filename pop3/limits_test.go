@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -355,3 +356,55 @@ func TestXtndXlstBounded(t *testing.T) {
 		t.Fatalf("XLST subject: %q", got)
 	}
 }
+
+// Nothing a session holds grows with what the client sends: 20 MB of
+// over-long lines, over-long SASL responses and pipelined commands,
+// read and answered, leave the heap as it was.
+func TestSessionMemoryFlatUnderInput(t *testing.T) {
+	var b strings.Builder
+	long := strings.Repeat("x", 100<<10)
+	for b.Len() < 1<<20 {
+		b.WriteString("CAPA\r\nUSER " + long + "\r\nAUTH PLAIN\r\n" + long + "\r\nAUTH PLAIN\r\n*\r\nXYZZY\r\n" +
+			strings.Repeat("AUTH\r\nUSER alice\r\n", 50))
+	}
+	chunk := []byte(b.String())
+	cfg := &Config{Hostname: "h", Version: "4.0.5", Expire: -1, LoginDelay: -1, Log: &discardLog{}}
+	c, r, done := start(t, cfg, newMailbox())
+	c.SetReadDeadline(time.Now().Add(time.Minute))
+	replies := make(chan int64)
+	go func() {
+		n, _ := io.Copy(io.Discard, r)
+		replies <- n
+	}()
+	live := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := live()
+	growth := heapGrowth(func() {
+		for i := 0; i < 20; i++ {
+			if _, err := c.Write(chunk); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	kept := int64(live()) - int64(before)
+	io.WriteString(c, "QUIT\r\n")
+	if err := <-done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	c.Close()
+	t.Logf("20 MB of input, %d octets of replies: heap grew by %d KB at most, %d KB kept", <-replies, growth>>10, kept>>10)
+	if growth > 4<<20 || kept > 256<<10 {
+		t.Fatalf("the heap grew by %d KB, and %d KB stayed", growth>>10, kept>>10)
+	}
+}
+
+// discardLog is a Logger that keeps nothing.
+type discardLog struct{}
+
+func (discardLog) Notice(string) {}
+func (discardLog) Info(string)   {}
+func (discardLog) Debug(string)  {}

@@ -1006,23 +1006,20 @@ func (s *session) xlst(args []string) {
 	if !s.wantArgs("XLST", args, 1, 2) {
 		return
 	}
-	msgs := []int{}
+	from, to := 0, len(s.deleted)
 	if len(args) == 2 {
 		i := s.msgArg(args[1], false)
 		if i < 0 {
 			return
 		}
-		msgs = append(msgs, i)
-	} else {
-		for i := range s.deleted {
-			if !s.deleted[i] {
-				msgs = append(msgs, i)
-			}
-		}
+		from, to = i, i+1
 	}
 	name := strings.TrimSuffix(args[0], ":")
 	s.ok("xlst command accepted; headers coming.")
-	for _, i := range msgs {
+	for i := from; i < to; i++ {
+		if s.deleted[i] {
+			continue
+		}
 		if s.out.err != nil {
 			break // the client is gone
 		}
