@@ -418,6 +418,7 @@ func FuzzSession(f *testing.F) {
 	f.Add("AUTH\r\nAUTH PLAIN AGFsaWNlAHNlY3JldCB3b3JkIA==\r\nSTAT\r\nAUTH PLAIN\r\n")
 	f.Add("AUTH PLAIN\r\nYWxpY2UAYWxpY2UAc2VjcmV0IHdvcmQg\r\nRETR 2\r\n")
 	f.Add("AUTH PLAIN =\r\nAUTH PLAIN\r\n*\r\nAUTH PLAIN !!\r\nAUTH PLAIN\r\nAGFsaWNl\r\nAUTH plain AGFsaWNlAA==\r\n")
+	f.Add(strings.Repeat("XYZZY\r\n", 19) + "NOOP\r\n" + strings.Repeat("\r\n", 25))
 	f.Fuzz(func(t *testing.T, input string) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -436,7 +437,12 @@ func FuzzSession(f *testing.F) {
 		cfg := &Config{Hostname: "h", Version: "4.0.5", Timeout: time.Second, Expire: -1, LoginDelay: -1}
 		done := make(chan error, 1)
 		go func() { done <- Serve(server, &fakeBackend{mb: newMailbox()}, cfg); server.Close() }()
-		go func() { io.WriteString(client, input+"\r\nQUIT\r\n") }()
+		go func() {
+			io.WriteString(client, input+"\r\nQUIT\r\n")
+			// All is sent: a server that reads on (a SASL exchange, the
+			// input a cut-off reads away) sees the end at once.
+			client.(*net.TCPConn).CloseWrite()
+		}()
 		r := bufio.NewReader(client)
 		client.SetReadDeadline(time.Now().Add(5 * time.Second))
 		inBody := false
