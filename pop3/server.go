@@ -436,7 +436,10 @@ func userOrNull(u string) string {
 func (s *session) abort(err error) error {
 	var ne net.Error
 	var we *writeError
+	var me *messageError
 	switch {
+	case errors.As(err, &me):
+		// Mid-response: any text now would be taken for message lines.
 	case s.hangup.Load():
 		err = errHangup
 		s.errf("POP hangup from %s", s.cfg.Hostname)
@@ -1167,17 +1170,33 @@ func (s *session) send(i, bodyLines int, mangle bool) bool {
 	if asIs {
 		err = s.mbox.WriteMessage(out, i, bodyLines)
 	}
-	if cerr := dw.Close(); err == nil {
-		err = cerr
+	var we *writeError
+	if err != nil && !errors.As(err, &we) {
+		// The message could not be read after its +OK. A closing dot now
+		// would make the client keep a truncated copy, and maybe DELE the
+		// whole: the connection ends without it, so the client sees a
+		// broken response, not a short message.
+		s.logNotice(fmt.Sprintf("Error sending message %d to %s: %v; connection closed before the end of the message", i+1, s.user, err))
+		s.lost, s.state = &messageError{err}, stateDone
+		return false
+	}
+	if err == nil {
+		err = dw.Close()
 	}
 	s.lineDone()
 	if err != nil {
-		// The +OK is out; all we can do is end the response and say so.
 		s.logNotice(fmt.Sprintf("Error sending message %d to %s: %v", i+1, s.user, err))
 		return false
 	}
 	return true
 }
+
+// messageError is a message that could not be read while it was being
+// sent: the session ends without another byte to the client.
+type messageError struct{ err error }
+
+func (e *messageError) Error() string { return "reading the message: " + e.err.Error() }
+func (e *messageError) Unwrap() error { return e.err }
 
 // lineFlusher passes output on and flushes the connection after every
 // complete line (chunky-writes never).
