@@ -81,6 +81,9 @@ func TestEveryOptionAccepted(t *testing.T) {
 			if opt.Name == "spool-locks" {
 				line, want = "set spool-locks = fcntl,dotlock", "fcntl,dotlock"
 			}
+			if opt.Name == "proxy-trusted" {
+				line, want = "set proxy-trusted = 192.0.2.0/24", "192.0.2.0/24"
+			}
 		case Int:
 			line, want = "set "+opt.Name+" = "+values[Int], "2"
 		}

@@ -2,7 +2,9 @@ package compat
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -13,8 +15,10 @@ const Usage = `Usage: popper [ [address][:][port] ] [-b bulldir] [-B] [-c] [-C] 
               [-e login_delay=nn,expire=nn] [-f config-file] [-F] [-k] [-K service]
               [-l0|1|2] [-L lock-check] [-p0|1|2|3|4] [-R] [-s] [-S] [-t trace-file]
               [-T timeout] [-u] [-U] [-v] [-y log-facility]
+              [--detach] [--pidfile file]   (with an address: the standalone daemon)
        popper --recover | --check-config | --print-config[=toml] | --version
-              | --demo [--listen addr] | --list-uids user   [--userdb file]`
+              | --demo [--listen addr] | --list-uids user   [--userdb file]
+       popper -h | --help`
 
 // UsageError is a command line qpopper would refuse: print it on stderr
 // and exit 1.
@@ -33,6 +37,8 @@ type Invocation struct {
 	// per-connection child gets to run in inetd mode on its socket.
 	ChildArgs []string
 
+	Help        bool   // -h, --help
+	Detach      bool   // --detach: the daemon runs in the background
 	Recover     bool   // --recover
 	CheckConfig bool   // --check-config
 	PrintConfig string // --print-config: "qpopper" or "toml"; "" = not asked
@@ -41,6 +47,14 @@ type Invocation struct {
 	Listen      string // --listen ADDR (for --demo)
 	UserDB      string // --userdb FILE, or popper-userdb from a config file
 	ListUIDs    string // --list-uids USER
+
+	// OptionsFD is the descriptor (--options-fd) from which a session
+	// of the standalone daemon reads the daemon's options, in place of
+	// the command line and configuration files; 0 = none.
+	OptionsFD int
+	// Client is the client's address the daemon learnt from a PROXY
+	// header (--client), "" = the connection's own peer.
+	Client string
 
 	ConfigFiles  []string       // -f files, in order
 	ConfigErrors []*ConfigError // problems in them and in the option combination
@@ -57,12 +71,16 @@ var flagTakesArg = map[byte]bool{
 	'L': true, 'p': true, 'R': false, 's': false, 'S': false, 't': true,
 	'T': true, 'u': false, 'U': false, 'v': false, 'y': true,
 	'V': false, 'x': false,
+	'h': false, // popper's: the usage text on standard output
 }
 
 // longTakesArg lists popper's long options; true = needs a value.
 var longTakesArg = map[string]bool{
 	"recover": false, "check-config": false, "print-config": false, "version": false,
 	"demo": false, "listen": true, "userdb": true, "list-uids": true,
+	"help": false, "detach": false, "pidfile": true,
+	// Between the standalone daemon and its sessions.
+	"options-fd": true, "client": true,
 }
 
 // ParseArgs reads the command line (without the program name) into opts,
@@ -77,8 +95,12 @@ func ParseArgs(args []string, opts *Options, loadFile func(path string) []*Confi
 	inv := &Invocation{}
 	addrIndex := -1
 	onlyOperands := false
+	others := false // arguments besides --options-fd and --client
 	for i := 0; i < len(args); i++ {
 		a := args[i]
+		if !strings.HasPrefix(a, "--options-fd=") && !strings.HasPrefix(a, "--client=") {
+			others = true
+		}
 		switch {
 		case onlyOperands || a == "-" || !strings.HasPrefix(a, "-"):
 			if addrIndex >= 0 {
@@ -144,6 +166,15 @@ func ParseArgs(args []string, opts *Options, loadFile func(path string) []*Confi
 			inv.ChildArgs = append(inv.ChildArgs, a)
 		}
 	}
+	if inv.OptionsFD > 0 && others {
+		return nil, &UsageError{Msg: "--options-fd=N takes no other argument but --client=ADDR"}
+	}
+	inv.finish(opts)
+	return inv, nil
+}
+
+// finish applies the checks that concern the options as a whole.
+func (inv *Invocation) finish(opts *Options) {
 	inv.UserDB = opts.UserDB
 	if opts.TLSRequested() && opts.TLSServerCertFile == "" && opts.TLSIdentityFile == "" {
 		// qpopper without TLS refuses to start when asked for it; with
@@ -152,11 +183,27 @@ func ParseArgs(args []string, opts *Options, loadFile func(path string) []*Confi
 			"TLS requested (tls-support %s, clear-text-password %s) but neither tls-server-cert-file nor tls-identity-file is set",
 			opts.TLSSupport, opts.ClearTextPassword)})
 	}
+	if opts.ProxyProtocol && opts.ProxyTrusted == "" {
+		inv.ConfigErrors = append(inv.ConfigErrors, &ConfigError{Text: "proxy-protocol is set but proxy-trusted names no load balancer"})
+	}
 	for _, n := range opts.Notes() {
 		inv.unsupported(n)
 	}
-	return inv, nil
 }
+
+// ReadOptions reads the options a standalone daemon hands its session on
+// --options-fd (WriteOptions' form), in place of a command line, and
+// checks them as ParseArgs checks a command line.
+func (inv *Invocation) ReadOptions(r io.Reader, opts *Options) {
+	c := &configReader{opts: opts, ctx: Init}
+	c.parseTOML(r, "the daemon's options", 1)
+	inv.ConfigErrors = append(inv.ConfigErrors, c.errs...)
+	inv.finish(opts)
+}
+
+// WriteOptions writes every option for ReadOptions: TOML, which, unlike
+// qpopper's syntax, can hold any string.
+func (o *Options) WriteOptions(w io.Writer) error { return o.Print(w, "toml") }
 
 func (inv *Invocation) unsupported(s string) {
 	for _, u := range inv.Unsupported {
@@ -192,6 +239,23 @@ func (inv *Invocation) long(name, val string, hasVal bool, opts *Options) error 
 		opts.UserDB = val
 	case "list-uids":
 		inv.ListUIDs = val
+	case "help":
+		inv.Help = true
+	case "detach":
+		inv.Detach = true
+	case "pidfile":
+		return opts.Set("pid-file", val)
+	case "options-fd":
+		n, err := strconv.Atoi(val)
+		if err != nil || n < 3 {
+			return &UsageError{Msg: fmt.Sprintf("--options-fd=%s: want a descriptor number of 3 or more", val)}
+		}
+		inv.OptionsFD = n
+	case "client":
+		if _, err := netip.ParseAddrPort(val); err != nil {
+			return &UsageError{Msg: fmt.Sprintf("--client=%s: want address:port", val)}
+		}
+		inv.Client = val
 	}
 	return nil
 }
@@ -299,6 +363,8 @@ func (inv *Invocation) flag(letter byte, val string, opts *Options, loadFile fun
 			return &UsageError{Msg: fmt.Sprintf("-y: unrecognized log facility %q; valid are: %s", val, strings.Join(opt.MnemonicWords(), ", "))}
 		}
 		return set("log-facility", m)
+	case 'h':
+		inv.Help = true
 	case 'V', 'x':
 		inv.unsupported(fmt.Sprintf("flag -%c (qpopper 4.1) ignored", letter))
 	}

@@ -165,6 +165,14 @@ type Options struct {
 	UserDB        string // passwd-style file of non-system accounts
 	SpoolLocks    string // e.g. "dotlock,fcntl"; "" = the OS default
 
+	// The standalone daemon's (popper's own).
+	MaxSessions           int           // sessions at once; 0 = no limit
+	MaxSessionsPerAddress int           // sessions at once from one client address; 0 = no limit
+	PidFile               string        // written at start, removed at stop; "" = none
+	ProxyProtocol         bool          // read a PROXY v1/v2 header from proxy-trusted sources
+	ProxyTrusted          string        // addresses and CIDR prefixes, comma-separated
+	ShutdownGrace         time.Duration // how long SIGTERM waits for sessions before ending them
+
 	notes []string
 }
 
@@ -253,6 +261,11 @@ func validLockList(v any) bool {
 		}
 	}
 	return true
+}
+
+func validAddrList(v any) bool {
+	_, err := ParseAddrList(v.(string))
+	return err == nil
 }
 
 var facilities = [][]string{{"mail"}, {"local0"}, {"local1"}, {"local2"}, {"local3"}, {"local4"}, {"local5"}, {"local6"}, {"local7"}}
@@ -396,6 +409,12 @@ var options = []Option{
 	{Name: "max-bulletins", Kind: Int, Default: "1", check: nonNegative,
 		Doc: "old bulletins a new user gets",
 		ref: func(o *Options) any { return &o.MaxBulletins }},
+	{Name: "max-sessions", Kind: Int, Restrict: ResInit, Default: "256", check: nonNegative,
+		Doc: "popper: standalone daemon: sessions at once; a connection past it gets -ERR [SYS/TEMP] and a log line; 0 = no limit",
+		ref: func(o *Options) any { return &o.MaxSessions }},
+	{Name: "max-sessions-per-address", Kind: Int, Restrict: ResInit, Default: "50", check: nonNegative,
+		Doc: "popper: standalone daemon: sessions at once from one client address (the PROXY header's, behind a load balancer); 0 = no limit",
+		ref: func(o *Options) any { return &o.MaxSessionsPerAddress }},
 	{Name: "no-atomic-open", Kind: Bool, Restrict: ResUser, Default: "false",
 		Doc: "take the dot-lock with link() instead of O_EXCL",
 		ref: func(o *Options) any { return &o.NoAtomicOpen }},
@@ -408,9 +427,18 @@ var options = []Option{
 	{Name: "pam-service", Kind: String, Restrict: ResInit, Default: "pop3",
 		Doc: "popper: the PAM service name, for auth-source pam (qpopper's --with-pam)",
 		ref: func(o *Options) any { return &o.PAMService }},
+	{Name: "pid-file", Kind: String, Restrict: ResInit,
+		Doc: "popper: standalone daemon: file to write its process id to at start (removed at stop); empty = none",
+		ref: func(o *Options) any { return &o.PidFile }},
 	{Name: "popper-userdb", Kind: String, Restrict: ResInit,
 		Doc: "popper: passwd-style file of accounts that are not system users",
 		ref: func(o *Options) any { return &o.UserDB }},
+	{Name: "proxy-protocol", Kind: Bool, Restrict: ResInit, Default: "false",
+		Doc: "popper: read a PROXY protocol v1 or v2 header (HAProxy send-proxy, send-proxy-v2) on connections from proxy-trusted, and serve the client it names",
+		ref: func(o *Options) any { return &o.ProxyProtocol }},
+	{Name: "proxy-trusted", Kind: String, Restrict: ResInit, check: validAddrList,
+		Doc: "popper: the load balancers allowed to send a PROXY header: addresses and CIDR prefixes, comma-separated",
+		ref: func(o *Options) any { return &o.ProxyTrusted }},
 	// qpopper 4.0.5 stores this value straight into its no_rev_lookup
 	// variable ("SENSE REVERSED!"), so there "true" turned lookups off.
 	// popper reads it as it reads: true = look client host names up.
@@ -420,6 +448,9 @@ var options = []Option{
 	{Name: "server-mode", Kind: Bool, Flag: "-S", Default: "false",
 		Doc: "serve the spool in place instead of copying it to the temp drop",
 		ref: func(o *Options) any { return &o.ServerMode }},
+	{Name: "shutdown-grace", Kind: Int, Restrict: ResInit, Default: "30", check: nonNegative,
+		Doc: "popper: standalone daemon: seconds SIGTERM waits for sessions to end before it ends them in order (update or restore, as a hangup)",
+		ref: func(o *Options) any { return &o.ShutdownGrace }},
 	{Name: "shy", Kind: Bool, Restrict: ResInit, Default: "false",
 		Doc: "hide the version in the greeting and CAPA",
 		ref: func(o *Options) any { return &o.Shy }},

@@ -65,6 +65,57 @@ func OpenSyslog(ident, facility string) (Logger, error) {
 	return openSystemLog(ident, fac)
 }
 
+// Failover returns a Logger that writes to primary, a system log from
+// OpenSyslog, and sends each record the system log does not take to the
+// Logger fallback returns; fallback is called once, with the first
+// error (it is where the caller says, once, that records go elsewhere).
+// A fallback that returns nil drops the records: under inetd, standard
+// error is the client's connection.
+func Failover(primary Logger, fallback func(err error) Logger) Logger {
+	t, ok := primary.(tryLogger)
+	if !ok {
+		return primary
+	}
+	return &failover{primary: primary, t: t, fallback: fallback}
+}
+
+// tryLogger is a Logger that reports whether a record was taken.
+type tryLogger interface {
+	try(sev int, msg string) error
+}
+
+type failover struct {
+	primary  Logger
+	t        tryLogger
+	fallback func(error) Logger
+
+	mu  sync.Mutex
+	fb  Logger
+	got bool
+}
+
+func (f *failover) send(sev int, msg string) {
+	err := f.t.try(sev, msg)
+	if err == nil {
+		return
+	}
+	f.mu.Lock()
+	if !f.got {
+		f.got = true
+		f.fb = f.fallback(err)
+	}
+	fb := f.fb
+	f.mu.Unlock()
+	if fb != nil {
+		fb.Notice(msg)
+	}
+}
+
+func (f *failover) Notice(msg string) { f.send(sevNotice, msg) }
+func (f *failover) Info(msg string)   { f.send(sevInfo, msg) }
+func (f *failover) Debug(msg string)  { f.send(sevDebug, msg) }
+func (f *failover) Close() error      { return f.primary.Close() }
+
 // syslogLine is the text libc syslog(3) builds for LOG_PID:
 // "Nov 28 22:05:00 ident[pid]: msg".
 func syslogLine(now time.Time, ident string, pid int, msg string) string {

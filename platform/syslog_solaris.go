@@ -27,31 +27,31 @@ func openSystemLog(ident string, fac Facility) (Logger, error) {
 		unix.Close(fd)
 		return nil, errors.New("/dev/conslog is not a character device")
 	}
-	return &conslogLogger{fd: fd, ident: ident, fac: fac, pid: os.Getpid(),
-		fallback: StderrLogger(ident)}, nil
+	return &conslogLogger{fd: fd, ident: ident, fac: fac, pid: os.Getpid()}, nil
 }
 
 type conslogLogger struct {
-	mu       sync.Mutex
-	fd       int
-	ident    string
-	fac      Facility
-	pid      int
-	fallback Logger
+	mu    sync.Mutex
+	fd    int
+	ident string
+	fac   Facility
+	pid   int
 }
 
-func (l *conslogLogger) send(sev int, msg string, toFallback func(string)) {
+// try sends one record and says whether the log driver took it.
+func (l *conslogLogger) try(sev int, msg string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	ctl, data := conslogMessage(int(l.fac)|sev, syslogLine(time.Now(), l.ident, l.pid, msg))
-	if l.fd < 0 || unix.Putmsg(l.fd, ctl, data, 0) != nil {
-		toFallback(msg) // never lose a record silently
+	if l.fd < 0 {
+		return errors.New("/dev/conslog is closed")
 	}
+	ctl, data := conslogMessage(int(l.fac)|sev, syslogLine(time.Now(), l.ident, l.pid, msg))
+	return unix.Putmsg(l.fd, ctl, data, 0)
 }
 
-func (l *conslogLogger) Notice(msg string) { l.send(sevNotice, msg, l.fallback.Notice) }
-func (l *conslogLogger) Info(msg string)   { l.send(sevInfo, msg, l.fallback.Info) }
-func (l *conslogLogger) Debug(msg string)  { l.send(sevDebug, msg, l.fallback.Debug) }
+func (l *conslogLogger) Notice(msg string) { l.try(sevNotice, msg) }
+func (l *conslogLogger) Info(msg string)   { l.try(sevInfo, msg) }
+func (l *conslogLogger) Debug(msg string)  { l.try(sevDebug, msg) }
 
 func (l *conslogLogger) Close() error {
 	l.mu.Lock()

@@ -20,3 +20,15 @@ func (l *syslogLogger) Notice(msg string) { l.w.Notice(msg) }
 func (l *syslogLogger) Info(msg string)   { l.w.Info(msg) }
 func (l *syslogLogger) Debug(msg string)  { l.w.Debug(msg) }
 func (l *syslogLogger) Close() error      { return l.w.Close() }
+
+// try writes one record and says whether syslog took it (log/syslog
+// dials again once when a write fails: a restarted syslogd is found).
+func (l *syslogLogger) try(sev int, msg string) error {
+	switch sev {
+	case sevNotice:
+		return l.w.Notice(msg)
+	case sevInfo:
+		return l.w.Info(msg)
+	}
+	return l.w.Debug(msg)
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -67,4 +68,43 @@ func TestOpenSyslog(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// When the system log stops taking records (syslogd gone), Failover
+// hands each one to the fallback, and asks for the fallback only once.
+func TestFailoverWhenSyslogGoes(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "log")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := syslog.Dial("unixgram", sock, syslog.LOG_MAIL|syslog.LOG_NOTICE, "popper")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fb strings.Builder
+	asked := 0
+	l := Failover(&syslogLogger{w: w}, func(err error) Logger {
+		asked++
+		fb.WriteString("fallback because " + err.Error() + "\n")
+		return newWriterLogger(&fb, "popper")
+	})
+	l.Notice("to syslog")
+	buf := make([]byte, 512)
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := conn.Read(buf); err != nil || !strings.Contains(string(buf[:n]), "to syslog") {
+		t.Fatalf("syslog got %q, %v", buf[:n], err)
+	}
+	conn.Close()
+	os.Remove(sock)
+	l.Notice("first lost")
+	l.Info("second lost")
+	if asked != 1 || !strings.Contains(fb.String(), "first lost") || !strings.Contains(fb.String(), "second lost") {
+		t.Fatalf("fallback asked %d times; it got:\n%s", asked, fb.String())
+	}
+	if strings.Contains(fb.String(), "to syslog") {
+		t.Error("a record syslog took went to the fallback too")
+	}
+	// A fallback of nil drops records without failing.
+	Failover(&syslogLogger{w: w}, func(error) Logger { return nil }).Notice("dropped")
 }

@@ -30,10 +30,9 @@ func openLog(ident string, opts *compat.Options) platform.Logger {
 	if l == nil {
 		sl, err := platform.OpenSyslog(ident, opts.LogFacility)
 		if err != nil {
-			// Under inetd stderr is the client's socket: say nothing there.
-			l = nopLogger{}
+			l = fallbackLog(ident, err)
 		} else {
-			l = sl
+			l = platform.Failover(sl, func(err error) platform.Logger { return fallbackLog(ident, err) })
 		}
 	}
 	if refused != nil {
@@ -44,6 +43,45 @@ func openLog(ident string, opts *compat.Options) platform.Logger {
 	}
 	return l
 }
+
+// fallbackNoted is set in the environment once a process has said that
+// the system log is unavailable, so that the daemon's sessions, which
+// inherit its standard error, do not say it again each.
+const fallbackNoted = "POPPER_SYSLOG_FALLBACK_NOTED"
+
+// fallbackLog is where records go when the system log cannot take them:
+// standard error, saying so once; nowhere when standard error is the
+// client's connection (inetd), where -t names the place instead.
+func fallbackLog(ident string, err error) platform.Logger {
+	if platform.StderrIsConnection() {
+		return nopLogger{}
+	}
+	l := platform.StderrLogger(ident)
+	if os.Getenv(fallbackNoted) != "" {
+		return l
+	}
+	// Said before the first record, not before there is one: commands
+	// that log nothing print nothing.
+	return &noteFirst{Logger: l, note: compat.SyslogFallbackLine(err, "standard error")}
+}
+
+// noteFirst writes note before its first record.
+type noteFirst struct {
+	platform.Logger
+	once sync.Once
+	note string
+}
+
+func (n *noteFirst) first() {
+	n.once.Do(func() {
+		n.Logger.Notice(n.note)
+		os.Setenv(fallbackNoted, "1")
+	})
+}
+
+func (n *noteFirst) Notice(msg string) { n.first(); n.Logger.Notice(msg) }
+func (n *noteFirst) Info(msg string)   { n.first(); n.Logger.Info(msg) }
+func (n *noteFirst) Debug(msg string)  { n.first(); n.Logger.Debug(msg) }
 
 // traceLogger writes qpopper's trace-file records.
 type traceLogger struct {

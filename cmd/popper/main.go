@@ -10,12 +10,11 @@ package main
 
 import (
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -57,8 +56,17 @@ func run(argv []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	if inv.OptionsFD > 0 {
+		// A session of the standalone daemon: its options come on a pipe.
+		f := os.NewFile(uintptr(inv.OptionsFD), "options")
+		inv.ReadOptions(f, opts)
+		f.Close()
+	}
 	cfgErrs := inv.ConfigErrors
 	switch {
+	case inv.Help:
+		fmt.Println(compat.Usage)
+		return 0
 	case inv.Version:
 		fmt.Printf("popper %s (qpopper %s compatible)\n", popperVersion, version)
 		return 0
@@ -106,8 +114,16 @@ func run(argv []string) int {
 		return runRecover(opts, inv, log, os.Stdout)
 	case inv.ListUIDs != "":
 		return runListUIDs(opts, inv, inv.ListUIDs, os.Stdout)
+	case inv.Address != "" && inv.Detach:
+		// The daemon proper is a new process in the background, which
+		// says when it listens, or why it cannot.
+		if err := platform.Detach(childArgsWithout(argv, "--detach"), time.Minute); err != nil {
+			fmt.Fprintln(os.Stderr, "popper:", err)
+			return 1
+		}
+		return 0
 	case inv.Address != "":
-		return runStandalone(inv.Address, inv.ChildArgs, log)
+		return startDaemon(argv, inv, opts, inv.Address, nil, log)
 	}
 	// fd 0 a connected socket: inetd, xinetd, SMF inetd, or systemd with
 	// Accept=yes (which also passes the connection as LISTEN_FDS: it must
@@ -125,9 +141,40 @@ func run(argv []string) int {
 		}
 		return runInetd(conn, opts, inv, cfgErrs, log)
 	case err == nil && len(ls) > 0:
-		return serveListeners(ls, inv.ChildArgs, log)
+		return startDaemon(argv, inv, opts, "", ls, log)
 	}
 	log.Notice(inetdErr.Error())
+	if !platform.StderrIsConnection() {
+		fmt.Fprintln(os.Stderr, compat.NoConnectionText)
+	}
+	return 1
+}
+
+// startDaemon runs the standalone daemon with the configuration already
+// read, refusing to start on one --check-config would refuse.
+func startDaemon(argv []string, inv *compat.Invocation, opts *compat.Options, addr string, ls []net.Listener, log platform.Logger) int {
+	problems := make([]string, 0, len(inv.ConfigErrors))
+	for _, e := range inv.ConfigErrors {
+		problems = append(problems, e.Error())
+	}
+	if len(problems) == 0 {
+		problems = authProblems(opts)
+	}
+	if len(problems) == 0 {
+		setup, err := newSetup(opts, inv.ConfigFiles)
+		if err == nil {
+			return runDaemon(addr, ls, setup, func() (*daemonSetup, []string) { return loadSetup(argv) }, log)
+		}
+		problems = append(problems, err.Error())
+	}
+	for _, p := range problems {
+		log.Notice(p)
+		fmt.Fprintln(os.Stderr, p)
+	}
+	err := fmt.Errorf("not started: %d problem(s) in the configuration (see popper --check-config)", len(problems))
+	log.Notice(err.Error())
+	fmt.Fprintln(os.Stderr, "popper:", err)
+	platform.Detached(err)
 	return 1
 }
 
@@ -141,7 +188,12 @@ func openAsInvoker(path string) (io.ReadCloser, error) {
 // runInetd serves one connection on fd 0, as qpopper under inetd.
 func runInetd(conn net.Conn, opts *compat.Options, inv *compat.Invocation, cfgErrs []*compat.ConfigError, log platform.Logger) int {
 	defer conn.Close()
-	host, ip := peer(conn, opts)
+	peerAddr, perr := sessionPeer(conn, opts, inv)
+	if perr != nil {
+		log.Notice(perr.Error())
+		return 1
+	}
+	host, ip := clientNames(peerAddr, opts)
 	hostname := myHostname()
 	if len(cfgErrs) > 0 {
 		// Fail closed: a broken configuration must not serve with half of
@@ -218,15 +270,12 @@ func runInetd(conn net.Conn, opts *compat.Options, inv *compat.Invocation, cfgEr
 	return 0
 }
 
-// peer returns the client's host name (reverse lookup unless turned off)
-// and address.
-func peer(conn net.Conn, opts *compat.Options) (host, ip string) {
+// clientNames returns the client's host name (reverse lookup unless
+// turned off) and address.
+func clientNames(client netip.AddrPort, opts *compat.Options) (host, ip string) {
 	ip = "unknown"
-	if ra := conn.RemoteAddr(); ra != nil && ra.String() != "" {
-		ip = ra.String()
-	}
-	if h, _, err := net.SplitHostPort(ip); err == nil {
-		ip = h
+	if client.IsValid() {
+		ip = client.Addr().String()
 	}
 	host = ip
 	if opts.ReverseLookup {
@@ -252,75 +301,6 @@ func myHostname() string {
 	return h
 }
 
-// runStandalone listens on addr and runs one popper per connection.
-func runStandalone(addr string, childArgs []string, log platform.Logger) int {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		log.Notice(fmt.Sprintf("Unable to listen on %s: %v", addr, err))
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return serveListeners([]net.Listener{ln}, childArgs, log)
-}
-
-// serveListeners accepts on every listener and re-executes popper for
-// each connection with the socket as fd 0 and 1: a Go program cannot fork
-// without exec, and a fresh process per session is what lets each one
-// drop to its user's identity, as under inetd.
-func serveListeners(ls []net.Listener, childArgs []string, log platform.Logger) int {
-	exe, err := os.Executable()
-	if err != nil {
-		log.Notice(fmt.Sprintf("cannot find own executable: %v", err))
-		return 1
-	}
-	platform.SdNotify("READY=1")
-	errc := make(chan error, len(ls))
-	for _, ln := range ls {
-		go func(ln net.Listener) {
-			for {
-				conn, err := ln.Accept()
-				if err != nil {
-					var ne net.Error
-					if errors.As(err, &ne) && ne.Timeout() {
-						continue
-					}
-					errc <- err
-					return
-				}
-				go spawn(exe, childArgs, conn, log)
-			}
-		}(ln)
-	}
-	err = <-errc
-	log.Notice(fmt.Sprintf("accept: %v", err))
-	return 1
-}
-
-func spawn(exe string, args []string, conn net.Conn, log platform.Logger) {
-	defer conn.Close()
-	fc, ok := conn.(interface{ File() (*os.File, error) })
-	if !ok {
-		return
-	}
-	f, err := fc.File()
-	if err != nil {
-		log.Notice(fmt.Sprintf("connection hand-over: %v", err))
-		return
-	}
-	defer f.Close()
-	cmd := exec.Command(exe, args...)
-	cmd.Args[0] = os.Args[0]
-	cmd.Stdin, cmd.Stdout = f, f
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		log.Notice(fmt.Sprintf("cannot start session: %v", err))
-		return
-	}
-	f.Close()
-	conn.Close()
-	cmd.Wait()
-}
-
 // runDemo serves a throw-away spool on a loopback port.
 func runDemo(inv *compat.Invocation) int {
 	dir, args, err := setUpDemo()
@@ -332,18 +312,26 @@ func runDemo(inv *compat.Invocation) int {
 	if addr == "" {
 		addr = "127.0.0.1:1110"
 	}
+	opts := compat.DefaultOptions()
+	dinv, err := compat.ParseArgs(args, opts, func(path string) []*compat.ConfigError {
+		return compat.LoadConfig(path, openAsInvoker, opts, compat.Init)
+	})
+	if err == nil && len(dinv.ConfigErrors) > 0 {
+		err = dinv.ConfigErrors[0]
+	}
+	var setup *daemonSetup
+	if err == nil {
+		setup, err = newSetup(opts, dinv.ConfigFiles)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		return 1
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		return 1
 	}
 	fmt.Print(demoUsage(ln.Addr().String(), dir))
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-sig
-		ln.Close()
-		os.Exit(0)
-	}()
-	return serveListeners([]net.Listener{ln}, args, platform.StderrLogger("popper-demo"))
+	return runDaemon("", []net.Listener{ln}, setup, nil, platform.StderrLogger("popper-demo"))
 }

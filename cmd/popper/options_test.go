@@ -999,6 +999,12 @@ func everyOptionRows() map[string]optionRow {
 				t.Fatalf("no record of the closed connection:\n%s", tr)
 			}
 		}},
+		"max-sessions":             {kind: rowEffect, check: eoMaxSessions},
+		"max-sessions-per-address": {kind: rowEffect, check: eoMaxSessionsPerAddress},
+		"pid-file":                 {kind: rowEffect, check: eoPidFile},
+		"proxy-protocol":           {kind: rowEffect, check: eoProxyProtocol},
+		"proxy-trusted":            {kind: rowEffect, check: eoProxyTrusted},
+		"shutdown-grace":           {kind: rowEffect, check: eoShutdownGrace},
 		"max-bulletins": {kind: rowEffect, check: func(t *testing.T) {
 			run := func(lines ...string) string {
 				return eoBulletinLogin(t, []string{"5", "6", "7"}, lines...)
@@ -1011,11 +1017,12 @@ func everyOptionRows() map[string]optionRow {
 			}
 		}},
 		"no-atomic-open": {kind: rowEffect, check: func(t *testing.T) {
-			// With no-atomic-open the dot-lock is made by link() from a
-			// unique file named ".<lock name>.<pid>.<hex>" next to it. With
-			// a mailbox name of 240 bytes the lock name (245) fits in
-			// NAME_MAX (255) and the unique name does not: only the link
-			// method fails.
+			// The dot-lock is made by link() from a unique file named
+			// ".<lock name>.<host>.<pid>.<hex>" next to it; where that
+			// cannot be, popper falls back to O_EXCL, unless
+			// no-atomic-open insists on link(). With a mailbox name of 240
+			// bytes the lock name (245) fits in NAME_MAX (255) and the
+			// unique name does not: only no-atomic-open fails.
 			box := strings.Repeat("m", 240)
 			run := func(lines ...string) string {
 				s := newSite(t)
