@@ -4,6 +4,7 @@ package platform
 
 import (
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,12 +19,16 @@ import (
 //	POPPER_FAILPOINT=name[:N]    at the Nth hit of name (default 1) send
 //	                             SIGKILL to this process: nothing deferred
 //	                             runs, exactly as with kill -9.
+//	POPPER_FAILPOINT_ACTION=stop send SIGSTOP instead: the process stops
+//	                             there, as a host under heavy load or a
+//	                             debugger would stop it, until SIGCONT.
 
 var failpoints struct {
 	once   sync.Once
 	trace  *os.File
 	target string
 	nth    int
+	stop   bool
 	mu     sync.Mutex
 	hits   map[string]int
 }
@@ -46,6 +51,7 @@ func loadFailpoints() {
 		return
 	}
 	fp.target, fp.nth = spec, 1
+	fp.stop = os.Getenv("POPPER_FAILPOINT_ACTION") == "stop"
 	if i := strings.LastIndexByte(spec, ':'); i >= 0 {
 		if n, err := strconv.Atoi(spec[i+1:]); err == nil && n > 0 {
 			fp.target, fp.nth = spec[:i], n
@@ -70,6 +76,16 @@ func Failpoint(name string) {
 		return
 	}
 	fp.hits[name]++
+	if fp.hits[name] == fp.nth && fp.stop {
+		// The stop is asynchronous: this thread must not go on until the
+		// process has been stopped and continued.
+		cont := make(chan os.Signal, 1)
+		signal.Notify(cont, syscall.SIGCONT)
+		syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+		<-cont
+		signal.Stop(cont)
+		return
+	}
 	if fp.hits[name] == fp.nth {
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {} // the signal is on its way; never return into the caller

@@ -81,6 +81,12 @@ const (
 	ErrPerm                         // temp drop or spool fails the ownership/mode/link checks
 	ErrIO                           // reading, copying or writing failed
 	ErrChanged                      // server mode: the spool was rewritten by someone else
+	// ErrLockLost: while the work ran, the dotlock stopped being ours (an
+	// MDA that trusts the dotlock alone took it over as stale, e.g. after
+	// the session was stopped for longer than the stale age) or the spool
+	// grew or was replaced. Nothing of the spool was discarded after that:
+	// the temp drop keeps the mail and recovery merges it.
+	ErrLockLost
 )
 
 // Error is a maildrop failure.
@@ -216,6 +222,61 @@ func (l *spoolLock) release() {
 		l.spool.Close()
 	}
 	l.dot.Unlock()
+}
+
+// guard proves, before a step that discards or overwrites spool bytes,
+// that the lock is still ours and the spool is the file we locked, with
+// the size we expect: a dotlock-only MDA that took the lock over as stale
+// (we were stopped longer than its stale age) may have appended.
+func (l *spoolLock) guard(c *Config, f *platform.File, want int64) error {
+	if err := l.dot.Verify(); err != nil {
+		return newErr(ErrLockLost, "dot-lock lost", c.Spool, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return newErr(ErrIO, "stat spool", c.Spool, err)
+	}
+	li, err := os.Lstat(c.Spool)
+	if err != nil || !platform.IDOf(li).SameFile(platform.IDOf(fi)) {
+		return newErr(ErrLockLost, "spool replaced", c.Spool, err)
+	}
+	if fi.Size() != want {
+		return newErr(ErrLockLost, fmt.Sprintf("spool changed size (%d bytes, %d expected)", fi.Size(), want), c.Spool, nil)
+	}
+	return nil
+}
+
+// guardedWriter writes the spool from offset 0 and, before every chunk,
+// checks that nobody else has written it (its size is still what we wrote)
+// and, at most every second, that the dotlock is still ours; it refreshes
+// the dotlock as it goes. A write after someone else's append would
+// overwrite their mail: the writer stops there instead.
+type guardedWriter struct {
+	c       *Config
+	f       *platform.File
+	lk      *spoolLock
+	off     int64
+	checked time.Time
+}
+
+func (g *guardedWriter) Write(p []byte) (int, error) {
+	fi, err := g.f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	if fi.Size() != g.off {
+		return 0, newErr(ErrLockLost, fmt.Sprintf("spool written by someone else (%d bytes, %d expected)", fi.Size(), g.off), g.c.Spool, nil)
+	}
+	if time.Since(g.checked) >= time.Second {
+		if err := g.lk.dot.Verify(); err != nil {
+			return 0, newErr(ErrLockLost, "dot-lock lost", g.c.Spool, err)
+		}
+		g.checked = time.Now()
+	}
+	g.lk.refresh()
+	n, err := g.f.Write(p)
+	g.off += int64(n)
+	return n, err
 }
 
 // refresh keeps the dotlock from going stale during long work. A dotlock
@@ -481,6 +542,11 @@ func (md *Maildrop) loginNormal(lk *spoolLock, bull *Bulletins) error {
 	if lk.spool == nil {
 		md.setDrop(d)
 		return nil
+	}
+	if err := lk.guard(c, lk.spool, size); err != nil {
+		// The spool keeps its mail (and what was added); the copy goes.
+		md.drop.Truncate(0)
+		return err
 	}
 	if err := lk.spool.Truncate(0); err != nil {
 		// The spool keeps its mail; the temp drop copy would duplicate it.
@@ -765,6 +831,11 @@ func (md *Maildrop) updateNormal(del, retr []bool, raw bool) error {
 		defer newMail.Close()
 		platform.Failpoint("update.newmail-saved")
 	}
+	// From here the spool is overwritten: only while the lock is ours and
+	// the spool holds exactly what was saved.
+	if err := lk.guard(c, sp, newLen); err != nil {
+		return err
+	}
 	if err := sp.Truncate(0); err != nil {
 		return newErr(ErrIO, "truncate spool", c.Spool, err)
 	}
@@ -772,17 +843,17 @@ func (md *Maildrop) updateNormal(del, retr []bool, raw bool) error {
 	if _, err := sp.Seek(0, io.SeekStart); err != nil {
 		return newErr(ErrIO, "seek spool", c.Spool, err)
 	}
-	bw := newBoundaryWriter(sp, md.d.Format)
+	bw := newBoundaryWriter(&guardedWriter{c: c, f: sp, lk: lk}, md.d.Format)
 	if err := md.writeKept(bw, md.drop, del, retr, raw, lk); err != nil {
-		return newErr(ErrIO, "Error updating primary drop", c.Spool, err)
+		return spoolWriteErr(c, "Error updating primary drop", err)
 	}
 	if newMail != nil {
 		if err := bw.copyRaw(io.NewSectionReader(newMail.OS(), 0, newLen)); err != nil {
-			return newErr(ErrIO, "copy new mail to spool", c.Spool, err)
+			return spoolWriteErr(c, "copy new mail to spool", err)
 		}
 	}
 	if err := bw.Flush(); err != nil {
-		return newErr(ErrIO, "write spool", c.Spool, err)
+		return spoolWriteErr(c, "write spool", err)
 	}
 	platform.Failpoint("update.spool-written")
 	if err := sp.Sync(); err != nil {
@@ -911,6 +982,9 @@ func (md *Maildrop) updateServer(del, retr []bool, _ bool) error {
 		allDeleted = allDeleted && del[i]
 	}
 	if allDeleted && size == md.spoolEnd {
+		if err := lk.guard(c, sp, size); err != nil {
+			return err
+		}
 		if err := sp.Truncate(0); err != nil {
 			return newErr(ErrIO, "truncate spool", c.Spool, err)
 		}
@@ -956,7 +1030,11 @@ func (md *Maildrop) updateServer(del, retr []bool, _ bool) error {
 	}
 	platform.Failpoint("update.tempdrop-synced")
 
-	// 2. The spool rewritten in place from it.
+	// 2. The spool rewritten in place from it, while the lock is ours and
+	// the spool holds what the temp drop now has.
+	if err := lk.guard(c, sp, size); err != nil {
+		return err
+	}
 	if err := copySpoolFrom(c, sp, md.drop, lk); err != nil {
 		return err
 	}
@@ -984,12 +1062,12 @@ func copySpoolFrom(c *Config, sp, src *platform.File, lk *spoolLock) error {
 	if _, err := sp.Seek(0, io.SeekStart); err != nil {
 		return newErr(ErrIO, "seek spool", c.Spool, err)
 	}
-	w := bufio.NewWriterSize(&refreshWriter{w: sp, lk: lk}, 64<<10)
+	w := bufio.NewWriterSize(&guardedWriter{c: c, f: sp, lk: lk}, 64<<10)
 	if _, err := io.Copy(w, io.NewSectionReader(src.OS(), 0, fi.Size())); err != nil {
-		return newErr(ErrIO, "Error updating primary drop", c.Spool, err)
+		return spoolWriteErr(c, "Error updating primary drop", err)
 	}
 	if err := w.Flush(); err != nil {
-		return newErr(ErrIO, "Error updating primary drop", c.Spool, err)
+		return spoolWriteErr(c, "Error updating primary drop", err)
 	}
 	platform.Failpoint("spool.written")
 	if err := sp.Sync(); err != nil {
@@ -1018,6 +1096,15 @@ func (md *Maildrop) verifySpool(fi os.FileInfo) error {
 		}
 	}
 	return nil
+}
+
+// spoolWriteErr keeps a guardedWriter's refusal as it is.
+func spoolWriteErr(c *Config, op string, err error) error {
+	var e *Error
+	if errors.As(err, &e) && e.Kind == ErrLockLost {
+		return e
+	}
+	return newErr(ErrIO, op, c.Spool, err)
 }
 
 // refreshWriter refreshes the dotlock as bytes flow through it, so a long

@@ -98,6 +98,16 @@ func ClearPlanted(c *Config, uid int) []Planted {
 		if !rootsDirectory(filepath.Dir(n.path)) {
 			continue
 		}
+		if n.path == c.Spool+".lock" && platform.IsLockerLink(n.path) {
+			// A locker killed between link(2) and removing its unique
+			// name: a lock with two links, which the dotlock code judges
+			// (by owner and age), not a plant.
+			if fi, err := os.Lstat(n.path); err == nil {
+				if id := platform.IDOf(fi); int(id.Uid) == uid || id.Uid == 0 {
+					continue
+				}
+			}
+		}
 		if p, ok := clearOne(n.path, uid, n.rootMayOwn); ok {
 			found = append(found, p)
 		}

@@ -283,6 +283,8 @@ func (b *backend) dropError(cfg *spool.Config, err error) error {
 		}
 		text, num := platform.Strerror(e.Err)
 		return pop3.Errorf("SYS/TEMP", "flock: '%s': %s (%d)", cfg.Spool, text, num)
+	case spool.ErrLockLost:
+		return pop3.Errorf("SYS/TEMP", "Mail spool %s changed while it was being copied (%v); try again.", cfg.Spool, e.Op)
 	case spool.ErrPerm:
 		switch {
 		case strings.Contains(e.Op, "not owned"):

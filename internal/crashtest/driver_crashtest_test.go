@@ -168,6 +168,7 @@ type plan struct {
 	noQuit        bool
 	onQuitOK      func()        // called as soon as the QUIT +OK arrives
 	killAfter     time.Duration // SIGKILL popper this long after it started
+	started       func(*os.Process) // told the popper process once it runs
 }
 
 var msgIDRe = regexp.MustCompile(`(?mi)^Message-ID:[ \t]*(\S+)`)
@@ -196,6 +197,9 @@ func (e *env) run(p plan, extraEnv ...string) *session {
 		e.t.Fatal(err)
 	}
 	child.Close()
+	if p.started != nil {
+		p.started(cmd.Process)
+	}
 	if p.killAfter > 0 {
 		timer := time.AfterFunc(p.killAfter, func() { cmd.Process.Signal(syscall.SIGKILL) })
 		defer timer.Stop()
