@@ -166,8 +166,8 @@ type plan struct {
 	afterLogin    func() // e.g. a delivery during the session
 	dropAfterDele bool   // close the connection instead of QUIT
 	noQuit        bool
-	onQuitOK      func()        // called as soon as the QUIT +OK arrives
-	killAfter     time.Duration // SIGKILL popper this long after it started
+	onQuitOK      func()            // called as soon as the QUIT +OK arrives
+	killAfter     time.Duration     // SIGKILL popper this long after it started
 	started       func(*os.Process) // told the popper process once it runs
 }
 
