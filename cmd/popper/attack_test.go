@@ -462,3 +462,43 @@ func TestAttackListUIDs(t *testing.T) {
 		})
 	}
 }
+
+// TestAttackClientThatNeverReads: a session of the victim's (a client
+// gone wrong, or an attacker with the password) sends RETR of a big
+// message twenty times and never reads. Writes had no deadline: the
+// session, and the victim's mailbox lock, stayed for good, and every
+// later login of the victim got [IN-USE]. The session must end within
+// about the timeout, and the victim's next login get in.
+func TestAttackClientThatNeverReads(t *testing.T) {
+	a := newAttackSite(t, layouts[0], "set timeout = 2")
+	big := msg("big", a.secret+" "+strings.Repeat("x", 8<<20))
+	p := filepath.Join(a.spoolDir, a.victim.name)
+	writeFile(t, p, big, 0o660)
+	os.Chown(p, a.victim.uid, mailGID)
+	a.serve(t)
+	c := a.dialPort(t, a.port)
+	c.ok("USER " + a.victim.name)
+	c.ok("PASS " + a.victim.pass)
+	for i := 0; i < 20; i++ {
+		fmt.Fprintf(c.conn, "RETR 1\r\n")
+	}
+	// Never read. After the timeout the session is cut off and its
+	// update runs (update-on-abort): the victim gets in again.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cl := a.dialPort(t, a.port)
+		cl.ok("USER " + a.victim.name)
+		r := cl.do("PASS " + a.victim.pass)
+		if strings.HasPrefix(r, "+OK") {
+			cl.ok("QUIT")
+			break
+		}
+		if !strings.Contains(r, "[IN-USE]") || time.Now().After(deadline) {
+			t.Fatalf("victim's login: %q", r)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if tr := eoTrace(t, a.trace); !strings.Contains(tr, "Timeout (2 secs) during nw write") {
+		t.Errorf("no record of the write timeout:\n%s", tr)
+	}
+}
