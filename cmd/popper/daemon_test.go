@@ -225,17 +225,25 @@ func TestDaemonStartStopAndPidFile(t *testing.T) {
 	}
 }
 
-// sessionOf is a process's session id, from /proc (Linux).
+// sessionOf is a process's session id.
 func sessionOf(t *testing.T, pid int) int {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
+	f := procStat(pid)
+	if f == nil {
 		t.Skip("no /proc")
 	}
-	// pid (comm) state ppid pgrp session ...
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
 	sid, _ := strconv.Atoi(f[3])
 	return sid
+}
+
+// procStat is /proc/PID/stat after the command name: state, ppid, pgrp,
+// session...; nil when there is none (Linux only).
+func procStat(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
 }
 
 // A configuration --check-config refuses keeps the daemon from starting.
@@ -692,22 +700,21 @@ func TestDaemonUnderLoad(t *testing.T) {
 	}
 }
 
-// running is the number of the daemon's session processes (from /proc).
-func (d *daemon) running() int {
-	n := 0
+// running is the number of the daemon's session processes.
+func (d *daemon) running() int { return len(childrenOf(d.cmd.Process.Pid)) }
+
+// childrenOf lists the processes whose parent is pid (from /proc).
+func childrenOf(pid int) []int {
+	var out []int
 	entries, _ := os.ReadDir("/proc")
-	ppid := strconv.Itoa(d.cmd.Process.Pid)
+	ppid := strconv.Itoa(pid)
 	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(f) > 1 && f[1] == ppid {
-			n++
+		child, err := strconv.Atoi(e.Name())
+		if f := procStat(child); err == nil && len(f) > 1 && f[1] == ppid {
+			out = append(out, child)
 		}
 	}
-	return n
+	return out
 }
 
 // ---- the standalone daemon's rows of TestEveryOption ----

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -34,19 +33,7 @@ func (s *site) onHost(t *testing.T, host string, extra ...string) *daemon {
 // host that loses power.
 func killHost(t *testing.T, d *daemon) []int {
 	t.Helper()
-	var pids []int
-	entries, _ := os.ReadDir("/proc")
-	ppid := strconv.Itoa(d.cmd.Process.Pid)
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		if f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:])); len(f) > 1 && f[1] == ppid {
-			pid, _ := strconv.Atoi(e.Name())
-			pids = append(pids, pid)
-		}
-	}
+	pids := childrenOf(d.cmd.Process.Pid)
 	d.cmd.Process.Signal(syscall.SIGKILL)
 	for _, pid := range pids {
 		syscall.Kill(pid, syscall.SIGKILL)
