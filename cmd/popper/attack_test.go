@@ -502,3 +502,91 @@ func TestAttackClientThatNeverReads(t *testing.T) {
 		t.Errorf("no record of the write timeout:\n%s", tr)
 	}
 }
+
+// TestAttackFloodAndBigMIME: 2,000 bad commands on one connection are
+// cut off after the twentieth; a -no-mime login that retrieves a 50 MB
+// message does not hold it in memory (it peaked at 239 MB).
+func TestAttackFloodAndBigMIME(t *testing.T) {
+	a := newAttackSite(t, layouts[1])
+	var b strings.Builder
+	b.WriteString("From sender@example.org Sat Nov 28 10:00:00 2026\nMessage-ID: <big@x>\nMIME-Version: 1.0\n" +
+		"Content-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: text/plain\n\n" + a.secret + "\n--b\n" +
+		"Content-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n")
+	line := strings.Repeat("QUJD", 19) + "\n"
+	for b.Len() < 50<<20 {
+		b.WriteString(line)
+	}
+	b.WriteString("--b--\n\n")
+	p := filepath.Join(a.spoolDir, a.victim.name)
+	writeFile(t, p, b.String(), 0o660)
+	os.Chown(p, a.victim.uid, mailGID)
+	a.serve(t)
+
+	c := a.dialPort(t, a.port)
+	for i := 0; i < 2000; i++ {
+		fmt.Fprintf(c.conn, "BOGUS %d\r\n", i)
+	}
+	n := 0
+	for {
+		c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		l, err := c.r.ReadString('\n')
+		if err != nil {
+			break
+		}
+		n++
+		if strings.HasPrefix(l, "-ERR Too many errors") {
+			if n != 21 {
+				t.Errorf("cut off after %d replies, want the 20 -ERRs and this one", n-1)
+			}
+			break
+		}
+	}
+	if n > 21 {
+		t.Fatalf("%d replies to 2,000 bad commands", n)
+	}
+
+	c = a.dialPort(t, a.port)
+	c.ok("USER " + a.victim.name + "-no-mime")
+	c.ok("PASS " + a.victim.pass)
+	pid := newestPopper(t, a)
+	c.ok("RETR 1")
+	body := strings.Join(c.multi(), "\n")
+	if !strings.Contains(body, a.secret) {
+		t.Fatalf("the text part was not sent:\n%.300s", body)
+	}
+	hwm := vmHWM(t, pid)
+	c.ok("QUIT")
+	t.Logf("a -no-mime RETR of a %d MB message peaked at %d MB resident", b.Len()>>20, hwm>>10)
+	if hwm > 100<<10 { // kB; the generous bound of a unit test, not a target
+		t.Errorf("a -no-mime session grew to %d MB for a 50 MB message", hwm>>10)
+	}
+}
+
+// newestPopper is the pid of the popper serving the latest connection
+// (under strace: the traced child).
+func newestPopper(t *testing.T, a *attackSite) int {
+	t.Helper()
+	out, err := exec.Command("pgrep", "-n", "-f", "^"+popperBin).Output()
+	if err != nil {
+		t.Fatalf("pgrep: %v", err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	return pid
+}
+
+// vmHWM is a process's peak resident size in kB.
+func vmHWM(t *testing.T, pid int) int {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			n, _ := strconv.Atoi(strings.Fields(v)[0])
+			return n
+		}
+	}
+	t.Fatal("no VmHWM")
+	return 0
+}
