@@ -32,5 +32,9 @@ package platform
 //     descriptor of a locked mailbox, and goroutines of one process do not
 //     exclude each other.
 //
-// Dotlocks (LockDot) are stale after 300 s without a touch (maillock,
-// liblockfile), or at once when they name a dead process on this host.
+// Dotlocks (LockDot) are made by link(2) from a unique file, so that they
+// never exist empty, and are stale after 300 s without a touch on the
+// spool filesystem's clock (maillock, liblockfile), or at once when they
+// name a dead process on this host, or were written before this host
+// booted and name this host or no one. A lock naming another host is
+// judged by its age alone.
