@@ -119,6 +119,32 @@ func AcceptLine(err error, delay time.Duration, failures int, recovered bool) st
 	return fmt.Sprintf("accept: %v; retrying in %v (failure %d)", err, delay, failures)
 }
 
+// ListenFailedLine is logged, and printed, when the daemon cannot
+// listen on its address.
+func ListenFailedLine(addr string, err error) string {
+	return fmt.Sprintf("Unable to listen on %s: %v", addr, err)
+}
+
+// NotStartedLine ends the list of configuration problems that keep the
+// daemon from starting.
+func NotStartedLine(problems int) string {
+	return fmt.Sprintf("not started: %d problem(s) in the configuration (see popper --check-config)", problems)
+}
+
+// PidFileLine is logged when the pid file cannot be written.
+func PidFileLine(path string, err error) string {
+	return fmt.Sprintf("not started: cannot write the pid-file %s: %v", path, err)
+}
+
+// NoExecutableLine is logged when the daemon cannot find its own program
+// to run sessions with.
+func NoExecutableLine(err error) string {
+	return fmt.Sprintf("not started: cannot find popper's own executable: %v", err)
+}
+
+// ListenersClosedLine is logged when every listener has failed for good.
+const ListenersClosedLine = "popper stopping: all its listening sockets are closed"
+
 // NoConnectionText is printed, on standard error, when popper is run
 // with neither a connection on standard input nor an address to listen
 // on: by hand, most likely.

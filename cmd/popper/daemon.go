@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -96,17 +97,17 @@ func runDaemon(addr string, ls []net.Listener, setup *daemonSetup, reload func()
 	if ls == nil {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			return fail(fmt.Errorf("Unable to listen on %s: %v", addr, err))
+			return fail(errors.New(compat.ListenFailedLine(addr, err)))
 		}
 		ls = []net.Listener{ln}
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		return fail(fmt.Errorf("cannot find own executable: %v", err))
+		return fail(errors.New(compat.NoExecutableLine(err)))
 	}
 	if setup.opts.PidFile != "" {
 		if err := platform.WritePidFile(setup.opts.PidFile); err != nil {
-			return fail(fmt.Errorf("pid-file: %v", err))
+			return fail(errors.New(compat.PidFileLine(setup.opts.PidFile, err)))
 		}
 		defer platform.RemovePidFile(setup.opts.PidFile)
 	}
@@ -162,7 +163,7 @@ func runDaemon(addr string, ls []net.Listener, setup *daemonSetup, reload func()
 		case sig = <-sigs:
 		case <-served:
 			// Every listener failed for good (closed under us).
-			log.Notice("all listeners closed")
+			log.Notice(compat.ListenersClosedLine)
 			return 1
 		}
 		if sig == syscall.SIGHUP {

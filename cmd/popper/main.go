@@ -10,6 +10,7 @@ package main
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -171,7 +172,7 @@ func startDaemon(argv []string, inv *compat.Invocation, opts *compat.Options, ad
 		log.Notice(p)
 		fmt.Fprintln(os.Stderr, p)
 	}
-	err := fmt.Errorf("not started: %d problem(s) in the configuration (see popper --check-config)", len(problems))
+	err := errors.New(compat.NotStartedLine(len(problems)))
 	log.Notice(err.Error())
 	fmt.Fprintln(os.Stderr, "popper:", err)
 	platform.Detached(err)
