@@ -1049,7 +1049,11 @@ func (md *Maildrop) updateServer(del, retr []bool, _ bool) error {
 }
 
 // copySpoolFrom replaces the spool's content, in place, with src's, and
-// syncs it.
+// syncs it. The truncate is made durable before the first write: what is
+// written is a byte copy of src, so a power cut that kept the writes and
+// lost the truncate would leave src followed by old spool bytes, which
+// recovery could not tell from a temp drop cut short while the spool was
+// intact (recover.go).
 func copySpoolFrom(c *Config, sp, src *platform.File, lk *spoolLock) error {
 	fi, err := src.Stat()
 	if err != nil {
@@ -1057,6 +1061,9 @@ func copySpoolFrom(c *Config, sp, src *platform.File, lk *spoolLock) error {
 	}
 	if err := sp.Truncate(0); err != nil {
 		return newErr(ErrIO, "truncate spool", c.Spool, err)
+	}
+	if err := sp.Sync(); err != nil {
+		return newErr(ErrIO, "sync spool", c.Spool, err)
 	}
 	platform.Failpoint("spool.truncated")
 	if _, err := sp.Seek(0, io.SeekStart); err != nil {

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -34,11 +33,72 @@ import (
 // lines), NUL bytes (qpopper's copy turned them into spaces), and the
 // newlines at the very end (the blank line that separates mbox messages).
 // Matching is one-to-one, so a message that really arrived twice stays
-// twice. A spool message whose normalised bytes are a proper prefix of a
-// leftover message (the torn last message of an interrupted rewrite) is a
-// partial copy and is dropped, and the reverse for a torn leftover
-// message. Bytes that are not part of any message are never dropped: they
+// twice. Bytes that are not part of any message are never dropped: they
 // go to a quarantine file beside the spool.
+//
+// A power cut makes the other copies hard to judge: unsynced writes and
+// truncates persist in any order and in part (durability.md §1), so a
+// copy may be cut short, have a hole of NULs where a write was lost, or
+// run on into bytes an older content left behind. Where each file came
+// from, and whether it was durable at that point, decides which copy is
+// whole:
+//
+//   - The login copy (normal mode) writes the temp drop as a byte copy of
+//     the spool, and a server-mode update writes the kept messages into
+//     it; neither is durable until its fsync, and the spool is not
+//     touched before then. So a leftover that is cut short or holed means
+//     an intact spool: the spool's copy is the whole one, and what the
+//     spool holds after the leftover's copy is the rest of that message,
+//     beyond the leftover's end.
+//   - Every rewrite of the spool (a normal update, a server-mode update,
+//     recovery itself) starts only once its source is durable: the temp
+//     drop and TEMP.new (normal), the temp drop (server, recovery). It
+//     truncates the spool and writes from offset 0, so a power cut can
+//     leave a prefix of the rewrite, holes, and, when the truncate was
+//     lost, what the spool held before past (or between) the new bytes.
+//     In a normal update that older content is the login copy's source
+//     (or the new mail TEMP.new saved from offset 0): the leftover's own
+//     bytes at the same offsets. Server-mode updates and recovery write
+//     a byte copy of the temp drop, whose older content is not in the
+//     leftovers at the same offsets; they make the truncate durable
+//     before the first write (copySpoolFrom), so that their rewrites can
+//     only leave a prefix of the temp drop and holes of NULs, never old
+//     bytes.
+//
+// Hence the rules, in this order:
+//
+//  1. A spool message with the bytes of a leftover message at the same
+//     offset (a shadow) is that message, showing through: the spool was
+//     intact there, or a lost truncate left it. It pairs with its own
+//     leftover message, or is dropped when a rewrite's copy already did
+//     (otherwise a rewrite and the old bytes after it would keep it
+//     twice). Other exact copies pair one-to-one first.
+//  2. A spool message whose normalised bytes are a proper prefix of a
+//     leftover message is a rewrite cut short: dropped.
+//  3. A leftover message with NULs whose other bytes are the spool's at
+//     the same offsets, or whose bytes before the first NUL begin a
+//     spool message, is a login copy with a lost write: the spool's copy
+//     takes its place.
+//  4. A spool message that is nothing but the leftovers' bytes at the
+//     same offsets and NULs holds nothing of its own: dropped. One that
+//     begins as a leftover message and ends, from some point on, in NULs
+//     or in the leftovers' bytes at the same offsets is a rewrite that
+//     lost writes or its truncate: the leftover's message is kept, the
+//     spool's bytes from that point go to quarantine. New mail is never
+//     taken for this: it is appended after the crash and does not end in
+//     the leftover's bytes at the offsets it was written to.
+//  5. A leftover message that is a proper prefix of a spool message:
+//     when it is the last of its file it is a copy cut short and the
+//     spool's copy takes its place (a rewrite cannot have left that
+//     spool message, by the above: it would have ended in a hole or in
+//     the leftover's own bytes); a message that something follows is
+//     whole, and the spool message is quarantined.
+//
+// The residue these rules cannot judge is old bytes after a byte copy of
+// the temp drop whose truncate was lost (qpopper's update does not sync;
+// an MDA that does not fsync may leave its append over old bytes): such
+// a spool message is taken for the whole copy, as a login copy cut short
+// would be, since a copy cut short must never lose its end.
 
 // RecoverResult tells what recovery of one temp drop did.
 type RecoverResult struct {
@@ -123,10 +183,15 @@ type dropMsg struct {
 	key    [32]byte // hash of the normalised bytes
 	length int64    // length of the normalised bytes
 	pair   int      // index of the matching message on the other side, or -1
-	drop   bool     // a partial copy of a message kept elsewhere
-	// staleFrom, when not 0, is where stale bytes after a whole copy of
-	// the paired message begin.
-	staleFrom int64
+	drop   bool     // a partial or damaged copy of a message kept elsewhere
+	last   bool     // the last message of its file
+	nul    int64    // offset of its first NUL byte (trailing NULs aside), or -1
+	// shadow, for a spool message, is the leftover message with the same
+	// bytes at the same offset.
+	shadow *dropMsg
+	// by, for a dropped leftover message, is the spool message that is
+	// its whole copy and takes its place, or -1.
+	by int
 }
 
 type mergeFile struct {
@@ -181,6 +246,42 @@ func recoverLocked(c *Config, lk *spoolLock, d *platform.File) (RecoverResult, e
 		return res, err
 	}
 
+	// The merged content, made durable under the temp drop's name (the
+	// leftover itself when it already is exactly that).
+	plan := make([]*dropMsg, 0, len(olds)+len(curs))
+	placed := make([]bool, len(curs))
+	for _, om := range olds {
+		if om.drop {
+			// A torn or holey leftover copy: the spool's whole copy
+			// takes its place.
+			if j := om.by; j >= 0 && !placed[j] && curs[j].pair < 0 && !curs[j].drop {
+				plan = append(plan, curs[j])
+				placed[j] = true
+			}
+			continue
+		}
+		if om.pair >= 0 && curs[om.pair].m.UIDFound && !om.m.UIDFound {
+			// The spool's copy carries the UID clients were shown.
+			plan = append(plan, curs[om.pair])
+		} else {
+			plan = append(plan, om)
+		}
+	}
+	for j, cm := range curs {
+		if cm.pair < 0 && !cm.drop && !placed[j] {
+			plan = append(plan, cm)
+		}
+	}
+	// What a lost write left at the end of a message kept is no mail: a
+	// NUL tail (the file's size reached the disk, its data did not) and,
+	// in a spool message no leftover holds, a run of NULs and everything
+	// after it (an append whose first part was lost).
+	for _, pm := range plan {
+		if err := cutDamage(all[pm.file], pm.m, pm.file == len(old) && pm.pair < 0); err != nil {
+			return res, err
+		}
+	}
+
 	// Bytes that are no message, from any of the files, are kept aside
 	// first: every later step may make them unreachable.
 	var junk int64
@@ -196,25 +297,6 @@ func recoverLocked(c *Config, lk *spoolLock, d *platform.File) (RecoverResult, e
 		c.logf("Quarantined %d bytes that are not mail from %s in %s", junk, c.Spool, name)
 	}
 
-	// The merged content, made durable under the temp drop's name (the
-	// leftover itself when it already is exactly that).
-	plan := make([]*dropMsg, 0, len(olds)+len(curs))
-	for _, om := range olds {
-		if om.drop {
-			continue
-		}
-		if om.pair >= 0 && curs[om.pair].staleFrom == 0 && curs[om.pair].m.UIDFound && !om.m.UIDFound {
-			// The spool's copy carries the UID clients were shown.
-			plan = append(plan, curs[om.pair])
-		} else {
-			plan = append(plan, om)
-		}
-	}
-	for _, cm := range curs {
-		if cm.pair < 0 && !cm.drop {
-			plan = append(plan, cm)
-		}
-	}
 	for _, pm := range plan {
 		if pm.file < len(old) {
 			res.Messages++
@@ -272,6 +354,61 @@ func (l *spoolLock) ensureSpool(c *Config) error {
 	}
 	l.unlock = unlock
 	return nil
+}
+
+// nulRunMin is the shortest run of NULs inside a spool message that is
+// taken for a lost write rather than for a stray NUL of the message.
+const nulRunMin = 16
+
+// cutDamage ends message m (of mf) before a trailing run of NULs and,
+// when inner is set, before its first run of nulRunMin NULs or more; the
+// bytes cut off become junk of mf.
+func cutDamage(mf *mergeFile, m *Msg, inner bool) error {
+	cut, err := trimTrailingNUL(mf.f, m.Start, m.End)
+	if err != nil {
+		return err
+	}
+	if inner {
+		if at, err := nulRun(mf.f, m.Start, cut, nulRunMin); err != nil {
+			return err
+		} else if at >= 0 {
+			cut = at
+		}
+	}
+	if cut >= m.End || cut <= m.HdrStart {
+		return nil // nothing to cut, or nothing would be left of it
+	}
+	mf.d.Junk = append(mf.d.Junk, Range{Off: cut, Len: m.Next - cut})
+	m.End, m.Next = cut, cut
+	m.BodyStart = min(m.BodyStart, cut)
+	return nil
+}
+
+// nulRun returns the offset of the first run of at least n NULs in
+// [from, to) of f, or -1.
+func nulRun(f *platform.File, from, to int64, n int) (int64, error) {
+	buf := make([]byte, 32<<10)
+	run, start := 0, int64(-1)
+	for off := from; off < to; {
+		k := min(int64(len(buf)), to-off)
+		if _, err := f.ReadAt(buf[:k], off); err != nil {
+			return 0, newErr(ErrIO, "read", f.Name(), err)
+		}
+		for i, b := range buf[:k] {
+			if b != 0 {
+				run = 0
+				continue
+			}
+			if run == 0 {
+				start = off + int64(i)
+			}
+			if run++; run >= n {
+				return start, nil
+			}
+		}
+		off += k
+	}
+	return -1, nil
 }
 
 // planIsFile reports whether the plan is exactly file fi's messages in
@@ -333,12 +470,14 @@ func writePlan(c *Config, all []*mergeFile, plan []*dropMsg, lk *spoolLock) (*pl
 	return f, nil
 }
 
-// matchMessages pairs the leftover messages with the spool's.
+// matchMessages pairs the leftover messages with the spool's and marks
+// the copies that are torn or damaged (see the package comment above for
+// the rules and why they are right).
 func matchMessages(old []*mergeFile, cur *mergeFile) (olds, curs []*dropMsg, err error) {
 	all := append(append([]*mergeFile{}, old...), cur)
 	for fi, mf := range all {
 		for i := range mf.d.Msgs {
-			dm := &dropMsg{file: fi, m: &mf.d.Msgs[i], pair: -1}
+			dm := &dropMsg{file: fi, m: &mf.d.Msgs[i], pair: -1, by: -1, last: i == len(mf.d.Msgs)-1}
 			if dm.sep, err = separatorLine(mf.f, dm.m); err != nil {
 				return nil, nil, err
 			}
@@ -347,6 +486,9 @@ func matchMessages(old []*mergeFile, cur *mergeFile) (olds, curs []*dropMsg, err
 				return nil, nil, err
 			}
 			h.Sum(dm.key[:0])
+			if dm.nul, err = firstNUL(mf.f, dm.m); err != nil {
+				return nil, nil, err
+			}
 			if fi < len(old) {
 				olds = append(olds, dm)
 			} else {
@@ -354,20 +496,67 @@ func matchMessages(old []*mergeFile, cur *mergeFile) (olds, curs []*dropMsg, err
 			}
 		}
 	}
-	// One-to-one exact matches, in order.
-	byKey := make(map[[32]byte][]int)
-	for j, cm := range curs {
-		byKey[cm.key] = append(byKey[cm.key], j)
+	mt := &matcher{all: all, old: old, cur: cur}
+	for _, mf := range old {
+		fi, err := mf.f.Stat()
+		if err != nil {
+			return nil, nil, newErr(ErrIO, "stat", mf.f.Name(), err)
+		}
+		mt.sizes = append(mt.sizes, fi.Size())
 	}
-	for i, om := range olds {
-		if js := byKey[om.key]; len(js) > 0 {
-			om.pair, curs[js[0]].pair = js[0], i
-			byKey[om.key] = js[1:]
+	// Spool messages that are the leftover's own bytes at the same
+	// offset: the spool never lost them (the leftover was copied from
+	// them) or they are the old content a rewrite's lost truncate let
+	// show through. Either way they are the same instance as the
+	// leftover's message there, not another one.
+	for _, cm := range curs {
+		if cm.shadow, err = mt.shadowOf(cm, olds); err != nil {
+			return nil, nil, err
 		}
 	}
-	// Torn copies: a proper prefix of a message on the other side.
+	// One-to-one exact matches, in order: the spool's other copies first
+	// (a rewrite's copies), then the shadows, each of which pairs with
+	// its own leftover message unless that one already has its copy.
+	byKey := make(map[[32]byte][]int)
+	for i, om := range olds {
+		byKey[om.key] = append(byKey[om.key], i)
+	}
+	take := func(j int, cm *dropMsg) {
+		is := byKey[cm.key]
+		for n, i := range is {
+			if olds[i].pair < 0 {
+				olds[i].pair, cm.pair = j, i
+				byKey[cm.key] = append(is[:n:n], is[n+1:]...)
+				return
+			}
+		}
+	}
+	for j, cm := range curs {
+		if cm.shadow == nil {
+			take(j, cm)
+		}
+	}
+	for j, cm := range curs {
+		switch {
+		case cm.shadow == nil:
+		case cm.shadow.pair < 0 && cm.shadow.key == cm.key:
+			i := index(olds, cm.shadow)
+			cm.shadow.pair, cm.pair = j, i
+			is := byKey[cm.key]
+			for n, k := range is {
+				if k == i {
+					byKey[cm.key] = append(is[:n:n], is[n+1:]...)
+					break
+				}
+			}
+		default:
+			cm.drop = true // a second image of a message already paired
+		}
+	}
+	// Torn copies in the spool: a proper prefix of a leftover message
+	// (a rewrite cut short).
 	for _, cm := range curs {
-		if cm.pair >= 0 {
+		if cm.pair >= 0 || cm.drop {
 			continue
 		}
 		for _, om := range olds {
@@ -381,75 +570,264 @@ func matchMessages(old []*mergeFile, cur *mergeFile) (olds, curs []*dropMsg, err
 			}
 		}
 	}
-	for i, om := range olds {
-		if om.pair >= 0 {
+	// Damaged leftover copies: a hole of NULs (a login copy whose middle
+	// writes were lost) in a message the spool still holds whole. They
+	// are judged first: a spool copy is never taken for a damaged copy
+	// of one of them.
+	for _, om := range olds {
+		if om.pair >= 0 || om.drop || om.nul < 0 {
+			continue
+		}
+		if om.drop, om.by, err = mt.holeyCopy(om, curs); err != nil {
+			return nil, nil, err
+		}
+	}
+	// Damaged copies in the spool: a leftover message's bytes up to a
+	// point, then to its end a hole of NULs or the old bytes of the
+	// leftovers at the same offset (a rewrite whose later writes or
+	// whose truncate were lost). The message is the leftover's; the rest
+	// is kept aside. A spool message that is nothing but the leftovers'
+	// bytes at the same offsets and NULs holds nothing of its own.
+	for _, cm := range curs {
+		if cm.pair >= 0 || cm.drop {
+			continue
+		}
+		cut, err := mt.oldTail(cm)
+		if err != nil {
+			return nil, nil, err
+		}
+		if cut == cm.m.Start {
+			cm.drop = true
+			continue
+		}
+		if cm.nul >= 0 && cm.nul < cut {
+			cut = cm.nul
+		}
+		for _, om := range olds {
+			if om.drop || om.sep != cm.sep {
+				continue
+			}
+			ok, err := mt.headIsPrefix(cm, cut, om)
+			if err != nil {
+				return nil, nil, err
+			}
+			if ok {
+				cm.drop = true
+				cur.d.Junk = append(cur.d.Junk, Range{Off: cut, Len: cm.m.Next - cut})
+				break
+			}
+		}
+	}
+	// Torn leftover copies: a login copy (or a server-mode temp drop)
+	// cut short while the spool was still intact, so the spool's copy is
+	// the whole message. Only the last message of a leftover file can be
+	// cut short; a message that something follows is whole, and a spool
+	// copy that extends it carries bytes that are no mail.
+	for _, om := range olds {
+		if om.pair >= 0 || om.drop {
 			continue
 		}
 		for j, cm := range curs {
-			if cm.pair < 0 && !cm.drop && om.sep == cm.sep && om.length < cm.length {
-				ok, err := isPrefix(om, cm, all)
-				if err != nil {
-					return nil, nil, err
-				}
-				if !ok {
-					continue
-				}
-				// Either the leftover's copy is torn (a login copy cut
-				// short: the spool's is whole), or the spool's copy is
-				// the leftover's followed by stale bytes (a rewrite whose
-				// truncate did not reach the disk). A complete-looking
-				// leftover message that the spool copy starts with byte
-				// for byte is the second case: the extra bytes are not
-				// mail and go to quarantine.
-				stale, err := staleExtension(om, cm, all)
-				if err != nil {
-					return nil, nil, err
-				}
-				if stale {
-					om.pair, cm.pair = i, j
-					cm.staleFrom = cm.m.Start + (om.m.Next - om.m.Start)
-					cur.d.Junk = append(cur.d.Junk, Range{Off: cm.staleFrom, Len: cm.m.Next - cm.staleFrom})
-				} else {
-					om.drop = true
-				}
-				break
+			if cm.pair >= 0 || cm.drop || om.sep != cm.sep || om.length >= cm.length {
+				continue
 			}
+			ok, err := isPrefix(om, cm, all)
+			if err != nil {
+				return nil, nil, err
+			}
+			if !ok {
+				continue
+			}
+			if om.last {
+				om.drop, om.by = true, j
+			} else {
+				cm.drop = true
+				cur.d.Junk = append(cur.d.Junk, Range{Off: cm.m.Start, Len: cm.m.Next - cm.m.Start})
+			}
+			break
 		}
 	}
 	return olds, curs, nil
 }
 
-// staleExtension reports whether b's bytes begin with all of a's and a
-// looks whole (it ends with the blank line that ends an mbox message, or
-// its MMDF trailer).
-func staleExtension(a, b *dropMsg, all []*mergeFile) (bool, error) {
-	fa, fb := all[a.file].f, all[b.file].f
-	n := a.m.Next - a.m.Start
-	if n < 2 || b.m.Next-b.m.Start <= n {
+func index(ms []*dropMsg, m *dropMsg) int {
+	for i := range ms {
+		if ms[i] == m {
+			return i
+		}
+	}
+	return -1
+}
+
+// matcher compares messages of the files being merged.
+type matcher struct {
+	all   []*mergeFile
+	old   []*mergeFile
+	sizes []int64 // of the old files
+	cur   *mergeFile
+}
+
+// shadowOf returns the leftover message that starts where spool message
+// cm starts and has the same bytes, or nil.
+func (mt *matcher) shadowOf(cm *dropMsg, olds []*dropMsg) (*dropMsg, error) {
+	for _, om := range olds {
+		if om.m.Start != cm.m.Start || om.m.End != cm.m.End {
+			continue
+		}
+		same, err := sameBytes(mt.all[om.file].f, mt.cur.f, om.m.Start, om.m.End)
+		if err != nil || same {
+			return om, err
+		}
+	}
+	return nil, nil
+}
+
+// sameBytes reports whether a and b hold the same bytes in [from, to).
+func sameBytes(a, b *platform.File, from, to int64) (bool, error) {
+	ba, bb := make([]byte, 32<<10), make([]byte, 32<<10)
+	for off := from; off < to; {
+		n := min(int64(len(ba)), to-off)
+		if _, err := a.ReadAt(ba[:n], off); err != nil {
+			return false, newErr(ErrIO, "read", a.Name(), err)
+		}
+		if _, err := b.ReadAt(bb[:n], off); err != nil {
+			return false, newErr(ErrIO, "read", b.Name(), err)
+		}
+		if !bytes.Equal(ba[:n], bb[:n]) {
+			return false, nil
+		}
+		off += n
+	}
+	return true, nil
+}
+
+// firstNUL returns the offset of the first NUL byte of m that is not part
+// of a run of NULs reaching its end (normalize trims those), or -1.
+func firstNUL(f *platform.File, m *Msg) (int64, error) {
+	end, err := trimTrailingNUL(f, m.Start, m.End)
+	if err != nil {
+		return 0, err
+	}
+	buf := make([]byte, 32<<10)
+	for off := m.Start; off < end; {
+		n := min(int64(len(buf)), end-off)
+		if _, err := f.ReadAt(buf[:n], off); err != nil {
+			return 0, newErr(ErrIO, "read", f.Name(), err)
+		}
+		if i := bytes.IndexByte(buf[:n], 0); i >= 0 {
+			return off + int64(i), nil
+		}
+		off += n
+	}
+	return -1, nil
+}
+
+// headIsPrefix reports whether the bytes of message a before offset cut
+// (past its separator line) are, in normal form, a prefix of message b.
+func (mt *matcher) headIsPrefix(a *dropMsg, cut int64, b *dropMsg) (bool, error) {
+	if cut >= a.m.End || cut <= a.m.Start+int64(len(a.sep))+1 {
 		return false, nil
 	}
-	if a.m.Next == a.m.End { // mbox: no trailer
-		var end [2]byte
-		if _, err := fa.ReadAt(end[:], a.m.Next-2); err != nil {
-			return false, newErr(ErrIO, "read", fa.Name(), err)
+	head := &dropMsg{file: a.file, m: &Msg{Start: a.m.Start, End: cut}}
+	h := sha256.New()
+	var err error
+	if head.length, err = normalize(h, mt.all[a.file].f, head.m, -1); err != nil {
+		return false, err
+	}
+	h.Sum(head.key[:0])
+	if head.length > b.length {
+		return false, nil
+	}
+	return isPrefix(head, b, mt.all)
+}
+
+// oldTail returns where the longest run of spool message cm's last bytes
+// begins that are NULs or equal, byte by byte, to what one of the
+// leftover files holds at the same offset.
+func (mt *matcher) oldTail(cm *dropMsg) (int64, error) {
+	fc, sizes := mt.cur.f, mt.sizes
+	const chunk = 4096
+	bc, bo := make([]byte, chunk), make([]byte, chunk)
+	end := cm.m.End
+	for end > cm.m.Start {
+		start := max(cm.m.Start, end-chunk)
+		n := end - start
+		if _, err := fc.ReadAt(bc[:n], start); err != nil {
+			return 0, newErr(ErrIO, "read", fc.Name(), err)
 		}
-		if end != [2]byte{'\n', '\n'} {
-			return false, nil
+		match := make([]bool, n)
+		for i := range match {
+			match[i] = bc[i] == 0
+		}
+		for k, mf := range mt.old {
+			if start >= sizes[k] {
+				continue
+			}
+			m := min(n, sizes[k]-start)
+			if _, err := mf.f.ReadAt(bo[:m], start); err != nil {
+				return 0, newErr(ErrIO, "read", mf.f.Name(), err)
+			}
+			for i := int64(0); i < m; i++ {
+				match[i] = match[i] || bc[i] == bo[i]
+			}
+		}
+		for i := n - 1; i >= 0; i-- {
+			if !match[i] {
+				return start + i + 1, nil
+			}
+		}
+		end = start
+	}
+	return cm.m.Start, nil
+}
+
+// holeyCopy reports whether leftover message om, which holds NUL bytes,
+// is a copy of the spool's bytes whose middle was lost: its other bytes
+// are the spool's at the same offsets, or its bytes before the first
+// hole are a spool message's.
+func (mt *matcher) holeyCopy(om *dropMsg, curs []*dropMsg) (bool, int, error) {
+	f, sp := mt.all[om.file].f, mt.cur.f
+	fi, err := sp.Stat()
+	if err != nil {
+		return false, -1, newErr(ErrIO, "stat", sp.Name(), err)
+	}
+	if om.m.End <= fi.Size() {
+		bo, bs := make([]byte, 32<<10), make([]byte, 32<<10)
+		same := true
+		for off := om.m.Start; off < om.m.End && same; {
+			n := min(int64(len(bo)), om.m.End-off)
+			if _, err := f.ReadAt(bo[:n], off); err != nil {
+				return false, -1, newErr(ErrIO, "read", f.Name(), err)
+			}
+			if _, err := sp.ReadAt(bs[:n], off); err != nil {
+				return false, -1, newErr(ErrIO, "read", sp.Name(), err)
+			}
+			for i := range bo[:n] {
+				if bo[i] != 0 && bo[i] != bs[i] {
+					same = false
+					break
+				}
+			}
+			off += n
+		}
+		if same {
+			for j, cm := range curs {
+				if cm.m.Start == om.m.Start && !cm.drop {
+					return true, j, nil
+				}
+			}
+			return true, -1, nil
 		}
 	}
-	ra := io.NewSectionReader(fa.OS(), a.m.Start, n)
-	rb := io.NewSectionReader(fb.OS(), b.m.Start, n)
-	ba, bb := make([]byte, 32<<10), make([]byte, 32<<10)
-	for {
-		na, erra := io.ReadFull(ra, ba)
-		nb, errb := io.ReadFull(rb, bb)
-		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
-			return false, nil
+	for j, cm := range curs {
+		if cm.drop || om.sep != cm.sep {
+			continue
 		}
-		if erra != nil || errb != nil {
-			return erra == io.EOF || erra == io.ErrUnexpectedEOF, nil
+		if ok, err := mt.headIsPrefix(om, om.nul, cm); err != nil || ok {
+			return ok, j, err
 		}
 	}
+	return false, -1, nil
 }
 
 // isPrefix reports whether a's normalised bytes are a prefix of b's.
@@ -482,7 +860,7 @@ func separatorLine(f *platform.File, m *Msg) (string, error) {
 // normalize writes the normalised bytes of m (see the package comment
 // above) into h, at most limit of them when limit >= 0, and returns how
 // many it wrote.
-func normalize(h hash.Hash, f *platform.File, m *Msg, limit int64) (int64, error) {
+func normalize(h io.Writer, f *platform.File, m *Msg, limit int64) (int64, error) {
 	end, err := trimTrailingNUL(f, m.Start, m.End)
 	if err != nil {
 		return 0, err
