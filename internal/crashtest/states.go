@@ -60,15 +60,28 @@ func TakeSnapshot(root string) (Snapshot, error) {
 // State is one possible on-disk result of a crash.
 type State struct {
 	Name        string          // how it arose: prefix length, family, files
+	Family      string          // the family that first produced it (Fam*)
+	Prefix      int             // how many ops of the log given to Enumerate it includes
 	AfterCommit bool            // the crash came after the commit reply (Options.CommitAt)
-	Files       map[string]File // by slash path relative to the snapshot root
+	Files       map[string]File // by slash path relative to the snapshot root; nil for a lazy state
+	load        func() map[string]File
+}
+
+// Contents returns the state's files, building them for a lazy state
+// (Options.Lazy) each time it is called.
+func (s State) Contents() map[string]File {
+	if s.Files == nil && s.load != nil {
+		return s.load()
+	}
+	return s.Files
 }
 
 // Materialize writes the state's files under dir (which should be empty),
 // creating parent directories as needed.
 func (s State) Materialize(dir string) error {
-	for _, name := range sortedNames(s.Files) {
-		f := s.Files[name]
+	files := s.Contents()
+	for _, name := range sortedNames(files) {
+		f := files[name]
 		p := filepath.Join(dir, filepath.FromSlash(name))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
@@ -88,10 +101,12 @@ func (s State) Materialize(dir string) error {
 }
 
 // Hash identifies the state's contents (names, data and modes).
-func (s State) Hash() string {
+func (s State) Hash() string { return hashFiles(s.Contents()) }
+
+func hashFiles(files map[string]File) string {
 	h := sha256.New()
-	for _, name := range sortedNames(s.Files) {
-		f := s.Files[name]
+	for _, name := range sortedNames(files) {
+		f := files[name]
 		fmt.Fprintf(h, "%q %o %d\n", name, f.Mode, len(f.Data))
 		h.Write(f.Data)
 	}
@@ -111,10 +126,11 @@ func sortedNames[V any](m map[string]V) []string {
 // Options bound the enumeration.
 type Options struct {
 	// Max is the most states returned; 0 means DefaultMaxStates. When
-	// more distinct states exist, every process-kill and strict
-	// power-loss state is kept first and the rest is sampled
-	// deterministically (evenly over the states ordered by content
-	// hash).
+	// more distinct states exist, the process-kill states and then the
+	// strict power-loss states are kept first, up to half of Max, and the
+	// rest is filled from the other families in turn, each family's
+	// states taken in content-hash order: deterministic, and no family
+	// crowded out by a bigger one.
 	Max int
 	// CommitAt, when > 0, is the number of ops (of the log given to
 	// Enumerate) known to be done when the client received the commit
@@ -127,35 +143,86 @@ type Options struct {
 	// name it was created under durable (durability.md §1); the default
 	// is the strict POSIX model, where only a directory fsync does.
 	Ext4Names bool
+	// From, when > 0, leaves out the prefixes that do not hold all of
+	// the first From ops of the log: with a log that is a crashed run
+	// followed by the recovery of its state, the states of a second
+	// crash, during the recovery.
+	From int
+	// MaxPrefixes, when > 0, bounds the prefixes whose states are built
+	// (a log of several MB has thousands of states per prefix): the
+	// first and the last, and the prefixes just before and just after
+	// each fsync (the most and the fewest unsynced ops) come first, the
+	// others evenly spaced after them.
+	MaxPrefixes int
+	// MaxPerFamily, when > 0, bounds per prefix and file the states of
+	// the families whose size grows with the number of unsynced ops
+	// (partial, drop-trunc j=, omit-one, omit-two), chosen evenly.
+	// Omit-two is bounded in any case, by DefaultMaxPairs.
+	MaxPerFamily int
+	// Lazy returns states without their files, built again whenever
+	// they are used (Contents, Materialize): for logs of several MB,
+	// whose states would not fit in memory together.
+	Lazy bool
 }
 
 // DefaultMaxStates is the cap States uses.
 const DefaultMaxStates = 400
 
+// DefaultMaxPairs bounds the omit-two states of one prefix.
+const DefaultMaxPairs = 64
+
 // Stats counts what an enumeration produced.
 type Stats struct {
-	Generated int            // states built, duplicates included
-	Unique    int            // distinct resulting trees
-	Returned  int            // states returned (≤ Max)
-	Sampled   bool           // Unique > Returned
-	ByFamily  map[string]int // distinct states by the family that first produced them
+	Generated   int            // states built, duplicates included
+	Unique      int            // distinct resulting trees
+	Returned    int            // states returned (≤ Max)
+	Sampled     bool           // Unique > Returned
+	ByFamily    map[string]int // distinct states by the family that first produced them
+	GenByFamily map[string]int // states built, by family
+	RetByFamily map[string]int // states returned, by family
 }
 
 func (st Stats) String() string {
-	fams := make([]string, 0, len(st.ByFamily))
-	for f := range st.ByFamily {
-		fams = append(fams, f)
-	}
-	sort.Strings(fams)
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d generated, %d distinct, %d returned", st.Generated, st.Unique, st.Returned)
 	if st.Sampled {
 		b.WriteString(" (sampled)")
 	}
-	for _, f := range fams {
+	for _, f := range sortedNames(st.ByFamily) {
 		fmt.Fprintf(&b, " %s=%d", f, st.ByFamily[f])
 	}
 	return b.String()
+}
+
+// Add accumulates o into st, for a summary over several enumerations.
+func (st *Stats) Add(o Stats) {
+	st.Generated += o.Generated
+	st.Unique += o.Unique
+	st.Returned += o.Returned
+	st.Sampled = st.Sampled || o.Sampled
+	for _, m := range []*map[string]int{&st.ByFamily, &st.GenByFamily, &st.RetByFamily} {
+		if *m == nil {
+			*m = map[string]int{}
+		}
+	}
+	for f, n := range o.ByFamily {
+		st.ByFamily[f] += n
+	}
+	for f, n := range o.GenByFamily {
+		st.GenByFamily[f] += n
+	}
+	for f, n := range o.RetByFamily {
+		st.RetByFamily[f] += n
+	}
+}
+
+// Families lists, per family, the states generated/distinct/returned.
+func (st Stats) Families() string {
+	var parts []string
+	for _, f := range sortedNames(st.GenByFamily) {
+		parts = append(parts, fmt.Sprintf("%s=%d/%d/%d", f, st.GenByFamily[f], st.ByFamily[f], st.RetByFamily[f]))
+	}
+	return strings.Join(parts, " ")
 }
 
 // States enumerates crash states with the default cap.
@@ -167,19 +234,34 @@ func States(initial Snapshot, ops []Op) []State {
 // Crash-state families (durability.md §2), used in State.Name and
 // Stats.ByFamily.
 const (
-	FamKill        = "kill"      // 1: all k ops applied
-	FamPower       = "power"     // 2: only durable ops
-	FamDropData    = "drop-data" // 3: unsynced data ops lost, name ops kept
-	FamDropDir     = "drop-dir"  // 4: unsynced name ops lost
-	FamDelalloc    = "delalloc"  // 5: truncate kept, later unsynced writes lost
-	FamPartial     = "partial"   // 6: first j unsynced writes of a file kept
-	FamTornHalf    = "torn-half" // 7: last unsynced write half applied
-	FamTornZero    = "torn-zero" // 7: last unsynced write's range zero-filled
-	FamOmitOne     = "omit-one"  // 8: exactly one unsynced op lost
-	FamDropAllDat  = "drop-data-all"
-	FamDropAllDir  = "drop-dir-all"
-	FamDelallocAll = "delalloc-all"
+	FamKill         = "kill"       // 1: all k ops applied
+	FamPower        = "power"      // 2: only durable ops
+	FamDropData     = "drop-data"  // 3: unsynced data ops lost, name ops kept
+	FamDropDir      = "drop-dir"   // 4: unsynced name ops lost
+	FamDelalloc     = "delalloc"   // 5: truncate kept, later unsynced writes lost
+	FamDropTrunc    = "drop-trunc" // 5, the reverse: unsynced truncates lost, later writes kept (all, or the first j)
+	FamPartial      = "partial"    // 6: first j unsynced writes of a file kept
+	FamTornHalf     = "torn-half"  // 7: last unsynced write half applied
+	FamTornZero     = "torn-zero"  // 7: last unsynced write's range zero-filled
+	FamTornTail     = "torn-tail"  // 7: last unsynced write's second half applied, not its first
+	FamOmitOne      = "omit-one"   // 8: exactly one unsynced op lost
+	FamOmitTwo      = "omit-two"   // 8: exactly two unsynced ops lost
+	FamDropAllDat   = "drop-data-all"
+	FamDropAllDir   = "drop-dir-all"
+	FamDelallocAll  = "delalloc-all"
+	FamDropTruncAll = "drop-trunc-all"
 )
+
+// recipe is how to build one state again: for lazy states, and so that
+// only the returned states are ever held whole.
+type recipe struct {
+	k            int
+	family, what string
+	drop         map[int]bool
+	torn         *tornWrite
+	after        bool
+	hash         string
+}
 
 // Enumerate builds, for every prefix of ops (0 through len(ops)
 // operations), the crash states of the families in durability.md §2 under
@@ -205,31 +287,27 @@ func Enumerate(initial Snapshot, ops []Op, opt Options) ([]State, Stats) {
 	if opt.Ext4Names {
 		m.ext4Names()
 	}
-	st := Stats{ByFamily: map[string]int{}}
+	st := Stats{ByFamily: map[string]int{}, GenByFamily: map[string]int{}, RetByFamily: map[string]int{}}
 	seen := map[string]bool{}
-	var all []State
-	var keep []bool
+	var all []recipe
 	add := func(k int, family, what string, drop map[int]bool, tweak *tornWrite) {
 		s := m.apply(k, drop, tweak)
 		st.Generated++
-		s.AfterCommit = opt.CommitAt > 0 && k > 0 && m.ops[k-1].raw+1 >= opt.CommitAt
+		st.GenByFamily[family]++
+		after := opt.CommitAt > 0 && k > 0 && m.ops[k-1].raw+1 >= opt.CommitAt
 		h := s.Hash()
-		if s.AfterCommit {
+		if after {
 			h += " after commit"
 		}
 		if seen[h] {
 			return
 		}
 		seen[h] = true
-		s.Name = fmt.Sprintf("k=%d %s", k, family)
-		if what != "" {
-			s.Name += " " + what
-		}
 		st.ByFamily[family]++
-		all = append(all, s)
-		keep = append(keep, family == FamKill || family == FamPower)
+		all = append(all, recipe{k: k, family: family, what: what, drop: drop, torn: tweak, after: after, hash: h})
 	}
-	for k := 0; k <= len(m.ops); k++ {
+	perFamily := func(n int) []int { return evenly(n, opt.MaxPerFamily) }
+	for _, k := range m.prefixes(opt) {
 		add(k, FamKill, "", nil, nil)
 		uns := m.unsynced(k)
 		if len(uns) == 0 {
@@ -268,86 +346,240 @@ func Enumerate(initial Snapshot, ops []Op, opt Options) ([]State, Stats) {
 		add(k, FamDropAllDat, "", set(data), nil)
 		add(k, FamDropAllDir, "", set(names), nil)
 		delallocAll := map[int]bool{}
+		var truncsAll []int
 		for _, ino := range inodes {
 			file := m.inodeName(ino, k)
 			add(k, FamDropData, file, set(dataOf[ino]), nil)
-			var writes []int
+			var writes, truncs []int
 			for _, i := range dataOf[ino] {
 				if m.ops[i].kind == OpWrite {
 					writes = append(writes, i)
+				} else {
+					truncs = append(truncs, i)
 				}
 			}
 			if t, ok := truncOf[ino]; ok {
 				drop := map[int]bool{}
+				var later []int // the writes after the first unsynced truncate
 				for _, i := range writes {
 					if i > t {
 						drop[i] = true
 						delallocAll[i] = true
+						later = append(later, i)
 					}
 				}
 				add(k, FamDelalloc, file, drop, nil)
+				// The reverse: the truncates lost, the writes after them
+				// kept, all of them or the first j, or the last one torn;
+				// the file's old bytes show past the new ones.
+				truncsAll = append(truncsAll, truncs...)
+				add(k, FamDropTrunc, file, set(truncs), nil)
+				for _, j := range perFamily(len(later)) {
+					if j == 0 {
+						continue // drop-data's state, or delalloc's
+					}
+					add(k, FamDropTrunc, fmt.Sprintf("%s j=%d/%d", file, j, len(later)), set(append(append([]int{}, truncs...), later[j:]...)), nil)
+				}
+				if len(later) > 0 {
+					add(k, FamDropTrunc, file+" torn", set(truncs), &tornWrite{op: later[len(later)-1]})
+				}
 			}
-			for j := 0; j < len(writes); j++ {
+			for _, j := range perFamily(len(writes)) {
 				add(k, FamPartial, fmt.Sprintf("%s j=%d/%d", file, j, len(writes)), set(writes[j:]), nil)
 			}
 			if len(writes) > 0 {
 				last := writes[len(writes)-1]
 				add(k, FamTornHalf, file, nil, &tornWrite{op: last})
 				add(k, FamTornZero, file, nil, &tornWrite{op: last, zero: true})
+				if len(m.ops[last].Data) >= 2 {
+					add(k, FamTornTail, file, nil, &tornWrite{op: last, tail: true})
+				}
 			}
 		}
 		if len(delallocAll) > 0 {
 			add(k, FamDelallocAll, "", delallocAll, nil)
 		}
+		if len(truncsAll) > 0 {
+			add(k, FamDropTruncAll, "", set(truncsAll), nil)
+		}
 		for _, d := range dirs {
 			add(k, FamDropDir, d+"/", set(namesIn[d]), nil)
 		}
-		for _, i := range uns {
+		for _, j := range perFamily(len(uns)) {
+			i := uns[j]
 			add(k, FamOmitOne, m.ops[i].String(), map[int]bool{i: true}, nil)
+		}
+		// Two independent unsynced ops lost: a later op persists while
+		// two earlier ones do not (a truncate and a write, two writes of
+		// different files, a create and a write).
+		pairs := len(uns) * (len(uns) - 1) / 2
+		maxPairs := opt.MaxPerFamily
+		if maxPairs <= 0 || maxPairs > DefaultMaxPairs {
+			maxPairs = DefaultMaxPairs
+		}
+		for _, p := range evenly(pairs, maxPairs) {
+			a, b := pairAt(p, len(uns))
+			i, j := uns[a], uns[b]
+			add(k, FamOmitTwo, m.ops[i].String()+" + "+m.ops[j].String(), map[int]bool{i: true, j: true}, nil)
 		}
 	}
 	st.Unique = len(all)
-	out := all
+	chosen := make([]bool, len(all))
 	if len(all) > max {
 		st.Sampled = true
-		out = sample(all, keep, max)
+		sample(all, chosen, max)
+	} else {
+		for i := range chosen {
+			chosen[i] = true
+		}
+	}
+	var out []State
+	for i, r := range all {
+		if !chosen[i] {
+			continue
+		}
+		r := r
+		s := State{Family: r.family, AfterCommit: r.after, Name: fmt.Sprintf("k=%d %s", r.k, r.family)}
+		if r.what != "" {
+			s.Name += " " + r.what
+		}
+		if r.k > 0 {
+			s.Prefix = m.ops[r.k-1].raw + 1
+		}
+		if opt.Lazy {
+			s.load = func() map[string]File { return m.apply(r.k, r.drop, r.torn).Files }
+		} else {
+			s.Files = m.apply(r.k, r.drop, r.torn).Files
+		}
+		st.RetByFamily[r.family]++
+		out = append(out, s)
 	}
 	st.Returned = len(out)
 	return out, st
 }
 
-// sample keeps the must-keep states (up to max) and fills the rest evenly
-// from the others ordered by content hash, then restores enumeration
-// order. It is deterministic for a given input.
-func sample(all []State, keep []bool, max int) []State {
-	chosen := make([]bool, len(all))
-	n := 0
-	var rest []int
-	for i := range all {
-		if keep[i] && n < max {
-			chosen[i] = true
-			n++
-		} else if !keep[i] {
-			rest = append(rest, i)
+// prefixes lists the prefix lengths whose states are built, in order.
+func (m *model) prefixes(opt Options) []int {
+	from := 0
+	if opt.From > 0 {
+		for from < len(m.ops) && m.ops[from].raw < opt.From {
+			from++
 		}
 	}
-	if room := max - n; room > 0 && len(rest) > 0 {
-		hashes := make(map[int]string, len(rest))
-		for _, i := range rest {
-			hashes[i] = all[i].Hash()
-		}
-		sort.Slice(rest, func(a, b int) bool { return hashes[rest[a]] < hashes[rest[b]] })
-		for j := 0; j < room && j < len(rest); j++ {
-			chosen[rest[j*len(rest)/room]] = true
+	var ks []int
+	for k := from; k <= len(m.ops); k++ {
+		ks = append(ks, k)
+	}
+	if opt.MaxPrefixes <= 0 || len(ks) <= opt.MaxPrefixes {
+		return ks
+	}
+	// First the ends and the prefixes around each barrier, then the
+	// others, each group evenly spaced.
+	first := map[int]bool{from: true, len(m.ops): true}
+	for k := from; k < len(m.ops); k++ {
+		if kind := m.ops[k].kind; kind == OpFsync || kind == OpFsyncDir {
+			first[k] = true
+			first[k+1] = true
 		}
 	}
-	var out []State
-	for i, c := range chosen {
-		if c {
-			out = append(out, all[i])
+	var a, b []int
+	for _, k := range ks {
+		if first[k] {
+			a = append(a, k)
+		} else {
+			b = append(b, k)
+		}
+	}
+	pick := map[int]bool{}
+	for _, i := range evenly(len(a), opt.MaxPrefixes) {
+		pick[a[i]] = true
+	}
+	if room := opt.MaxPrefixes - len(pick); room > 0 {
+		for _, i := range evenly(len(b), room) {
+			pick[b[i]] = true
+		}
+	}
+	var out []int
+	for _, k := range ks {
+		if pick[k] {
+			out = append(out, k)
 		}
 	}
 	return out
+}
+
+// evenly returns max indices of 0..n-1 spread evenly (all of them when
+// max <= 0 or n <= max), in increasing order.
+func evenly(n, max int) []int {
+	if max <= 0 || n <= max {
+		out := make([]int, n)
+		for i := range out {
+			out[i] = i
+		}
+		return out
+	}
+	out := make([]int, max)
+	for i := range out {
+		out[i] = i * n / max
+	}
+	return out
+}
+
+// pairAt returns the p-th pair (a < b) of 0..n-1 in lexicographic order.
+func pairAt(p, n int) (int, int) {
+	for a := 0; a < n-1; a++ {
+		if row := n - 1 - a; p < row {
+			return a, a + 1 + p
+		} else {
+			p -= row
+		}
+	}
+	panic("pairAt: out of range")
+}
+
+// sample marks max of the states chosen: the process-kill states, then
+// the strict power-loss states, up to half of max (evenly spaced over
+// the prefixes when there are more); then the other
+// families in turn, in sorted order, each family's states in hash order.
+// It is deterministic for a given input.
+func sample(all []recipe, chosen []bool, max int) {
+	n := 0
+	for _, fam := range []string{FamKill, FamPower} {
+		var idx []int
+		for i, r := range all {
+			if r.family == fam {
+				idx = append(idx, i)
+			}
+		}
+		for _, j := range evenly(len(idx), max/2-n) {
+			chosen[idx[j]] = true
+			n++
+		}
+	}
+	byFam := map[string][]int{}
+	for i, r := range all {
+		if !chosen[i] {
+			byFam[r.family] = append(byFam[r.family], i)
+		}
+	}
+	fams := sortedNames(byFam)
+	for _, f := range fams {
+		idx := byFam[f]
+		sort.Slice(idx, func(a, b int) bool { return all[idx[a]].hash < all[idx[b]].hash })
+	}
+	for round := 0; n < max; round++ {
+		took := false
+		for _, f := range fams {
+			if idx := byFam[f]; round < len(idx) && n < max {
+				chosen[idx[round]] = true
+				n++
+				took = true
+			}
+		}
+		if !took {
+			break
+		}
+	}
 }
 
 func set(idx []int) map[int]bool {
@@ -549,10 +781,22 @@ func (m *model) unsynced(k int) []int {
 	return u
 }
 
-// tornWrite applies only part of one write.
+// tornWrite applies only part of one write: its first half, or its
+// second half only (a later page persisted, an earlier one not), cut at
+// a 4 KiB page boundary when the write spans two pages or more.
 type tornWrite struct {
 	op   int
 	zero bool // the write's range reads as zeros (size extended, data lost)
+	tail bool // only the second half is applied
+}
+
+// half is where a write of n bytes is torn.
+func half(n int) int {
+	const page = 4096
+	if n >= 2*page {
+		return n / 2 / page * page
+	}
+	return n / 2
 }
 
 // apply replays the first k operations on the initial snapshot, skipping
@@ -590,19 +834,22 @@ func (m *model) apply(k int, drop map[int]bool, torn *tornWrite) State {
 			}
 			names[op.name] = op.ino
 		case OpWrite:
-			b := op.Data
+			b, off := op.Data, op.Off
 			if torn != nil && torn.op == i {
-				if torn.zero {
+				switch h := half(len(b)); {
+				case torn.zero:
 					b = make([]byte, len(b))
-				} else {
-					b = b[:len(b)/2]
+				case torn.tail:
+					b, off = b[h:], off+int64(h)
+				default:
+					b = b[:h]
 				}
 			}
 			d := mutable(op.ino)
-			if end := op.Off + int64(len(b)); end > int64(len(d)) {
+			if end := off + int64(len(b)); end > int64(len(d)) {
 				d = append(d, make([]byte, end-int64(len(d)))...)
 			}
-			copy(d[op.Off:], b)
+			copy(d[off:], b)
 			data[op.ino] = d
 		case OpTruncate:
 			d := mutable(op.ino)
@@ -636,11 +883,12 @@ func (m *model) apply(k int, drop map[int]bool, torn *tornWrite) State {
 
 // Equal reports whether two states hold the same files.
 func (s State) Equal(t State) bool {
-	if len(s.Files) != len(t.Files) {
+	sf, tf := s.Contents(), t.Contents()
+	if len(sf) != len(tf) {
 		return false
 	}
-	for n, f := range s.Files {
-		g, ok := t.Files[n]
+	for n, f := range sf {
+		g, ok := tf[n]
 		if !ok || f.Mode != g.Mode || !bytes.Equal(f.Data, g.Data) {
 			return false
 		}
