@@ -78,6 +78,9 @@ type env struct {
 	uid, gid int
 	server   bool     // -S
 	extra    []string // more environment for popper (failpoints, op log)
+	// mdaLog, when set, is the op log deliver records its writes in, so
+	// that deliveries are inside the power-loss model.
+	mdaLog string
 }
 
 func newEnv(t *testing.T, server bool) *env {
@@ -338,6 +341,7 @@ func (e *env) deliver(msg []byte) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	defer os.Remove(lock)
+	_, statErr := os.Lstat(e.spoolPath())
 	f, err := os.OpenFile(e.spoolPath(), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		e.t.Fatal(err)
@@ -349,9 +353,33 @@ func (e *env) deliver(msg []byte) {
 		e.t.Fatal(err)
 	}
 	cur, _ := os.ReadFile(e.spoolPath())
+	add := mdaAppend(cur, msg)[len(cur):]
 	f.Seek(0, 2)
-	f.Write(mdaAppend(cur, msg)[len(cur):])
+	f.Write(add)
 	f.Sync()
+	if statErr != nil { // a careful MDA makes a spool it creates durable
+		if d, err := os.Open(e.spoolDir); err == nil {
+			d.Sync()
+			d.Close()
+		}
+	}
+	if e.mdaLog != "" {
+		w, err := OpenOpLogWriter(e.mdaLog)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		defer w.Close()
+		var ops []Op
+		if statErr != nil {
+			ops = append(ops, Op{Kind: OpCreate, Path: e.spoolPath()}, Op{Kind: OpFsyncDir, Path: e.spoolDir})
+		}
+		ops = append(ops, Op{Kind: OpWrite, Path: e.spoolPath(), Off: int64(len(cur)), Data: add}, Op{Kind: OpFsync, Path: e.spoolPath()})
+		for _, op := range ops {
+			if err := w.Append(op); err != nil {
+				e.t.Fatal(err)
+			}
+		}
+	}
 }
 
 // testSpool is the mail every scenario starts with.

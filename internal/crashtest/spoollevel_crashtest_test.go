@@ -239,7 +239,8 @@ func TestSpoolFailpointKills(t *testing.T) {
 }
 
 func TestSpoolPowerLoss(t *testing.T) {
-	var gen, uniq, checked int
+	var total Stats
+	checked := 0
 	for _, c := range spoolCases() {
 		for _, ext4 := range []bool{false, true} {
 			c := c
@@ -267,8 +268,7 @@ func TestSpoolPowerLoss(t *testing.T) {
 				// full log is known to be past the commit point.
 				states, st := Enumerate(snap, ops, Options{Max: statesPerScenario, CommitAt: len(ops), Ext4Names: ext4})
 				t.Logf("%d ops; states: %s", len(ops), st)
-				gen += st.Generated
-				uniq += st.Unique
+				total.Add(st)
 				for _, s := range states {
 					checked++
 					d := t.TempDir()
@@ -289,7 +289,8 @@ func TestSpoolPowerLoss(t *testing.T) {
 			})
 		}
 	}
-	t.Logf("SUMMARY spool power loss: %d states generated, %d distinct, %d checked", gen, uniq, checked)
+	t.Logf("SUMMARY spool power loss: %d states generated, %d distinct, %d checked; per family generated/distinct/checked: %s",
+		total.Generated, total.Unique, checked, total.Families())
 }
 
 func opList(ops []Op) string {
