@@ -252,19 +252,13 @@ func (p *Policy) APOP(name, timestamp, digest string) (*Account, error) {
 	return p.decide(began, name, a, err, "")
 }
 
-// unavailable is qpopper's reply for a database it could not open.
+// unavailable is qpopper's reply for a database it could not open; a
+// database that is not there is ENOENT, as the C open said.
 func unavailable(name string, err error) *Refusal {
-	text, errno := errnoOf(err)
-	return refusal(compat.RespTemp, compat.ReplyAPOPDBUnavailable, name, text, errno)
-}
-
-func errnoOf(err error) (string, int) {
 	var en syscall.Errno
-	if errors.As(err, &en) {
-		return en.Error(), int(en)
+	if !errors.As(err, &en) && errors.Is(err, fs.ErrNotExist) {
+		err = syscall.ENOENT
 	}
-	if errors.Is(err, fs.ErrNotExist) {
-		return syscall.ENOENT.Error(), int(syscall.ENOENT)
-	}
-	return err.Error(), int(syscall.EIO)
+	text, errno := compat.Strerror(err)
+	return refusal(compat.RespTemp, compat.ReplyAPOPDBUnavailable, name, text, errno)
 }

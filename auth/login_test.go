@@ -242,7 +242,7 @@ func TestUserAPOPRule(t *testing.T) {
 		t.Fatalf("database with mode 0644 at APOP: %v", err)
 	}
 	p.OpenAPOP = func() (Secrets, error) { return nil, fs.ErrNotExist }
-	if _, err := p.APOP("alice", "<1@h>", "x"); err == nil || err.Error() != "[SYS/TEMP] POP authentication DB not available (user alice): no such file or directory (2)" {
+	if _, err := p.APOP("alice", "<1@h>", "x"); err == nil || err.Error() != "[SYS/TEMP] POP authentication DB not available (user alice): No such file or directory (2)" {
 		t.Fatalf("no database at APOP: %v", err)
 	}
 }

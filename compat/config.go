@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"syscall"
 )
 
 // MaxConfigNesting is how deep config-file may include files.
@@ -95,7 +94,7 @@ func (c *configReader) include(name, from string, line, depth int) {
 	c.opened++
 	f, err := c.open(name)
 	if err != nil {
-		text, errno := strerror(err)
+		text, errno := Strerror(err)
 		c.errorf(name, 0, "Unable to open configuration file %s: %s (%d)", name, text, errno)
 		return
 	}
@@ -105,20 +104,6 @@ func (c *configReader) include(name, from string, line, depth int) {
 		return
 	}
 	c.parse(f, name, depth)
-}
-
-// strerror returns C's strerror text and errno for err when it carries
-// one.
-func strerror(err error) (string, int) {
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		s := errno.Error()
-		if s != "" {
-			s = strings.ToUpper(s[:1]) + s[1:]
-		}
-		return s, int(errno)
-	}
-	return err.Error(), 0
 }
 
 // parse reads qpopper syntax.

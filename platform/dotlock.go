@@ -15,11 +15,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/popperd/popper/compat"
 	"golang.org/x/sys/unix"
 )
 
-// Maillock error codes and texts, as qpopper's maillock.h and maillock.c
-// report them ("maillock error '%s' (%d) on '%s': %s (%d)").
+// Maillock error codes, as qpopper's maillock.h numbers them; their
+// texts are compat's (MaillockText, MaillockError).
 type MaillockCode int
 
 const (
@@ -31,21 +32,8 @@ const (
 	LockErrManLock  MaillockCode = 6 // L_MANLOCK
 )
 
-var maillockText = map[MaillockCode]string{
-	LockErrNameLen:  "User name too long",
-	LockErrTmpLock:  "Unable to create lockfile",
-	LockErrTmpWrite: "Unable to write pid into lockfile",
-	LockErrMaxTries: "Max tries exceeded",
-	LockErrOther:    "Other lock error",
-	LockErrManLock:  "Unable to lock lockfile",
-}
 
-func (c MaillockCode) String() string {
-	if s, ok := maillockText[c]; ok {
-		return s
-	}
-	return fmt.Sprintf("maillock error %d", int(c))
-}
+func (c MaillockCode) String() string { return compat.MaillockText(int(c)) }
 
 // DotLockError is a dotlock failure. Its text is qpopper's
 //
@@ -59,34 +47,12 @@ type DotLockError struct {
 	Err  error // the system error, or a description when there is none
 }
 
-func (e *DotLockError) Error() string {
-	text, num := Strerror(e.Err)
-	return fmt.Sprintf("maillock error '%s' (%d) on '%s': %s (%d)", e.Code, int(e.Code), e.Path, text, num)
-}
+func (e *DotLockError) Error() string { return compat.MaillockError(int(e.Code), e.Path, e.Err) }
 
 func (e *DotLockError) Unwrap() error { return e.Err }
 
 func (e *DotLockError) Is(target error) bool {
 	return target == ErrLockBusy && e.Code == LockErrMaxTries
-}
-
-// Strerror renders err as C's strerror and errno would, for log lines that
-// must match qpopper's "%s (%d)": "Socket operation on non-socket (88)".
-// Go's errno texts are C's with the first letter lowered. An error without
-// an errno renders with number 0.
-func Strerror(err error) (text string, errno int) {
-	if err == nil {
-		return "Success", 0
-	}
-	var en syscall.Errno
-	if errors.As(err, &en) {
-		s := en.Error()
-		if s != "" && s[0] >= 'a' && s[0] <= 'z' {
-			s = string(s[0]-'a'+'A') + s[1:]
-		}
-		return s, int(en)
-	}
-	return err.Error(), 0
 }
 
 // DotLockOptions controls LockDot. The zero value is qpopper's login

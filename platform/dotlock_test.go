@@ -318,13 +318,6 @@ func TestDotLockCreateError(t *testing.T) {
 	}
 }
 
-func TestStrerror(t *testing.T) {
-	text, n := Strerror(fmt.Errorf("wrapped: %w", syscall.ENOTSOCK))
-	if text != "Socket operation on non-socket" || n != int(syscall.ENOTSOCK) {
-		t.Errorf("Strerror = %q, %d", text, n)
-	}
-}
-
 // Debian's dotlockfile (liblockfile) and ours must each see the other's
 // lock as held.
 func TestDotLockInteropDotlockfile(t *testing.T) {

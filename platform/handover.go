@@ -1,20 +1,18 @@
 package platform
 
 import (
-	"fmt"
 	"net"
 	"os"
 	"syscall"
+
+	"github.com/popperd/popper/compat"
 )
 
 // InetdError is returned by InetdConn when descriptor 0 is not a connected
 // socket. Its text is qpopper's log line.
 type InetdError struct{ Err error }
 
-func (e *InetdError) Error() string {
-	text, errno := Strerror(e.Err)
-	return fmt.Sprintf("Unable to obtain socket and address of client: %s (%d)", text, errno)
-}
+func (e *InetdError) Error() string { return compat.InetdError(e.Err) }
 
 func (e *InetdError) Unwrap() error { return e.Err }
 

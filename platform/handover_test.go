@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/popperd/popper/compat"
 )
 
 func init() {
@@ -132,7 +134,7 @@ func TestInetdConnNotASocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	text, _ := Strerror(syscall.ENOTSOCK)
+	text, _ := compat.Strerror(syscall.ENOTSOCK)
 	want := fmt.Sprintf("Unable to obtain socket and address of client: %s (%d)", text, int(syscall.ENOTSOCK))
 	if string(out) != want {
 		t.Errorf("got  %q\nwant %q", out, want)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/popperd/popper/compat"
 )
 
 // ErrLockBusy is wrapped in the error returned when a lock is held by
@@ -86,10 +88,7 @@ type LockError struct {
 
 // Error has qpopper's shape, "flock: '/var/mail/u': Resource temporarily
 // unavailable (11)", to which the caller prefixes "-ERR [SYS/TEMP] ".
-func (e *LockError) Error() string {
-	text, errno := Strerror(e.Err)
-	return fmt.Sprintf("%s: '%s': %s (%d)", e.Kind, e.Path, text, errno)
-}
+func (e *LockError) Error() string { return compat.KernelLockError(e.Kind.String(), e.Path, e.Err) }
 
 func (e *LockError) Unwrap() error { return e.Err }
 

@@ -272,7 +272,7 @@ func (b *backend) dropError(cfg *spool.Config, err error) error {
 	if !errors.As(err, &e) {
 		return pop3.Errorf("SYS/TEMP", "%v", err)
 	}
-	text, num := platform.Strerror(e.Err)
+	text, num := compat.Strerror(e.Err)
 	switch e.Kind {
 	case spool.ErrInUse:
 		return pop3.Errorf("IN-USE", "%s lock busy!  Is another session active? (%d)", cfg.TempDrop, int(syscall.EWOULDBLOCK))
@@ -281,7 +281,7 @@ func (b *backend) dropError(cfg *spool.Config, err error) error {
 		if errors.As(e.Err, &dl) {
 			return pop3.Errorf("SYS/TEMP", "%s", dl.Error())
 		}
-		text, num := platform.Strerror(e.Err)
+		text, num := compat.Strerror(e.Err)
 		return pop3.Errorf("SYS/TEMP", "flock: '%s': %s (%d)", cfg.Spool, text, num)
 	case spool.ErrLockLost:
 		return pop3.Errorf("SYS/TEMP", "Mail spool %s changed while it was being copied (%v); try again.", cfg.Spool, e.Op)
