@@ -50,6 +50,9 @@ func init() {
 		// A crash test that asked for a log must not run without one.
 		panic("POPPER_OPLOG: " + err.Error())
 	}
+	// Opened now, while the process may still be root: children that run
+	// as the user (the recovery sweep's) append to the same log.
+	f.Chmod(0o666)
 	recorder = &opLog{f: f, pid: os.Getpid()}
 }
 
