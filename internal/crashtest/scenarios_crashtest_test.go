@@ -19,10 +19,11 @@ type scenario struct {
 	messages  int
 	del       func(ids []string) map[string]bool // which Message-IDs to DELE
 	deleteAll bool
-	arrive    bool // a delivery during the session
-	leftover  bool // a crashed session's temp drop exists at login
-	drop      bool // connection dropped after DELE (update-on-abort)
-	sweep     bool // the process under test is popper --recover
+	arrive    bool   // a delivery during the session
+	leftover  bool   // a crashed session's temp drop exists at login
+	drop      bool   // connection dropped after DELE (update-on-abort)
+	sweep     bool   // the process under test is popper --recover
+	mbox      []byte // the spool to start with; nil: testSpool(messages)
 }
 
 func ids(n int) []string {
@@ -78,7 +79,10 @@ func leftoverFiles(t *testing.T, spool []byte) (map[string][]byte, []byte) {
 // start prepares e for sc and returns the base manifest (everything that
 // is in the directory before the process under test runs).
 func (sc scenario) start(t *testing.T, e *env) Manifest {
-	spool := testSpool(sc.messages)
+	spool := sc.mbox
+	if spool == nil {
+		spool = testSpool(sc.messages)
+	}
 	base, err := ManifestOf(spool, MustSurvive)
 	if err != nil {
 		t.Fatal(err)

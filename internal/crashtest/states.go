@@ -127,7 +127,7 @@ func sortedNames[V any](m map[string]V) []string {
 type Options struct {
 	// Max is the most states returned; 0 means DefaultMaxStates. When
 	// more distinct states exist, the process-kill states and then the
-	// strict power-loss states are kept first, up to half of Max, and the
+	// strict power-loss states are kept first, up to Keep, and the
 	// rest is filled from the other families in turn, each family's
 	// states taken in content-hash order: deterministic, and no family
 	// crowded out by a bigger one.
@@ -163,6 +163,9 @@ type Options struct {
 	// they are used (Contents, Materialize): for logs of several MB,
 	// whose states would not fit in memory together.
 	Lazy bool
+	// Keep is how many of the Max states, when sampling, go first to the
+	// process-kill and strict power-loss states; 0 means half of Max.
+	Keep int
 }
 
 // DefaultMaxStates is the cap States uses.
@@ -427,7 +430,11 @@ func Enumerate(initial Snapshot, ops []Op, opt Options) ([]State, Stats) {
 	chosen := make([]bool, len(all))
 	if len(all) > max {
 		st.Sampled = true
-		sample(all, chosen, max)
+		keep := opt.Keep
+		if keep <= 0 || keep > max {
+			keep = max / 2
+		}
+		sample(all, chosen, max, keep)
 	} else {
 		for i := range chosen {
 			chosen[i] = true
@@ -538,11 +545,11 @@ func pairAt(p, n int) (int, int) {
 }
 
 // sample marks max of the states chosen: the process-kill states, then
-// the strict power-loss states, up to half of max (evenly spaced over
-// the prefixes when there are more); then the other
-// families in turn, in sorted order, each family's states in hash order.
-// It is deterministic for a given input.
-func sample(all []recipe, chosen []bool, max int) {
+// the strict power-loss states, up to keep (evenly spaced over the
+// prefixes when there are more); then the other families in turn, in
+// sorted order, each family's states in hash order. It is deterministic
+// for a given input.
+func sample(all []recipe, chosen []bool, max, keep int) {
 	n := 0
 	for _, fam := range []string{FamKill, FamPower} {
 		var idx []int
@@ -551,7 +558,7 @@ func sample(all []recipe, chosen []bool, max int) {
 				idx = append(idx, i)
 			}
 		}
-		for _, j := range evenly(len(idx), max/2-n) {
+		for _, j := range evenly(len(idx), keep-n) {
 			chosen[idx[j]] = true
 			n++
 		}
