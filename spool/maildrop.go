@@ -87,6 +87,12 @@ const (
 	// grew or was replaced. Nothing of the spool was discarded after that:
 	// the temp drop keeps the mail and recovery merges it.
 	ErrLockLost
+	// The temp drop fails one of qpopper's checks, each with its own
+	// reply: another user owns it, others may read or write it, it has
+	// more than one link. (Other failed checks are ErrPerm.)
+	ErrNotOwned
+	ErrOpenToOthers
+	ErrLinked
 )
 
 // Error is a maildrop failure.
@@ -155,6 +161,10 @@ func (c *Config) locks() []platform.LockKind {
 
 func (c *Config) newPath() string { return c.TempDrop + ".new" }
 func (c *Config) tmpPath() string { return c.TempDrop + ".tmp" }
+
+// mergePath is where recovery keeps its merge result until the spool
+// holds it (recover.go).
+func (c *Config) mergePath() string { return c.TempDrop + ".merge" }
 
 // spoolLock is the MDA-compatible lock on the spool: dotlock first, then
 // the kernel locks on the open spool (the order procmail, Postfix and
@@ -356,6 +366,13 @@ func Open(c *Config) (*Maildrop, error) {
 // popper login and the boot sweep hold while they create or judge a temp
 // drop, so a fresh drop can never be taken for a leftover.
 func createTempDrop(c *Config, lk *spoolLock) (*platform.File, error) {
+	if exists(c.mergePath()) && !exists(c.TempDrop) {
+		// A recovery that crashed after writing its merge, whose temp
+		// drop was already gone: the merge may hold what the spool lost.
+		if _, err := recoverLocked(c, lk, nil); err != nil {
+			return nil, err
+		}
+	}
 	for attempt := 0; attempt < 4; attempt++ {
 		f, err := platform.OpenFile(c.TempDrop, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0660)
 		if err == nil {
@@ -438,11 +455,11 @@ func checkTempDrop(fi os.FileInfo, path string) error {
 	case !fi.Mode().IsRegular():
 		return newErr(ErrPerm, "temp drop is not a regular file", path, nil)
 	case int(id.Uid) != os.Geteuid():
-		return newErr(ErrPerm, "temp drop not owned by user", path, nil)
+		return newErr(ErrNotOwned, "temp drop not owned by user", path, nil)
 	case fi.Mode().Perm()&0o007 != 0:
-		return newErr(ErrPerm, "temp drop accessible by others", path, nil)
+		return newErr(ErrOpenToOthers, "temp drop accessible by others", path, nil)
 	case id.Nlink != 1:
-		return newErr(ErrPerm, "temp drop has more than one link", path, nil)
+		return newErr(ErrLinked, "temp drop has more than one link", path, nil)
 	}
 	return nil
 }

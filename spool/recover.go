@@ -65,6 +65,17 @@ import (
 //     only leave a prefix of the temp drop and holes of NULs, never old
 //     bytes.
 //
+//   - Recovery can crash in its turn. Its merge is written to TEMP.tmp
+//     (scratch until renamed: removed on sight), made durable and renamed
+//     to TEMP.merge; the spool is rewritten from it; only then do
+//     TEMP.merge, and after it TEMP.new and the temp drop, go. A
+//     TEMP.merge found is therefore complete and holds every message of
+//     the files it was made from: it is the only source of messages,
+//     and the temp drop and TEMP.new beside it count for their bytes
+//     alone (the spool may still show their old content at their
+//     offsets, the rules below). Replacing the temp drop with the merge
+//     would have lost those bytes, and left TEMP.new's messages twice.
+//
 // Hence the rules, in this order:
 //
 //  1. A spool message with the bytes of a leftover message at the same
@@ -137,8 +148,13 @@ func Recover(c *Config) (RecoverResult, error) {
 			total.Found, total.Skipped = true, true
 			continue
 		case errors.Is(err, fs.ErrNotExist):
-			f = nil // maybe an orphaned TEMP.new
-			if _, serr := os.Lstat(cc.newPath()); serr != nil {
+			f = nil // maybe an orphaned TEMP.new or TEMP.merge
+			if !exists(cc.newPath()) && !exists(cc.mergePath()) {
+				// A merge's scratch file holds nothing the files it was
+				// built from do not.
+				if err := removeIfExists(cc.tmpPath()); err != nil {
+					return total, err
+				}
 				continue
 			}
 		case err != nil:
@@ -166,13 +182,25 @@ func Recover(c *Config) (RecoverResult, error) {
 
 func leftoverExists(paths []string) bool {
 	for _, p := range paths {
-		for _, q := range []string{p, p + ".new"} {
-			if _, err := os.Lstat(q); err == nil {
+		for _, q := range []string{p, p + ".new", p + ".merge", p + ".tmp"} {
+			if exists(q) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+func exists(name string) bool {
+	_, err := os.Lstat(name)
+	return err == nil
+}
+
+func removeIfExists(name string) error {
+	if err := platform.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return newErr(ErrIO, "remove", name, err)
+	}
+	return nil
 }
 
 // dropMsg is one message of one of the files being merged.
@@ -185,6 +213,7 @@ type dropMsg struct {
 	pair   int      // index of the matching message on the other side, or -1
 	drop   bool     // a partial or damaged copy of a message kept elsewhere
 	last   bool     // the last message of its file
+	whole  bool     // of a complete file (a merge): never a copy cut short
 	nul    int64    // offset of its first NUL byte (trailing NULs aside), or -1
 	// shadow, for a spool message, is the leftover message with the same
 	// bytes at the same offset.
@@ -197,6 +226,12 @@ type dropMsg struct {
 type mergeFile struct {
 	f *platform.File
 	d *Drop
+	// ref: only the bytes count (at their offsets), not the messages: a
+	// temp drop or TEMP.new whose messages a complete merge holds.
+	ref bool
+	// complete: durable and whole when written (a merge), never a copy
+	// cut short.
+	complete bool
 }
 
 // recoverLocked merges the locked leftover d (nil when only TEMP.new is
@@ -209,11 +244,17 @@ func recoverLocked(c *Config, lk *spoolLock, d *platform.File) (RecoverResult, e
 	}
 	// A scratch file from a merge that crashed before its rename holds
 	// nothing that is not also in the files it was built from.
-	if err := platform.Remove(c.tmpPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return res, newErr(ErrIO, "remove", c.tmpPath(), err)
+	if err := removeIfExists(c.tmpPath()); err != nil {
+		return res, err
+	}
+	// The leftover's name, and TEMP.new's, durable before a merge is
+	// written beside them (a killed session may not have synced them):
+	// a merge is never left without one of them.
+	if err := platform.SyncParent(c.TempDrop); err != nil {
+		return res, newErr(ErrIO, "sync temp drop directory", c.TempDrop, err)
 	}
 
-	var old []*mergeFile
+	var old, refs []*mergeFile
 	if d != nil {
 		old = append(old, &mergeFile{f: d})
 	}
@@ -225,12 +266,27 @@ func recoverLocked(c *Config, lk *spoolLock, d *platform.File) (RecoverResult, e
 	case !errors.Is(err, fs.ErrNotExist):
 		return res, newErr(ErrIO, "open", c.newPath(), err)
 	}
+	merge, err := openMerge(c)
+	if err != nil {
+		return res, err
+	}
+	if merge != nil {
+		// A merge that crashed after making its result durable: that
+		// result holds every message of the temp drop and TEMP.new (and
+		// the spool's own mail then), so they are kept only for their
+		// bytes, which the spool's may still show (the rules above).
+		defer merge.Close()
+		for _, mf := range old {
+			mf.ref = true
+		}
+		refs, old = old, []*mergeFile{{f: merge, complete: true}}
+	}
 	cur := &mergeFile{f: lk.spool}
 
 	opt := c.Parse
 	opt.FromSpool = false
 	all := append(append([]*mergeFile{}, old...), cur)
-	for _, mf := range all {
+	for _, mf := range append(append([]*mergeFile{}, all...), refs...) {
 		fi, err := mf.f.Stat()
 		if err != nil {
 			return res, newErr(ErrIO, "stat", mf.f.Name(), err)
@@ -241,7 +297,7 @@ func recoverLocked(c *Config, lk *spoolLock, d *platform.File) (RecoverResult, e
 		}
 	}
 
-	olds, curs, err := matchMessages(old, cur)
+	olds, curs, err := matchMessages(old, refs, cur)
 	if err != nil {
 		return res, err
 	}
@@ -303,9 +359,18 @@ func recoverLocked(c *Config, lk *spoolLock, d *platform.File) (RecoverResult, e
 			res.Bytes += pm.m.Next - pm.m.Start
 		}
 	}
+	// The source of the spool's rewrite, durable first: the leftover
+	// itself when it already is exactly the merge, else the merge written
+	// under TEMP.merge (the temp drop and TEMP.new stay until the spool
+	// holds it, for their bytes).
 	var src *platform.File
-	if d != nil && len(old) == 1 && junkBytes(old[0].d) == 0 && planIsFile(plan, 0, old[0].d) {
-		src = d
+	if len(old) == 1 && junkBytes(old[0].d) == 0 && planIsFile(plan, 0, old[0].d) && (merge != nil || d != nil && newMail == nil) {
+		src = old[0].f
+		if merge == nil {
+			if err := d.Sync(); err != nil {
+				return res, newErr(ErrIO, "sync temp drop", c.TempDrop, err)
+			}
+		}
 	} else {
 		src, err = writePlan(c, all, plan, lk)
 		if err != nil {
@@ -313,26 +378,53 @@ func recoverLocked(c *Config, lk *spoolLock, d *platform.File) (RecoverResult, e
 		}
 		defer src.Close()
 		platform.Failpoint("recover.tempdrop-replaced")
-		if newMail != nil {
-			if err := platform.Remove(c.newPath()); err != nil {
-				return res, newErr(ErrIO, "remove", c.newPath(), err)
-			}
-		}
 	}
 
-	// The spool rewritten in place from it, then the temp drop removed.
+	// The spool rewritten in place from it, then the merge removed, then
+	// the leftovers: a merge never outlives both.
 	if err := copySpoolFrom(c, lk.spool, src, lk); err != nil {
 		return res, err
 	}
 	platform.Failpoint("recover.spool-synced")
-	if err := platform.Remove(c.TempDrop); err != nil {
-		return res, newErr(ErrIO, "remove temp drop", c.TempDrop, err)
+	if src != d {
+		if err := removeIfExists(c.mergePath()); err != nil {
+			return res, err
+		}
+		if err := platform.SyncParent(c.TempDrop); err != nil {
+			return res, newErr(ErrIO, "sync temp drop directory", c.TempDrop, err)
+		}
+	}
+	for _, p := range []string{c.newPath(), c.TempDrop} {
+		if err := removeIfExists(p); err != nil {
+			return res, err
+		}
 	}
 	if err := platform.SyncParent(c.TempDrop); err != nil {
 		return res, newErr(ErrIO, "sync temp drop directory", c.TempDrop, err)
 	}
 	platform.Failpoint("recover.done")
 	return res, nil
+}
+
+// openMerge opens TEMP.merge, a merge's durable result, when it exists,
+// with the checks a temp drop gets.
+func openMerge(c *Config) (*platform.File, error) {
+	f, err := platform.OpenFile(c.mergePath(), os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, newErr(ErrIO, "open", c.mergePath(), err)
+	}
+	fi, err := f.Stat()
+	if err == nil {
+		err = checkTempDrop(fi, c.mergePath())
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // ensureSpool creates and locks a missing spool (recovery writes into it).
@@ -426,7 +518,8 @@ func planIsFile(plan []*dropMsg, fi int, d *Drop) bool {
 }
 
 // writePlan writes the merged messages into TEMP.tmp, syncs it and renames
-// it over the temp drop, so the temp drop is, durably, the merge result.
+// it to TEMP.merge, so that the merge result is durable, and known for
+// one, before the spool is touched.
 func writePlan(c *Config, all []*mergeFile, plan []*dropMsg, lk *spoolLock) (*platform.File, error) {
 	tmp := c.tmpPath()
 	f, err := platform.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0660)
@@ -459,7 +552,7 @@ func writePlan(c *Config, all []*mergeFile, plan []*dropMsg, lk *spoolLock) (*pl
 		f.Close()
 		return nil, newErr(ErrIO, "sync", tmp, err)
 	}
-	if err := platform.Rename(tmp, c.TempDrop); err != nil {
+	if err := platform.Rename(tmp, c.mergePath()); err != nil {
 		f.Close()
 		return nil, newErr(ErrIO, "rename", tmp, err)
 	}
@@ -473,11 +566,11 @@ func writePlan(c *Config, all []*mergeFile, plan []*dropMsg, lk *spoolLock) (*pl
 // matchMessages pairs the leftover messages with the spool's and marks
 // the copies that are torn or damaged (see the package comment above for
 // the rules and why they are right).
-func matchMessages(old []*mergeFile, cur *mergeFile) (olds, curs []*dropMsg, err error) {
+func matchMessages(old, refs []*mergeFile, cur *mergeFile) (olds, curs []*dropMsg, err error) {
 	all := append(append([]*mergeFile{}, old...), cur)
 	for fi, mf := range all {
 		for i := range mf.d.Msgs {
-			dm := &dropMsg{file: fi, m: &mf.d.Msgs[i], pair: -1, by: -1, last: i == len(mf.d.Msgs)-1}
+			dm := &dropMsg{file: fi, m: &mf.d.Msgs[i], pair: -1, by: -1, last: i == len(mf.d.Msgs)-1, whole: mf.complete}
 			if dm.sep, err = separatorLine(mf.f, dm.m); err != nil {
 				return nil, nil, err
 			}
@@ -496,8 +589,8 @@ func matchMessages(old []*mergeFile, cur *mergeFile) (olds, curs []*dropMsg, err
 			}
 		}
 	}
-	mt := &matcher{all: all, old: old, cur: cur}
-	for _, mf := range old {
+	mt := &matcher{all: all, old: append(append([]*mergeFile{}, old...), refs...), refs: refs, cur: cur}
+	for _, mf := range mt.old {
 		fi, err := mf.f.Stat()
 		if err != nil {
 			return nil, nil, newErr(ErrIO, "stat", mf.f.Name(), err)
@@ -510,9 +603,13 @@ func matchMessages(old []*mergeFile, cur *mergeFile) (olds, curs []*dropMsg, err
 	// show through. Either way they are the same instance as the
 	// leftover's message there, not another one.
 	for _, cm := range curs {
-		if cm.shadow, err = mt.shadowOf(cm, olds); err != nil {
+		var inRef bool
+		if cm.shadow, inRef, err = mt.shadowOf(cm, olds); err != nil {
 			return nil, nil, err
 		}
+		// The bytes of a leftover whose messages a merge holds: the
+		// merge has this one.
+		cm.drop = inRef
 	}
 	// One-to-one exact matches, in order: the spool's other copies first
 	// (a rewrite's copies), then the shadows, each of which pairs with
@@ -532,7 +629,7 @@ func matchMessages(old []*mergeFile, cur *mergeFile) (olds, curs []*dropMsg, err
 		}
 	}
 	for j, cm := range curs {
-		if cm.shadow == nil {
+		if cm.shadow == nil && !cm.drop {
 			take(j, cm)
 		}
 	}
@@ -575,7 +672,7 @@ func matchMessages(old []*mergeFile, cur *mergeFile) (olds, curs []*dropMsg, err
 	// are judged first: a spool copy is never taken for a damaged copy
 	// of one of them.
 	for _, om := range olds {
-		if om.pair >= 0 || om.drop || om.nul < 0 {
+		if om.pair >= 0 || om.drop || om.nul < 0 || om.whole {
 			continue
 		}
 		if om.drop, om.by, err = mt.holeyCopy(om, curs); err != nil {
@@ -638,7 +735,7 @@ func matchMessages(old []*mergeFile, cur *mergeFile) (olds, curs []*dropMsg, err
 			if !ok {
 				continue
 			}
-			if om.last {
+			if om.last && !om.whole {
 				om.drop, om.by = true, j
 			} else {
 				cm.drop = true
@@ -661,25 +758,39 @@ func index(ms []*dropMsg, m *dropMsg) int {
 
 // matcher compares messages of the files being merged.
 type matcher struct {
-	all   []*mergeFile
-	old   []*mergeFile
+	all   []*mergeFile // the files whose messages are merged, the spool last
+	old   []*mergeFile // every file but the spool, refs included
+	refs  []*mergeFile
 	sizes []int64 // of the old files
 	cur   *mergeFile
 }
 
 // shadowOf returns the leftover message that starts where spool message
-// cm starts and has the same bytes, or nil.
-func (mt *matcher) shadowOf(cm *dropMsg, olds []*dropMsg) (*dropMsg, error) {
+// cm starts and has the same bytes, or nil; inRef tells that a ref file
+// has such a message.
+func (mt *matcher) shadowOf(cm *dropMsg, olds []*dropMsg) (shadow *dropMsg, inRef bool, err error) {
 	for _, om := range olds {
 		if om.m.Start != cm.m.Start || om.m.End != cm.m.End {
 			continue
 		}
 		same, err := sameBytes(mt.all[om.file].f, mt.cur.f, om.m.Start, om.m.End)
 		if err != nil || same {
-			return om, err
+			return om, false, err
 		}
 	}
-	return nil, nil
+	for _, mf := range mt.refs {
+		for i := range mf.d.Msgs {
+			m := &mf.d.Msgs[i]
+			if m.Start != cm.m.Start || m.End != cm.m.End {
+				continue
+			}
+			same, err := sameBytes(mf.f, mt.cur.f, m.Start, m.End)
+			if err != nil || same {
+				return nil, same, err
+			}
+		}
+	}
+	return nil, false, nil
 }
 
 // sameBytes reports whether a and b hold the same bytes in [from, to).
@@ -914,6 +1025,7 @@ type normWriter struct {
 	dropping  bool   // inside a dropped header line
 	dropCont  bool   // the previous header line was dropped: so are its continuations
 	held      []byte // a run of trailing newline bytes, emitted only if more follows
+	one       [1]byte
 }
 
 // Content-Length is among them because a write-back drops a Content-Length
@@ -1025,7 +1137,8 @@ func (w *normWriter) emit(b byte) error {
 	if err := w.flushHeld(); err != nil {
 		return err
 	}
-	return w.out1([]byte{b})
+	w.one[0] = b
+	return w.out1(w.one[:])
 }
 
 func (w *normWriter) flushHeld() error {

@@ -161,3 +161,66 @@ func TestRecoverCutsLostAppend(t *testing.T) {
 		}
 	}
 }
+
+// Recovery crashed in its turn, after making its merge durable and before
+// the spool held it: the merge (TEMP.merge) is the authority, and the
+// temp drop and TEMP.new it was made from still tell which of the
+// spool's bytes are old. Here the merge took the spool's copy of a (it
+// carries the UID clients saw), so the old bytes are not where they were
+// in the merge.
+func TestRecoverAfterCrashedRecovery(t *testing.T) {
+	c := testConfig(t, false)
+	a := testMsg("a", "one")
+	b := testMsg("b", strings.Repeat("two two two two\n", 40))
+	cc := testMsg("c", "three")
+	s := a + b + cc
+	write(t, c.TempDrop, s)
+	x := rewritten(a) + rewritten(cc)
+	write(t, c.Spool, x+s[len(x):])
+	write(t, c.mergePath(), rewritten(a)+b+cc)
+	recoverAndCheck(t, c, []string{"a", "b", "c"}, map[string]string{
+		"a": "one", "b": strings.TrimRight(strings.Repeat("two two two two\n", 40), "\n"), "c": "three"})
+	sp, _ := os.ReadFile(c.Spool)
+	if !strings.Contains(string(sp), "X-UIDL: 0123456789abcdef01") {
+		t.Error("the UID the merge kept is gone")
+	}
+	for _, p := range []string{c.mergePath(), c.newPath(), c.tmpPath()} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s left behind", p)
+		}
+	}
+}
+
+// The merge alone survived (its temp drop's name had not reached the
+// disk): the next login merges it first. A scratch file alone is removed.
+func TestOrphanedMergeAndScratch(t *testing.T) {
+	c := testConfig(t, false)
+	write(t, c.mergePath(), testMsg("a", "one")+testMsg("b", "two"))
+	write(t, c.Spool, testMsg("a", "one")[:30])
+	md, err := Open(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if md.Len() != 2 {
+		t.Errorf("login sees %d messages, want 2", md.Len())
+	}
+	if err := md.Commit(nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(t, c.Spool); !equal(got, []string{"a", "b"}) {
+		t.Errorf("spool = %v", got)
+	}
+	if _, err := os.Lstat(c.mergePath()); err == nil {
+		t.Error("merge left behind")
+	}
+	write(t, c.tmpPath(), testMsg("a", "one"))
+	if _, err := Recover(c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(c.tmpPath()); err == nil {
+		t.Error("scratch file left behind")
+	}
+	if got := ids(t, c.Spool); !equal(got, []string{"a", "b"}) {
+		t.Errorf("spool = %v", got)
+	}
+}

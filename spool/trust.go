@@ -88,7 +88,7 @@ func ClearPlanted(c *Config, uid int) []Planted {
 	}
 	names := []name{
 		{c.Spool, true}, {c.Spool + ".lock", true},
-		{c.TempDrop, false}, {c.newPath(), false}, {c.tmpPath(), false},
+		{c.TempDrop, false}, {c.newPath(), false}, {c.tmpPath(), false}, {c.mergePath(), false},
 	}
 	if c.OldTempDrop != "" && c.OldTempDrop != c.TempDrop {
 		names = append(names, name{c.OldTempDrop, false})
