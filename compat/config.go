@@ -130,8 +130,9 @@ var errLineTooLong = errors.New("line too long")
 
 // readConfigLine returns the next line without its newline, like fgets
 // into qpopper's 1024-byte buffer: a line whose newline is not within
-// 1023 bytes, or a last line with no newline at all, is too long (the
-// rest of it is skipped).
+// 1023 bytes is too long (the rest of it is skipped). A last line
+// without a newline is a line: qpopper called it too long, and so
+// refused a file whose editor had not ended it.
 func readConfigLine(br *bufio.Reader) (string, error) {
 	var b []byte
 	for {
@@ -140,7 +141,7 @@ func readConfigLine(br *bufio.Reader) (string, error) {
 			if len(b) == 0 {
 				return "", io.EOF
 			}
-			return "", errLineTooLong
+			return string(b), nil
 		}
 		if err != nil {
 			return "", err
@@ -246,7 +247,7 @@ func (c *configReader) parseLine(line, name string, n, depth int) {
 			c.errorf(name, n, "Expected comment or end of line; found \"%s\" at line %d of config file %s", l.rest(), n, name)
 			return
 		}
-		opt.apply(c.opts, false)
+		opt.apply(c.opts, false, where(name, n))
 		return
 	}
 	if l.atEnd() {
@@ -254,7 +255,7 @@ func (c *configReader) parseLine(line, name string, n, depth int) {
 			c.errorf(name, n, "\"=\" expected; found end of line at line %d of config file %s", n, name)
 			return
 		}
-		opt.apply(c.opts, true)
+		opt.apply(c.opts, true, where(name, n))
 		return
 	}
 	if eq := l.token(); eq != "=" {
@@ -277,7 +278,12 @@ func (c *configReader) parseLine(line, name string, n, depth int) {
 		c.include(v.(string), name, n, depth+1)
 		return
 	}
-	opt.apply(c.opts, v)
+	opt.apply(c.opts, v, where(name, n))
+}
+
+// where names a line of a configuration file, for warnings.
+func where(file string, line int) string {
+	return fmt.Sprintf("line %d of config file %s", line, file)
 }
 
 // allowed enforces the option's restriction in the reader's context.
@@ -329,8 +335,8 @@ func (c *configReader) value(l *lineScanner, opt *Option, name string, n int) (a
 		tok := l.token()
 		m, ok := opt.mnemonic(tok)
 		if !ok {
-			c.errorf(name, n, "Unrecognized \"%s\" mnemonic for the %s option at line %d of config file %s; valid mnemonics are: %s",
-				tok, opt.Name, n, name, strings.Join(opt.MnemonicWords(), ", "))
+			c.errorf(name, n, "Unrecognized \"%s\" mnemonic; scanning \"%s\" at line %d of config file %s; valid mnemonics are: %s",
+				opt.Name, tok, n, name, quotedList(opt.MnemonicWords()))
 			return nil, false
 		}
 		return m, true
@@ -361,11 +367,23 @@ func (c *configReader) value(l *lineScanner, opt *Option, name string, n int) (a
 	return l.s[start:l.i], true
 }
 
-// optionNames is the "valid options are" list.
+// optionNames is the "valid options are" list: every name, aliases
+// after the name they stand for, as qpopper lists UW-kludge.
 func optionNames() string {
-	names := make([]string, len(options))
-	for i, o := range options {
-		names[i] = o.Name
+	var names []string
+	for _, o := range options {
+		names = append(names, o.Name)
+		for alias, name := range aliases {
+			if name == o.Name {
+				names = append(names, alias)
+			}
+		}
 	}
-	return strings.Join(names, ", ")
+	return quotedList(names)
+}
+
+// quotedList is qpopper's form of a list in a message:
+// "\"a\", \"b\", \"c\"" (pop_config.c's tilt).
+func quotedList(words []string) string {
+	return `"` + strings.Join(words, `", "`) + `"`
 }

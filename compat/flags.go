@@ -5,20 +5,38 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"sort"
 	"strconv"
 	"strings"
 )
 
-// Usage is qpopper's usage text, from its man-page synopsis with every
-// 4.x letter, followed by popper's own long options.
-const Usage = `Usage: popper [ [address][:][port] ] [-b bulldir] [-B] [-c] [-C] [-d] [-D drac-host]
-              [-e login_delay=nn,expire=nn] [-f config-file] [-F] [-k] [-K service]
-              [-l0|1|2] [-L lock-check] [-p0|1|2|3|4] [-R] [-s] [-S] [-t trace-file]
-              [-T timeout] [-u] [-U] [-v] [-y log-facility]
-              [--detach] [--pidfile file]   (with an address: the standalone daemon)
+// Usage is qpopper's usage text, its flags made from the option table,
+// followed by popper's own long options.
+var Usage = usage()
+
+// usage writes qpopper's synopsis: every flag in qpopper's order (by
+// letter, the lower case first), wrapped as its man page is.
+func usage() string {
+	var flags []string
+	for _, f := range flagList() {
+		flags = append(flags, "["+f+"]")
+	}
+	var b strings.Builder
+	line := "Usage: popper [ [address][:][port] ]"
+	for _, f := range flags {
+		if len(line)+1+len(f) > 92 {
+			b.WriteString(line + "\n")
+			line = "             "
+		}
+		line += " " + f
+	}
+	b.WriteString(line + "\n")
+	b.WriteString(`              [--detach] [--pidfile file]   (with an address: the standalone daemon)
        popper --recover | --check-config | --print-config[=toml] | --version
               | --demo [--listen addr] | --list-uids user   [--userdb file]
-       popper -h | --help`
+       popper -h | --help`)
+	return b.String()
+}
 
 // UsageError is a command line qpopper would refuse: print it on stderr
 // and exit 1.
@@ -58,20 +76,98 @@ type Invocation struct {
 
 	ConfigFiles  []string       // -f files, in order
 	ConfigErrors []*ConfigError // problems in them and in the option combination
+	// FailedConfigFiles are the -f files that had problems (in them or
+	// in files they include), for qpopper's "Unable to process config
+	// file NAME".
+	FailedConfigFiles []string
 	// Unsupported lists, once each, the flags and options that ask for a
 	// feature popper lacks; they were accepted, and should be logged.
 	Unsupported []string
+	// Warnings are settings that may not do what their reader expects
+	// (Options.Warnings), and Ineffective the options that do nothing
+	// here (Options.Ineffective): --check-config shows both, and a
+	// starting server logs the warnings.
+	Warnings, Ineffective []string
 }
 
-// flagTakesArg is qpopper 4.x's getopt string b:BcCdD:e:f:FkK:l:L:p:RsSt:T:uUvy:
-// plus 4.1's V and x (meaning unknown; taken without an argument).
-var flagTakesArg = map[byte]bool{
-	'b': true, 'B': false, 'c': false, 'C': false, 'd': false, 'D': true,
-	'e': true, 'f': true, 'F': false, 'k': false, 'K': true, 'l': true,
-	'L': true, 'p': true, 'R': false, 's': false, 'S': false, 't': true,
-	'T': true, 'u': false, 'U': false, 'v': false, 'y': true,
-	'V': false, 'x': false,
-	'h': false, // popper's: the usage text on standard output
+// Letters that set no option: -v (qpopper's version), 4.1's -V and -x
+// (meaning unknown, taken without an argument), popper's -h. Every other
+// letter of qpopper 4.x's getopt string b:BcCdD:e:f:FkK:l:L:p:RsSt:T:uUvy:
+// is an option's Flag in the table.
+var plainLetters = map[byte]string{'v': "", 'V': "", 'x': "", 'h': ""}
+
+// flagOption returns the option a letter sets; e is the announce-*
+// options' letter, which flagOptions returns all of.
+func flagOptions(letter byte) []*Option {
+	var out []*Option
+	for i := range options {
+		if f := options[i].Flag; len(f) >= 2 && f[1] == letter {
+			out = append(out, &options[i])
+		}
+	}
+	return out
+}
+
+// takesArg tells whether a letter takes an argument, and whether it is a
+// letter at all: every option's letter but a boolean's does.
+func takesArg(letter byte) (needs, ok bool) {
+	if _, ok := plainLetters[letter]; ok {
+		return false, true
+	}
+	opts := flagOptions(letter)
+	if len(opts) == 0 {
+		return false, false
+	}
+	return opts[0].Kind != Bool, true
+}
+
+// flagList is the synopsis of every flag, in qpopper's order: "-b
+// bulldir", "-B", "-l0|1|2", "-e login_delay=nn,expire=nn", "-v".
+func flagList() []string {
+	seen := map[byte]bool{}
+	type flag struct {
+		letter byte
+		text   string
+	}
+	var fl []flag
+	for _, opt := range options {
+		if len(opt.Flag) < 2 || seen[opt.Flag[1]] {
+			continue
+		}
+		letter := opt.Flag[1]
+		seen[letter] = true
+		text := opt.Flag
+		if opt.Digits != nil {
+			var d []string
+			for i := range opt.Digits {
+				d = append(d, strconv.Itoa(i))
+			}
+			text = opt.Flag + strings.Join(d, "|")
+		}
+		if group := flagOptions(letter); len(group) > 1 {
+			var keys []string
+			for _, o := range group {
+				keys = append(keys, strings.TrimPrefix(o.Flag, "-e "))
+			}
+			// qpopper's order: "login_delay=nn,expire=nn".
+			sort.Sort(sort.Reverse(sort.StringSlice(keys)))
+			text = "-e " + strings.Join(keys, ",")
+		}
+		fl = append(fl, flag{letter, text})
+	}
+	fl = append(fl, flag{'v', "-v"})
+	sort.Slice(fl, func(i, j int) bool {
+		a, b := fl[i].letter, fl[j].letter
+		if la, lb := a|0x20, b|0x20; la != lb {
+			return la < lb
+		}
+		return a > b // the lower case first
+	})
+	var out []string
+	for _, f := range fl {
+		out = append(out, f.text)
+	}
+	return out
 }
 
 // longTakesArg lists popper's long options; true = needs a value.
@@ -137,7 +233,7 @@ func ParseArgs(args []string, opts *Options, loadFile func(path string) []*Confi
 			// the rest of the word, or else the next word.
 			for j := 1; j < len(a); j++ {
 				letter := a[j]
-				needs, ok := flagTakesArg[letter]
+				needs, ok := takesArg(letter)
 				if !ok {
 					return nil, &UsageError{Msg: fmt.Sprintf("unknown option -- %q", string(letter))}
 				}
@@ -189,6 +285,7 @@ func (inv *Invocation) finish(opts *Options) {
 	for _, n := range opts.Notes() {
 		inv.unsupported(n)
 	}
+	inv.Warnings, inv.Ineffective = opts.Warnings(), opts.Ineffective()
 }
 
 // ReadOptions reads the options a standalone daemon hands its session on
@@ -199,6 +296,9 @@ func (inv *Invocation) ReadOptions(r io.Reader, opts *Options) {
 	c.parseTOML(r, "the daemon's options", 1)
 	inv.ConfigErrors = append(inv.ConfigErrors, c.errs...)
 	inv.finish(opts)
+	// The daemon said these when it started; its pipe has no lines to
+	// name.
+	inv.Warnings, inv.Ineffective = nil, nil
 }
 
 // WriteOptions writes every option for ReadOptions: TOML, which, unlike
@@ -260,119 +360,74 @@ func (inv *Invocation) long(name, val string, hasVal bool, opts *Options) error 
 	return nil
 }
 
-// clearTextByDigit and tlsByDigit are the -p and -l argument values.
-var (
-	clearTextByDigit = []string{"default", "never", "always", "local", "TLS"}
-	tlsByDigit       = []string{"none", "STLS", "alternate-port"}
-)
-
-// flag applies one qpopper letter.
+// flag applies one qpopper letter: the option the table gives it, set
+// to true (a boolean), to its argument, or to the word its digit names
+// (-p, -l).
 func (inv *Invocation) flag(letter byte, val string, opts *Options, loadFile func(string) []*ConfigError) error {
-	set := func(name string, v any) error {
-		opt, _ := Lookup(name)
-		if !opt.valid(v) {
-			return &UsageError{Msg: fmt.Sprintf("bad value for -%c: %q", letter, val)}
-		}
-		opt.apply(opts, v)
-		return nil
-	}
-	number := func() (int, error) {
-		n, rest, ok := strtol(val)
-		if !ok || rest != "" {
-			return 0, &UsageError{Msg: fmt.Sprintf("-%c needs a number, found %q", letter, val)}
-		}
-		return n, nil
-	}
-	digit := func(words []string) (string, error) {
-		n, err := number()
-		if err != nil || n < 0 || n >= len(words) {
-			return "", &UsageError{Msg: fmt.Sprintf("-%c needs 0 to %d, found %q", letter, len(words)-1, val)}
-		}
-		return words[n], nil
-	}
 	switch letter {
-	case 'b':
-		return set("bulldir", val)
-	case 'B':
-		return set("bulldb-nonfatal", true)
-	case 'c':
-		return set("downcase-user", true)
-	case 'C':
-		return set("trim-domain", true)
-	case 'd':
-		return set("debug", true)
-	case 'D':
-		return set("drac-host", val)
-	case 'e':
-		return inv.announce(val, opts)
-	case 'f':
-		inv.ConfigFiles = append(inv.ConfigFiles, val)
-		if loadFile != nil {
-			inv.ConfigErrors = append(inv.ConfigErrors, loadFile(val)...)
-		}
-	case 'F':
-		return set("fast-update", true)
-	case 'k':
-		return set("kerberos", true)
-	case 'K':
-		return set("kerberos-service", val)
-	case 'l':
-		w, err := digit(tlsByDigit)
-		if err != nil {
-			return err
-		}
-		return set("tls-support", w)
-	case 'L':
-		n, err := number()
-		if err != nil {
-			return err
-		}
-		return set("mail-lock-check", n)
-	case 'p':
-		w, err := digit(clearTextByDigit)
-		if err != nil {
-			return err
-		}
-		return set("clear-text-password", w)
-	case 'R':
-		return set("reverse-lookup", false)
-	case 's':
-		return set("statistics", true)
-	case 'S':
-		return set("server-mode", true)
-	case 't':
-		return set("tracefile", val)
-	case 'T':
-		n, err := number()
-		if err != nil {
-			return err
-		}
-		return set("timeout", n)
-	case 'u':
-		return set("user-options", true)
-	case 'U':
-		return set("spool-options", true)
 	case 'v':
 		inv.Version = true
-	case 'y':
-		// 4.0.5 fell through to its usage error here (a missing break);
-		// popper does what the man page says.
-		opt, _ := Lookup("log-facility")
-		m, ok := opt.mnemonic(val)
-		if !ok {
-			return &UsageError{Msg: fmt.Sprintf("-y: unrecognized log facility %q; valid are: %s", val, strings.Join(opt.MnemonicWords(), ", "))}
-		}
-		return set("log-facility", m)
+		return nil
 	case 'h':
 		inv.Help = true
+		return nil
 	case 'V', 'x':
 		inv.unsupported(fmt.Sprintf("flag -%c (qpopper 4.1) ignored", letter))
+		return nil
 	}
+	group := flagOptions(letter)
+	if len(group) > 1 {
+		return inv.announce(val, opts, group)
+	}
+	opt := group[0]
+	if opt.ref == nil { // -f: config-file
+		inv.ConfigFiles = append(inv.ConfigFiles, val)
+		if loadFile != nil {
+			errs := loadFile(val)
+			if len(errs) > 0 {
+				inv.FailedConfigFiles = append(inv.FailedConfigFiles, val)
+			}
+			inv.ConfigErrors = append(inv.ConfigErrors, errs...)
+		}
+		return nil
+	}
+	var v any = true
+	switch {
+	case opt.Digits != nil:
+		n, rest, ok := strtol(val)
+		if !ok || rest != "" || n < 0 || n >= len(opt.Digits) {
+			return &UsageError{Msg: fmt.Sprintf("-%c needs 0 to %d, found %q", letter, len(opt.Digits)-1, val)}
+		}
+		v = opt.Digits[n]
+	case opt.Kind == Int:
+		n, rest, ok := strtol(val)
+		if !ok || rest != "" {
+			return &UsageError{Msg: fmt.Sprintf("-%c needs a number, found %q", letter, val)}
+		}
+		v = n
+	case opt.Kind == Mnemonic:
+		m, ok := opt.mnemonic(val)
+		if !ok {
+			return &UsageError{Msg: fmt.Sprintf("-%c: unrecognized %s %q; valid are: %s",
+				letter, strings.ReplaceAll(opt.Name, "-", " "), val, strings.Join(opt.MnemonicWords(), ", "))}
+		}
+		v = m
+	case opt.Kind == String:
+		v = val
+	}
+	if !opt.valid(v) {
+		return &UsageError{Msg: fmt.Sprintf("bad value for -%c: %q", letter, val)}
+	}
+	where := "-" + string(letter)
+	if val != "" {
+		where += " " + val
+	}
+	opt.apply(opts, v, where)
 	return nil
 }
 
 // announce reads -e login_delay=N,expire=N; a key without =N means -1.
-func (inv *Invocation) announce(val string, opts *Options) error {
+func (inv *Invocation) announce(val string, opts *Options, group []*Option) error {
 	for _, item := range strings.Split(val, ",") {
 		key, num, hasNum := strings.Cut(item, "=")
 		n := -1
@@ -383,14 +438,19 @@ func (inv *Invocation) announce(val string, opts *Options) error {
 			}
 			n = v
 		}
-		switch key {
-		case "login_delay":
-			opts.AnnounceLoginDelay = n
-		case "expire":
-			opts.AnnounceExpire = n
-		default:
-			return &UsageError{Msg: fmt.Sprintf("-e: unknown key %q (login_delay or expire)", key)}
+		var opt *Option
+		var keys []string
+		for _, o := range group {
+			k := strings.TrimSuffix(strings.TrimPrefix(o.Flag, "-e "), "=nn")
+			keys = append(keys, k)
+			if k == key {
+				opt = o
+			}
 		}
+		if opt == nil {
+			return &UsageError{Msg: fmt.Sprintf("-e: unknown key %q (%s)", key, strings.Join(keys, " or "))}
+		}
+		opt.apply(opts, n, "-e "+item)
 	}
 	return nil
 }

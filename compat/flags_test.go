@@ -39,7 +39,7 @@ func TestEveryFlag(t *testing.T) {
 		{[]string{"-e", "login_delay=300,expire=30"}, func(o *Options, _ *Invocation) bool {
 			return o.AnnounceLoginDelay == 300 && o.AnnounceExpire == 30
 		}},
-		{[]string{"-eexpire"}, func(o *Options, _ *Invocation) bool { return o.AnnounceExpire == -1 && o.AnnounceLoginDelay == -1 }},
+		{[]string{"-eexpire"}, func(o *Options, _ *Invocation) bool { return o.AnnounceExpire == -1 && o.AnnounceLoginDelay == 0 }},
 		{[]string{"-e", "login_delay,expire=0"}, func(o *Options, _ *Invocation) bool {
 			return o.AnnounceLoginDelay == -1 && o.AnnounceExpire == 0
 		}},
@@ -61,7 +61,7 @@ func TestEveryFlag(t *testing.T) {
 		{[]string{"-p1"}, func(o *Options, _ *Invocation) bool { return o.ClearTextPassword == "never" }},
 		{[]string{"-p2"}, func(o *Options, _ *Invocation) bool { return o.ClearTextPassword == "always" }},
 		{[]string{"-p", "3"}, func(o *Options, _ *Invocation) bool { return o.ClearTextPassword == "local" }},
-		{[]string{"-R"}, func(o *Options, _ *Invocation) bool { return !o.ReverseLookup }},
+		{[]string{"-R"}, func(o *Options, _ *Invocation) bool { return o.NoReverseLookup }},
 		{[]string{"-s"}, func(o *Options, _ *Invocation) bool { return o.Statistics }},
 		{[]string{"-S"}, func(o *Options, _ *Invocation) bool { return o.ServerMode }},
 		{[]string{"-sS"}, func(o *Options, _ *Invocation) bool { return o.Statistics && o.ServerMode }},
@@ -216,5 +216,87 @@ func TestFlagLoadsConfigWithCallerOpen(t *testing.T) {
 	})
 	if err != nil || !o.Statistics || !reflect.DeepEqual(called, []string{p}) || len(inv.ConfigErrors) != 0 {
 		t.Errorf("err %v, called %q, options %+v", err, called, o)
+	}
+}
+
+// TestUsageIsQpoppers holds the usage text made from the option table
+// to qpopper's synopsis (its man page; pop_init.c prints the same flags).
+func TestUsageIsQpoppers(t *testing.T) {
+	want := `Usage: popper [ [address][:][port] ] [-b bulldir] [-B] [-c] [-C] [-d] [-D drac-host]
+              [-e login_delay=nn,expire=nn] [-f config-file] [-F] [-k] [-K service]
+              [-l0|1|2] [-L lock-check] [-p0|1|2|3|4] [-R] [-s] [-S] [-t trace-file]
+              [-T timeout] [-u] [-U] [-v] [-y log-facility]
+`
+	if !strings.HasPrefix(Usage, want) {
+		t.Errorf("usage:\n%s\nwant it to start with\n%s", Usage, want)
+	}
+	// Every letter of qpopper's getopt string takes an argument exactly
+	// when qpopper's does.
+	const getopt = "b:BcCdD:e:f:FkK:l:L:p:RsSt:T:uUvy:"
+	for i := 0; i < len(getopt); i++ {
+		if getopt[i] == ':' {
+			continue
+		}
+		want := i+1 < len(getopt) && getopt[i+1] == ':'
+		if needs, ok := takesArg(getopt[i]); !ok || needs != want {
+			t.Errorf("-%c: takes an argument %v (known %v), want %v", getopt[i], needs, ok, want)
+		}
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "q.config")
+	os.WriteFile(cfg, []byte("set clear-text-password = always\nset reverse-lookup = true\nset tls-cipher-list = HIGH\nset max-bulletins = 3\n"), 0o600)
+	o := DefaultOptions()
+	inv, err := ParseArgs([]string{"-p", "4", "-f", cfg, "-p", "1"}, o, func(p string) []*ConfigError { return LoadConfig(p, osOpen, o, Init) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"clear-text-password TLS (-p 4) is undone by always (line 1 of config file " + cfg + "), which allows more: flags and files apply left to right, as in qpopper",
+		"reverse-lookup = true (line 2 of config file " + cfg + ") turns host-name lookups off: the option keeps qpopper 4.0.5's inverted sense, in which true means no lookups, as -R",
+	}
+	if !reflect.DeepEqual(inv.Warnings, want) {
+		t.Errorf("warnings\n got %q\nwant %q", inv.Warnings, want)
+	}
+	wantNo := []string{
+		"tls-cipher-list (line 3 of config file " + cfg + ") has no effect: TLS is not used (tls-support none, clear-text-password not TLS)",
+		"max-bulletins (line 4 of config file " + cfg + ") has no effect: no bulletins without bulldir",
+	}
+	if !reflect.DeepEqual(inv.Ineffective, wantNo) {
+		t.Errorf("ineffective\n got %q\nwant %q", inv.Ineffective, wantNo)
+	}
+	// A stricter later setting, and -R, warn of nothing.
+	o = DefaultOptions()
+	inv, _ = ParseArgs([]string{"-p", "2", "-p", "1", "-R"}, o, nil)
+	if len(inv.Warnings) != 0 || len(inv.Ineffective) != 0 {
+		t.Errorf("warnings %q, ineffective %q", inv.Warnings, inv.Ineffective)
+	}
+}
+
+func TestFailedConfigFiles(t *testing.T) {
+	dir := t.TempDir()
+	good, bad, nested := filepath.Join(dir, "good"), filepath.Join(dir, "bad"), filepath.Join(dir, "nested")
+	os.WriteFile(good, []byte("set statistics\n"), 0o600)
+	os.WriteFile(nested, []byte("set nosuch\n"), 0o600)
+	os.WriteFile(bad, []byte("set config-file = "+nested+"\n"), 0o600)
+	o := DefaultOptions()
+	inv, err := ParseArgs([]string{"-f", good, "-f", bad}, o, func(p string) []*ConfigError { return LoadConfig(p, osOpen, o, Init) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(inv.FailedConfigFiles, []string{bad}) || len(inv.ConfigErrors) != 1 {
+		t.Errorf("failed files %q, errors %v", inv.FailedConfigFiles, inv.ConfigErrors)
+	}
+}
+
+// A file that spells out a default (qpopper's sample sets tls-version
+// default) is not told its setting does nothing.
+func TestIneffectiveSkipsDefaults(t *testing.T) {
+	o := DefaultOptions()
+	ParseConfig(strings.NewReader("set tls-version = default\nset max-bulletins = 1\n"), "f", nil, o, Init)
+	if got := o.Ineffective(); len(got) != 0 {
+		t.Errorf("%q", got)
 	}
 }

@@ -12,16 +12,22 @@ const MaxUserLen = 64
 // noMIMESuffix on a user name asks for MIME-less (text/plain) output.
 const noMIMESuffix = "-no-mime"
 
-// NormalizeUser applies qpopper's user-name rules in its order: cut to
-// MaxUserLen bytes, strip a "-no-mime" suffix (reported as noMIME), then
-// downcase-user (ASCII only) and trim-domain (from the first "@").
-func NormalizeUser(name string, o *Options) (user string, noMIME bool) {
-	if len(name) > MaxUserLen {
-		name = name[:MaxUserLen]
-	}
-	if n := len(name) - len(noMIMESuffix); n > 0 && strings.EqualFold(name[n:], noMIMESuffix) {
-		name, noMIME = name[:n], true
-	}
+// UserName is a USER or APOP argument as qpopper stores it.
+type UserName struct {
+	Name   string // downcased, trimmed, "-no-mime" taken off, cut to MaxUserLen
+	NoMIME bool   // the argument ended in "-no-mime": mail comes as plain text
+	// Cut is the name before it was cut to MaxUserLen, "" when it fitted
+	// (for the UserNameTruncated record).
+	Cut string
+}
+
+// NormalizeUser applies qpopper's user-name rules in pop_user.c's order:
+// downcase-user (ASCII only), then trim-domain (from the first "@"),
+// then a "-no-mime" suffix (exactly so, after at least one byte) is taken
+// off, then the name is cut to MaxUserLen bytes. So trim-domain takes a
+// "-no-mime" after the domain with it, and "BOB-NO-MIME" is a name.
+func NormalizeUser(arg string, o *Options) UserName {
+	name := arg
 	if o.DowncaseUser {
 		b := []byte(name)
 		for i, c := range b {
@@ -36,7 +42,15 @@ func NormalizeUser(name string, o *Options) (user string, noMIME bool) {
 			name = name[:i]
 		}
 	}
-	return name, noMIME
+	var u UserName
+	if n := len(name) - len(noMIMESuffix); n > 0 && name[n:] == noMIMESuffix {
+		name, u.NoMIME = name[:n], true
+	}
+	if len(name) > MaxUserLen {
+		u.Cut, name = name, name[:MaxUserLen]
+	}
+	u.Name = name
+	return u
 }
 
 // ValidUser refuses a user name that is unsafe in a file name: empty,

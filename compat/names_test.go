@@ -87,6 +87,8 @@ func TestPaths(t *testing.T) {
 	}
 }
 
+// qpopper's order (pop_user.c): downcase, trim-domain, strip
+// "-no-mime" (case-sensitive, after at least one byte), cut to 64.
 func TestNormalizeUser(t *testing.T) {
 	long := strings.Repeat("a", 70)
 	tests := []struct {
@@ -94,27 +96,31 @@ func TestNormalizeUser(t *testing.T) {
 		down, trim bool
 		want       string
 		noMIME     bool
+		cut        string
 	}{
-		{"bob", false, false, "bob", false},
-		{"Bob", false, false, "Bob", false},
-		{"Bob", true, false, "bob", false},
-		{"ÉRIC", true, false, "Éric", false}, // ASCII only
-		{"bob@example.org", false, true, "bob", false},
-		{"Bob@Example.org", true, true, "bob", false},
-		{"bob@a@b", false, false, "bob@a@b", false},
-		{"bob-no-mime", false, false, "bob", true},
-		{"Bob-NO-MIME", true, false, "bob", true},
-		{"bob@example.org-no-mime", false, true, "bob", true},
-		{"-no-mime", false, false, "-no-mime", false},
-		{long, false, false, long[:64], false},
-		{strings.Repeat("b", 60) + "-no-mime", false, false, strings.Repeat("b", 60) + "-no-", false}, // cut first: suffix gone
+		{"bob", false, false, "bob", false, ""},
+		{"Bob", false, false, "Bob", false, ""},
+		{"Bob", true, false, "bob", false, ""},
+		{"ÉRIC", true, false, "Éric", false, ""}, // ASCII only
+		{"bob@example.org", false, true, "bob", false, ""},
+		{"Bob@Example.org", true, true, "bob", false, ""},
+		{"bob@a@b", false, false, "bob@a@b", false, ""},
+		{"bob-no-mime", false, false, "bob", true, ""},
+		{"Bob-NO-MIME", false, false, "Bob-NO-MIME", false, ""},    // case-sensitive
+		{"Bob-NO-MIME", true, false, "bob", true, ""},              // downcased first
+		{"bob@example.org-no-mime", false, true, "bob", false, ""}, // trimmed with the domain
+		{"bob-no-mime@example.org", false, true, "bob", true, ""},
+		{"-no-mime", false, false, "-no-mime", false, ""},
+		{long, false, false, long[:64], false, long},
+		{strings.Repeat("b", 60) + "-no-mime", false, false, strings.Repeat("b", 60), true, ""}, // suffix first, then the cut
+		{long + "-no-mime", false, false, long[:64], true, long},
 	}
 	for _, tt := range tests {
 		o := DefaultOptions()
 		o.DowncaseUser, o.TrimDomain = tt.down, tt.trim
-		got, noMIME := NormalizeUser(tt.in, o)
-		if got != tt.want || noMIME != tt.noMIME {
-			t.Errorf("NormalizeUser(%q, down=%v trim=%v) = %q, %v; want %q, %v", tt.in, tt.down, tt.trim, got, noMIME, tt.want, tt.noMIME)
+		got := NormalizeUser(tt.in, o)
+		if got != (UserName{tt.want, tt.noMIME, tt.cut}) {
+			t.Errorf("NormalizeUser(%q, down=%v trim=%v) = %+v; want %q, %v, %q", tt.in, tt.down, tt.trim, got, tt.want, tt.noMIME, tt.cut)
 		}
 	}
 }

@@ -72,7 +72,14 @@ type Option struct {
 	Name     string
 	Kind     Kind
 	Restrict Restriction
-	Flag     string // qpopper command-line equivalent, e.g. "-s"; "" if none
+	// Flag is the option's qpopper letter as the synopsis shows it:
+	// "-s" (a boolean: the letter sets it true), "-b bulldir" (the
+	// argument is the value), "-l" with Digits (the argument is a
+	// digit), or "-e expire=nn" (a key of -e); "" if none. The command
+	// line, its usage text and the man page's flags are made from it.
+	Flag string
+	// Digits are the words -l and -p store for the digits 0, 1, ...
+	Digits []string
 	// Default is the value in configuration-file syntax ("" for an empty
 	// string, "true"/"false" for booleans).
 	Default string
@@ -134,7 +141,7 @@ type Options struct {
 	NonauthFile          string
 	OldStyleUID          bool
 	PAMService           string // popper: PAM service name
-	ReverseLookup        bool   // true = look up client host names (sane sense, see table)
+	NoReverseLookup      bool   // reverse-lookup, in qpopper 4.0.5's sense: true = no lookups
 	ServerMode           bool
 	Shy                  bool
 	SpoolDir             string
@@ -174,6 +181,15 @@ type Options struct {
 	ShutdownGrace         time.Duration // how long SIGTERM waits for sessions before ending them
 
 	notes []string
+	// set records where options were set, in order: for the warnings
+	// about a stricter setting undone by a later one.
+	set []setting
+}
+
+// setting is one option set from the command line or a file.
+type setting struct {
+	name, value string
+	where       string // "-p 4", "line 3 of config file /etc/qpopper.config"; "" when unknown
 }
 
 // Notes lists the features that the options ask for and popper lacks, one
@@ -283,15 +299,13 @@ const (
 // options is the table, sorted by name as qpopper's "valid options are"
 // list is.
 var options = []Option{
-	// qpopper 4.0.5 left both announcements at 0 (a zeroed struct), so an
-	// unconfigured server said "EXPIRE 0": RFC 2449's "mail is deleted
-	// once retrieved", which tells leave-on-server clients their mail is
-	// gone. popper announces nothing unless configured: EXPIRE NEVER and
-	// no LOGIN-DELAY.
-	{Name: "announce-expire", Kind: Int, Flag: "-e expire=", Default: "-1",
+	// qpopper 4.0.5 left both announcements at 0 (a zeroed struct, and
+	// no default in pop_init.c), so an unconfigured server says
+	// "LOGIN-DELAY 0" and "EXPIRE 0", as popper does.
+	{Name: "announce-expire", Kind: Int, Flag: "-e expire=nn", Default: "0",
 		Doc: "days announced in CAPA EXPIRE (-1 = NEVER); not enforced",
 		ref: func(o *Options) any { return &o.AnnounceExpire }},
-	{Name: "announce-login-delay", Kind: Int, Flag: "-e login_delay=", Default: "-1",
+	{Name: "announce-login-delay", Kind: Int, Flag: "-e login_delay=nn", Default: "0",
 		Doc: "seconds announced in CAPA LOGIN-DELAY (-1 = not announced); not enforced",
 		ref: func(o *Options) any { return &o.AnnounceLoginDelay }},
 	{Name: "apop-db", Kind: String, Restrict: ResInit, Default: DefaultAPOPDB,
@@ -316,7 +330,7 @@ var options = []Option{
 	{Name: "bulldb-nonfatal", Kind: Bool, Flag: "-B", Default: "false", Unsupported: noBulletins,
 		Doc: "continue the session when the bulletin database cannot be opened",
 		ref: func(o *Options) any { return &o.BullDBNonfatal }},
-	{Name: "bulldir", Kind: String, Flag: "-b",
+	{Name: "bulldir", Kind: String, Flag: "-b bulldir",
 		Doc: "bulletin directory (enables bulletins)",
 		ref: func(o *Options) any { return &o.BullDir }},
 	{Name: "cache-dir", Kind: String, Restrict: ResUser, Unsupported: noCache,
@@ -342,10 +356,11 @@ var options = []Option{
 		Doc:       "buffer output in 512-byte chunks",
 		ref:       func(o *Options) any { return &o.ChunkyWrites }},
 	{Name: "clear-text-password", Kind: Mnemonic, Restrict: ResUser, Flag: "-p", Default: "default",
+		Digits:    []string{"default", "never", "always", "local", "TLS"},
 		Mnemonics: [][]string{{"default"}, {"never"}, {"TLS", "SSL"}, {"always"}, {"local"}},
 		Doc:       "when clear-text passwords are accepted",
 		ref:       func(o *Options) any { return &o.ClearTextPassword }},
-	{Name: "config-file", Kind: String, Flag: "-f",
+	{Name: "config-file", Kind: String, Flag: "-f config-file",
 		Doc: "read another configuration file here (nesting up to 100)"},
 	{Name: "content-length", Kind: Bool, Restrict: ResUser, Default: defaultContentLength(),
 		Doc: "popper: trust Content-Length headers when splitting the mailbox",
@@ -356,7 +371,7 @@ var options = []Option{
 	{Name: "downcase-user", Kind: Bool, Restrict: ResUser, Flag: "-c", Default: "false",
 		Doc: "lower-case user names (ASCII A-Z)",
 		ref: func(o *Options) any { return &o.DowncaseUser }},
-	{Name: "drac-host", Kind: String, Flag: "-D", Default: "localhost", Unsupported: noDRAC,
+	{Name: "drac-host", Kind: String, Flag: "-D drac-host", Default: "localhost", Unsupported: noDRAC,
 		Doc: "DRAC server host",
 		ref: func(o *Options) any { return &o.DracHost }},
 	{Name: "fast-update", Kind: Bool, Flag: "-F", Default: "false", Unsupported: inPlace,
@@ -384,13 +399,13 @@ var options = []Option{
 	{Name: "kerberos", Kind: Bool, Restrict: ResUser, Flag: "-k", Default: "false", Unsupported: noKerberos,
 		Doc: "Kerberos authentication",
 		ref: func(o *Options) any { return &o.Kerberos }},
-	{Name: "kerberos-service", Kind: String, Restrict: ResUser, Flag: "-K", Default: "pop", Unsupported: noKerberos,
+	{Name: "kerberos-service", Kind: String, Restrict: ResUser, Flag: "-K service", Default: "pop", Unsupported: noKerberos,
 		Doc: "Kerberos service name",
 		ref: func(o *Options) any { return &o.KerberosService }},
 	// qpopper leaves log-facility and log-login unrestricted (a table
 	// slip); popper refuses them in user files, where log-login would let
 	// a user forge the records POP-before-SMTP relays trust.
-	{Name: "log-facility", Kind: Mnemonic, Restrict: ResUser, Flag: "-y", Default: defaultLogFacility(),
+	{Name: "log-facility", Kind: Mnemonic, Restrict: ResUser, Flag: "-y log-facility", Default: defaultLogFacility(),
 		Mnemonics: facilities,
 		Doc:       "syslog facility",
 		ref:       func(o *Options) any { return &o.LogFacility }},
@@ -400,7 +415,7 @@ var options = []Option{
 	{Name: "mail-command", Kind: String, Restrict: ResUser, Unsupported: noXMIT,
 		Doc: "mailer for XTND XMIT",
 		ref: func(o *Options) any { return &o.MailCommand }},
-	{Name: "mail-lock-check", Kind: Int, Flag: "-L", Default: "5000", check: nonNegative,
+	{Name: "mail-lock-check", Kind: Int, Flag: "-L lock-check", Default: "5000", check: nonNegative,
 		Doc: "messages between checks that the dot-lock still needs refreshing",
 		ref: func(o *Options) any { return &o.MailLockCheck }},
 	{Name: "max-auth-failures", Kind: Int, Restrict: ResInit, Default: "3", check: nonNegative,
@@ -440,11 +455,12 @@ var options = []Option{
 		Doc: "popper: the load balancers allowed to send a PROXY header: addresses and CIDR prefixes, comma-separated",
 		ref: func(o *Options) any { return &o.ProxyTrusted }},
 	// qpopper 4.0.5 stores this value straight into its no_rev_lookup
-	// variable ("SENSE REVERSED!"), so there "true" turned lookups off.
-	// popper reads it as it reads: true = look client host names up.
-	{Name: "reverse-lookup", Kind: Bool, Restrict: ResUser, Flag: "-R (false)", Default: "true",
-		Doc: "look up the client's host name (-R turns it off)",
-		ref: func(o *Options) any { return &o.ReverseLookup }},
+	// variable ("SENSE REVERSED!" in pop_config.c), so "true" turns
+	// lookups off there, as -R does. popper keeps that sense: a site's
+	// file means what it meant under qpopper (--check-config says so).
+	{Name: "reverse-lookup", Kind: Bool, Restrict: ResUser, Flag: "-R", Default: "false",
+		Doc: "in qpopper 4.0.5's inverted sense: true turns the lookup of the client's host name off, as -R does",
+		ref: func(o *Options) any { return &o.NoReverseLookup }},
 	{Name: "server-mode", Kind: Bool, Flag: "-S", Default: "false",
 		Doc: "serve the spool in place instead of copying it to the temp drop",
 		ref: func(o *Options) any { return &o.ServerMode }},
@@ -472,7 +488,7 @@ var options = []Option{
 	{Name: "temp-name", Kind: String, Restrict: ResUser, Default: ".%s.pop",
 		Doc: "temp drop name; %s is the user name", check: oneStringVerb,
 		ref: func(o *Options) any { return &o.TempName }},
-	{Name: "timeout", Kind: Int, Flag: "-T", Default: "120", check: nonNegative,
+	{Name: "timeout", Kind: Int, Flag: "-T timeout", Default: "120", check: nonNegative,
 		Doc: "idle timeout in seconds",
 		ref: func(o *Options) any { return &o.Timeout }},
 	{Name: "timing", Kind: Bool, Default: "false",
@@ -497,6 +513,7 @@ var options = []Option{
 		Doc: "TLS certificate file",
 		ref: func(o *Options) any { return &o.TLSServerCertFile }},
 	{Name: "tls-support", Kind: Mnemonic, Restrict: ResInit, Flag: "-l", Default: "none",
+		Digits:    []string{"none", "STLS", "alternate-port"},
 		Mnemonics: [][]string{{"none", "default"}, {"STLS"}, {"alternate-port"}},
 		Doc:       "TLS: none, the STLS command, or TLS on connect (port 995)",
 		ref:       func(o *Options) any { return &o.TLSSupport }},
@@ -509,7 +526,7 @@ var options = []Option{
 		ref: func(o *Options) any { return &o.TLSWorkarounds }},
 	// qpopper allows tracefile anywhere; a user-chosen path that the
 	// server then opens is how CVE-2005-1151 overwrote files.
-	{Name: "tracefile", Kind: String, Restrict: ResUser, Flag: "-t",
+	{Name: "tracefile", Kind: String, Restrict: ResUser, Flag: "-t trace-file",
 		Doc: "write log records to this file instead of syslog (turns debug on)",
 		ref: func(o *Options) any { return &o.TraceFile }},
 	{Name: "trim-domain", Kind: Bool, Restrict: ResUser, Flag: "-C", Default: "false",
@@ -530,15 +547,17 @@ var options = []Option{
 }
 
 // aliases maps another spelling to an option name.
-var aliases = map[string]string{"uw-kludge": "UW-kluge"}
+var aliases = map[string]string{"UW-kludge": "UW-kluge"}
 
 // AllOptions returns a copy of the option table, sorted by name.
 func AllOptions() []Option { return append([]Option(nil), options...) }
 
 // Lookup finds an option by name, ignoring ASCII case, aliases included.
 func Lookup(name string) (*Option, bool) {
-	if real, ok := aliases[strings.ToLower(name)]; ok {
-		name = real
+	for alias, real := range aliases {
+		if strings.EqualFold(alias, name) {
+			name = real
+		}
 	}
 	for i := range options {
 		if strings.EqualFold(options[i].Name, name) {
@@ -648,9 +667,13 @@ func (opt *Option) store(o *Options, v any) {
 	}
 }
 
-// apply stores a value and notes a request for a missing feature.
-func (opt *Option) apply(o *Options, v any) {
+// apply stores a value set at where, and notes a request for a missing
+// feature.
+func (opt *Option) apply(o *Options, v any, where string) {
 	opt.store(o, v)
+	if opt.ref != nil {
+		o.set = append(o.set, setting{name: opt.Name, value: opt.value(o), where: where})
+	}
 	if opt.Unsupported != "" && opt.value(o) != opt.Default {
 		o.note(fmt.Sprintf("%s (option %s ignored)", opt.Unsupported, opt.Name))
 	}
@@ -699,7 +722,7 @@ func (o *Options) Set(name, value string) error {
 	if !opt.valid(v) {
 		return fmt.Errorf("bad value for the %s option: %q", opt.Name, value)
 	}
-	opt.apply(o, v)
+	opt.apply(o, v, "")
 	return nil
 }
 

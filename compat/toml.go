@@ -62,7 +62,7 @@ func (c *configReader) parseTOML(r io.Reader, name string, depth int) {
 			c.include(v.(string), name, n, depth+1)
 			continue
 		}
-		opt.apply(c.opts, v)
+		opt.apply(c.opts, v, where(name, n))
 	}
 }
 

@@ -32,7 +32,8 @@ type backend struct {
 // normalize applies qpopper's user-name options; noMIME reports a
 // "-no-mime" suffix, which asks for every message as plain text.
 func (b *backend) normalize(name string) (user string, noMIME bool) {
-	return compat.NormalizeUser(name, b.opts)
+	u := compat.NormalizeUser(name, b.opts)
+	return u.Name, u.NoMIME
 }
 
 // User accepts every name the clear-text rule allows: whether it exists

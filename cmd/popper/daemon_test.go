@@ -790,7 +790,7 @@ func eoProxyLogin(t *testing.T, d *daemon, src string) string {
 
 func eoProxyProtocol(t *testing.T) {
 	s := newSite(t)
-	s.setOptions(t, "set proxy-trusted = 127.0.0.1", "reset reverse-lookup")
+	s.setOptions(t, "set proxy-trusted = 127.0.0.1", "set reverse-lookup")
 	d := s.startDaemon(t)
 	if r := eoProxyLogin(t, d, "127.0.0.1"); !strings.HasPrefix(r, "-ERR ") {
 		t.Fatalf("without proxy-protocol the header is a command: %q", r)
@@ -809,7 +809,7 @@ func eoProxyProtocol(t *testing.T) {
 
 func eoProxyTrusted(t *testing.T) {
 	s := newSite(t)
-	s.setOptions(t, "set proxy-protocol", `set proxy-trusted = "127.0.0.7, 10.0.0.0/8"`, "reset reverse-lookup")
+	s.setOptions(t, "set proxy-protocol", `set proxy-trusted = "127.0.0.7, 10.0.0.0/8"`, "set reverse-lookup")
 	d := s.startDaemon(t)
 	if r := eoProxyLogin(t, d, "127.0.0.8"); !strings.HasPrefix(r, "-ERR ") {
 		t.Fatalf("a header from an address not listed was believed: %q", r)

@@ -272,14 +272,15 @@ func runInetd(conn net.Conn, opts *compat.Options, inv *compat.Invocation, cfgEr
 }
 
 // clientNames returns the client's host name (reverse lookup unless
-// turned off) and address.
+// reverse-lookup, in qpopper's inverted sense, or -R turns it off) and
+// address.
 func clientNames(client netip.AddrPort, opts *compat.Options) (host, ip string) {
 	ip = "unknown"
 	if client.IsValid() {
 		ip = client.Addr().String()
 	}
 	host = ip
-	if opts.ReverseLookup {
+	if !opts.NoReverseLookup {
 		if names, err := net.LookupAddr(ip); err == nil && len(names) > 0 {
 			host = strings.TrimSuffix(names[0], ".")
 		}

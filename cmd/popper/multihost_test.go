@@ -97,7 +97,7 @@ func twoHostsOneSpool(t *testing.T, spoolParent string) {
 		s.setOptions(t, fmt.Sprintf("set spool-dir = %q", s.spoolDir))
 	}
 	// haproxy connects from 127.0.0.1; clients come from 127.0.0.2x.
-	s.setOptions(t, "set proxy-protocol", "set proxy-trusted = 127.0.0.1", "reset reverse-lookup")
+	s.setOptions(t, "set proxy-protocol", "set proxy-trusted = 127.0.0.1", "set reverse-lookup")
 	sp := s.spool(t, "alice", msg("m1", "first")+msg("m2", "second")+msg("m3", "third"))
 	hosts := map[string]*daemon{"popa": s.onHost(t, "popa"), "popb": s.onHost(t, "popb")}
 	hp := haproxy(t, s.dir, hosts["popa"].addr+" send-proxy-v2", hosts["popb"].addr+" send-proxy-v2")

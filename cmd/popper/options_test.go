@@ -474,8 +474,12 @@ func everyOptionRows() map[string]optionRow {
 	return map[string]optionRow{
 		"announce-expire": {kind: rowEffect, check: func(t *testing.T) {
 			s := newSite(t)
-			if capa := eoCapa(s.dial(t)); !eoHas(capa, "EXPIRE NEVER") {
+			// qpopper 4.0.5 unconfigured: EXPIRE 0 (pop_extend.c, p->expire zeroed).
+			if capa := eoCapa(s.dial(t)); !eoHas(capa, "EXPIRE 0") {
 				t.Fatalf("default CAPA: %q", capa)
+			}
+			if capa := eoCapa(s.dial(t, "-e", "expire")); !eoHas(capa, "EXPIRE NEVER") {
+				t.Fatalf("CAPA with -e expire: %q", capa)
 			}
 			s.setOptions(t, "set announce-expire = 30")
 			if capa := eoCapa(s.dial(t)); !eoHas(capa, "EXPIRE 30") || eoHas(capa, "EXPIRE NEVER") {
@@ -487,8 +491,11 @@ func everyOptionRows() map[string]optionRow {
 		}},
 		"announce-login-delay": {kind: rowEffect, check: func(t *testing.T) {
 			s := newSite(t)
-			if capa := eoCapa(s.dial(t)); eoHasPrefix(capa, "LOGIN-DELAY") {
+			if capa := eoCapa(s.dial(t)); !eoHas(capa, "LOGIN-DELAY 0") {
 				t.Fatalf("default CAPA: %q", capa)
+			}
+			if capa := eoCapa(s.dial(t, "-e", "login_delay")); eoHasPrefix(capa, "LOGIN-DELAY") {
+				t.Fatalf("CAPA with -e login_delay (-1): %q", capa)
 			}
 			if capa := eoCapa(s.dial(t, "-e", "login_delay=300")); !eoHas(capa, "LOGIN-DELAY 300") {
 				t.Fatalf("CAPA with -e login_delay=300: %q", capa)
@@ -1083,6 +1090,11 @@ func everyOptionRows() map[string]optionRow {
 			}
 			if tr := run("-R"); !strings.Contains(tr, "] LOGIN alice HOST 127.0.0.1 ADDR 127.0.0.1\n") {
 				t.Fatalf("-R:\n%s", tr)
+			}
+			// qpopper 4.0.5's sense: true is no_rev_lookup, as -R.
+			off := eoFile(t, newSite(t), "rl.conf", "set reverse-lookup = true")
+			if tr := run("-f", off); !strings.Contains(tr, "] LOGIN alice HOST 127.0.0.1 ADDR 127.0.0.1\n") {
+				t.Fatalf("set reverse-lookup = true:\n%s", tr)
 			}
 		}},
 		"server-mode": {kind: rowEffect, check: func(t *testing.T) {

@@ -64,7 +64,7 @@ func dialVia(t *testing.T, src string, port int) (*client, string) {
 func proxySite(t *testing.T, lines ...string) *site {
 	s := newSite(t)
 	s.spool(t, "alice", msg("one", "first"))
-	s.setOptions(t, append([]string{"set proxy-protocol", `set proxy-trusted = "127.0.0.1/32, ::1"`, "reset reverse-lookup"}, lines...)...)
+	s.setOptions(t, append([]string{"set proxy-protocol", `set proxy-trusted = "127.0.0.1/32, ::1"`, "set reverse-lookup"}, lines...)...)
 	return s
 }
 
