@@ -155,7 +155,9 @@ func (e *env) args() []string {
 // session is what a client saw.
 type session struct {
 	LoggedIn   bool
+	QuitSent   bool
 	QuitOK     bool
+	Messages   [][]byte // what RETR returned, unstuffed, CRLF as LF
 	Deleted    []string // Message-IDs DELE'd with +OK
 	Retrieved  []string
 	Transcript strings.Builder
@@ -172,6 +174,10 @@ type plan struct {
 	onQuitOK      func()            // called as soon as the QUIT +OK arrives
 	killAfter     time.Duration     // SIGKILL popper this long after it started
 	started       func(*os.Process) // told the popper process once it runs
+	deleteIf      func(id string) bool
+	afterRetr     func(n int) // after the reply to RETR n (and its DELE) was read
+	beforeQuit    func()      // once every DELE is answered
+	afterQuitSent func()      // as soon as QUIT is sent
 }
 
 var msgIDRe = regexp.MustCompile(`(?mi)^Message-ID:[ \t]*(\S+)`)
@@ -279,18 +285,29 @@ func (e *env) run(p plan, extraEnv ...string) *session {
 				id = string(m[1])
 			}
 			s.Retrieved = append(s.Retrieved, id)
-			if p.deleteAll || p.deleteIDs[id] {
+			s.Messages = append(s.Messages, msg)
+			if p.deleteAll || p.deleteIDs[id] || p.deleteIf != nil && p.deleteIf(id) {
 				send(fmt.Sprintf("DELE %d", i))
 				if l, g := line(); !ok(l, g) {
 					return
 				}
 				s.Deleted = append(s.Deleted, id)
 			}
+			if p.afterRetr != nil {
+				p.afterRetr(i)
+			}
 		}
 		if p.dropAfterDele || p.noQuit {
 			return
 		}
+		if p.beforeQuit != nil {
+			p.beforeQuit()
+		}
 		send("QUIT")
+		s.QuitSent = true
+		if p.afterQuitSent != nil {
+			p.afterQuitSent()
+		}
 		if l, g := line(); ok(l, g) {
 			s.QuitOK = true
 			if p.onQuitOK != nil {
