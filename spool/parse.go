@@ -203,7 +203,7 @@ type parser struct {
 	mmdf      bool
 	sep       []byte // MMDF separator line
 	msgs      []Msg
-	alt       []string // generated UID per message (for duplicate X-UIDLs)
+	alt       []altUID // per message, for duplicate X-UIDLs
 	junk      []Range
 	counter   int64 // qpopper's unique_num
 	prevBlank bool  // the previous line was blank (or start of file)
@@ -221,7 +221,7 @@ type msgState struct {
 	m          Msg
 	inHeader   bool
 	uid        uidHash
-	alt        string
+	alt        altUID
 	contLenHdr int64 // last Content-Length: value in the header (qpopper's cont_len)
 	contLen    int64 // body length the header claims, once the header ended
 	bodyBytes  int64 // qpopper's content_nchar
@@ -358,11 +358,15 @@ func (p *parser) content(l *line) {
 	case hasPrefixFold(h, "X-UIDL:"):
 		if !m.UIDFound {
 			if uid, ok := acceptedUID(h, l.whole(), p.opt.FromSpool); ok {
+				// Counted as qpopper counts it, at the length it has here
+				// (strlen + 1), however it is spaced; it is sent as
+				// "X-UIDL: uid".
 				m.UID, m.UIDFound = uid, true
-				m.Size += uidLineSize(uid)
+				m.Size += l.n + 1
+				c.alt.counted = l.n + 1
 			}
 		}
-		return // X-UIDL lines are not sent; the accepted one is counted as sent
+		return // the other X-UIDL lines are not sent, and not counted
 	case hasPrefixFold(h, "Status:"):
 		if bytes.IndexByte(h, 'R') >= 0 {
 			m.Retrieved = true
@@ -393,10 +397,10 @@ func (p *parser) endHeader(bodyStart int64) {
 	c.inHeader = false
 	c.m.BodyStart = bodyStart
 	c.contLen = c.contLenHdr
-	c.alt = c.uid.finish(p.opt)
+	c.alt.uid = c.uid.finish(p.opt)
 	if !c.m.UIDFound {
-		c.m.UID = c.alt
-		c.m.Size += uidLineSize(c.alt)
+		c.m.UID = c.alt.uid
+		c.m.Size += uidLineSize(c.alt.uid)
 	}
 }
 

@@ -382,8 +382,15 @@ func TestUIDLReuseWindows(t *testing.T) {
 			case !want && m.UID != "second-accepted-uid-value":
 				t.Errorf("%q fromSpool=%v: got %q, want the second header", tc.value, fromSpool, m.UID)
 			}
-			if m.Size != uidLineSize(m.UID)+2+3 {
-				t.Errorf("%q: size %d", tc.value, m.Size)
+			// The accepted line counts at its own length + 1 (qpopper's
+			// strlen + 1): the first, spaced and ended as it is, or the
+			// second, canonical one.
+			uidLine := int64(len("X-UIDL: second-accepted-uid-value\n") + 1)
+			if m.UID == tc.want && want {
+				uidLine = int64(len("x-uidl:\t"+tc.value+"\r\n") + 1)
+			}
+			if m.Size != uidLine+2+3 {
+				t.Errorf("%q: size %d, want %d", tc.value, m.Size, uidLine+5)
 			}
 		}
 	}
@@ -456,6 +463,17 @@ func TestUIDsUnique(t *testing.T) {
 	d, _ := parseString(t, forged+forged, ParseOptions{})
 	if !d.Msgs[0].UIDFound || d.Msgs[0].UID != "abcdefghijklmnopqrst" || d.Msgs[1].UIDFound {
 		t.Errorf("%+v", d.Msgs)
+	}
+	// Spaced as no qpopper wrote it: the first counts the line as it is
+	// (qpopper's strlen + 1), the second what it is sent with instead.
+	spaced := from1 + "x-uidl:\t  abcdefghijklmnopqrst\n\nx\n\n"
+	d, _ = parseString(t, spaced+spaced, ParseOptions{})
+	rest := int64(2 + 3 + 2) // blank line, "x", the blank line before the next From
+	if got, want := d.Msgs[0].Size, int64(len("x-uidl:\t  abcdefghijklmnopqrst\n")+1)+rest; got != want {
+		t.Errorf("spaced X-UIDL: size %d, want %d", got, want)
+	}
+	if got, want := d.Msgs[1].Size, uidLineSize(d.Msgs[1].UID)+rest; d.Msgs[1].UIDFound || got != want {
+		t.Errorf("its duplicate: %+v, size %d, want %d", d.Msgs[1], got, want)
 	}
 }
 

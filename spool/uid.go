@@ -61,6 +61,14 @@ func acceptedUID(head []byte, whole, fromSpool bool) (string, bool) {
 	return string(v), true
 }
 
+// altUID is what a message's UID would be without its X-UIDL header: the
+// UID generated from its lines, and the octets its accepted X-UIDL line
+// was counted at (0 when it has none).
+type altUID struct {
+	uid     string
+	counted int64
+}
+
 // uidLineSize is the octets the X-UIDL line popper sends for uid counts in
 // a message's size: "X-UIDL: " + uid + CRLF. For the lines qpopper writes
 // this is also what qpopper counts for an accepted header.
@@ -177,7 +185,7 @@ func GenerateUID(sep []byte, counter int64, headers [][]byte, opt ParseOptions) 
 // messages with update-status-headers off, where no counter tells them
 // apart) is replaced by the encoding of MD5(uid, "#", n) for the smallest
 // n = 1, 2, ... giving a new value: deterministic for a given drop.
-func uniqueUIDs(msgs []Msg, alt []string, opt ParseOptions) {
+func uniqueUIDs(msgs []Msg, alt []altUID, opt ParseOptions) {
 	seen := make(map[string]bool, len(msgs))
 	for i := range msgs {
 		m := &msgs[i]
@@ -188,8 +196,8 @@ func uniqueUIDs(msgs []Msg, alt []string, opt ParseOptions) {
 			seen[m.UID] = true
 			continue
 		}
-		m.Size += uidLineSize(alt[i]) - uidLineSize(m.UID)
-		m.UID, m.UIDFound = alt[i], false
+		m.Size += uidLineSize(alt[i].uid) - alt[i].counted
+		m.UID, m.UIDFound = alt[i].uid, false
 	}
 	for i := range msgs {
 		m := &msgs[i]

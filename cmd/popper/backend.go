@@ -130,7 +130,7 @@ func (b *backend) open(a *auth.Account, noMIME bool) (pop3.Mailbox, error) {
 	var md *spool.Maildrop
 	err := platform.AsSpoolGroup(func() (err error) { md, err = spool.Open(cfg); return err })
 	if err != nil {
-		return nil, b.dropError(cfg, err)
+		return nil, b.dropError(cfg, a.Name, err)
 	}
 	b.user = a.Name
 	line, lerr := compat.LoginLine(b.opts.LogLogin, version, a.Name, b.clientHost, b.clientIP)
@@ -268,39 +268,36 @@ func (b *backend) applyGroupServerMode(a *auth.Account) {
 }
 
 // dropError turns a maildrop failure into qpopper's reply.
-func (b *backend) dropError(cfg *spool.Config, err error) error {
+func (b *backend) dropError(cfg *spool.Config, user string, err error) error {
 	var e *spool.Error
 	if !errors.As(err, &e) {
-		return pop3.Errorf("SYS/TEMP", "%v", err)
+		return pop3.Errorf(compat.RespTemp, "%v", err)
 	}
 	text, num := compat.Strerror(e.Err)
 	switch e.Kind {
 	case spool.ErrInUse:
-		return pop3.Errorf("IN-USE", "%s lock busy!  Is another session active? (%d)", cfg.TempDrop, int(syscall.EWOULDBLOCK))
+		return pop3.Errorf(compat.RespInUse, compat.ReplyInUse, cfg.TempDrop, int(syscall.EWOULDBLOCK))
 	case spool.ErrLock:
 		var dl *platform.DotLockError
 		if errors.As(e.Err, &dl) {
-			return pop3.Errorf("SYS/TEMP", "%s", dl.Error())
+			return pop3.Errorf(compat.RespTemp, "%s", dl.Error())
 		}
-		text, num := compat.Strerror(e.Err)
-		return pop3.Errorf("SYS/TEMP", "flock: '%s': %s (%d)", cfg.Spool, text, num)
+		return pop3.Errorf(compat.RespTemp, "%s", compat.KernelLockError("flock", cfg.Spool, e.Err))
 	case spool.ErrLockLost:
-		return pop3.Errorf("SYS/TEMP", "Mail spool %s changed while it was being copied (%v); try again.", cfg.Spool, e.Op)
+		return pop3.Errorf(compat.RespTemp, compat.ReplySpoolChanged, cfg.Spool, e.Op)
+	case spool.ErrNotOwned:
+		return pop3.Errorf(compat.RespPerm, compat.ReplyNotOwned, e.Path, user)
+	case spool.ErrOpenToOthers:
+		return pop3.Errorf(compat.RespPerm, compat.ReplyOpenToOthers, e.Path)
+	case spool.ErrLinked:
+		return pop3.Errorf(compat.RespPerm, compat.ReplyLinked)
 	case spool.ErrPerm:
-		switch {
-		case strings.Contains(e.Op, "not owned"):
-			return pop3.Errorf("SYS/PERM", "Temporary drop %s not owned by %s.", e.Path, b.user)
-		case strings.Contains(e.Op, "accessible by others"):
-			return pop3.Errorf("SYS/PERM", "Your temporary file %s is accessible by others.  This must be fixed", e.Path)
-		case strings.Contains(e.Op, "more than one link"):
-			return pop3.Errorf("SYS/PERM", "Your temporary file appears to have more than one link.")
-		}
-		return pop3.Errorf("SYS/PERM", "%s: %s", e.Op, e.Path)
+		return pop3.Errorf(compat.RespPerm, "%s: %s", e.Op, e.Path)
 	}
 	if errors.Is(e.Err, syscall.EDQUOT) {
-		return pop3.Errorf("SYS/TEMP", "Unable to copy mail spool file, quota exceeded (%d)", num)
+		return pop3.Errorf(compat.RespTemp, compat.ReplyQuotaExceeded, num)
 	}
-	return pop3.Errorf("SYS/TEMP", "Unable to copy mail spool file to temp pop dropbox %s: %s (%d)", cfg.TempDrop, text, num)
+	return pop3.Errorf(compat.RespTemp, compat.ReplyCopyFailed, cfg.TempDrop, text, num)
 }
 
 // spoolConfig derives the maildrop configuration of an account.
