@@ -26,10 +26,13 @@ type Secrets interface {
 
 // Refusal is a login refused with one of qpopper's replies. Close asks
 // the caller to end the connection after sending it (too many failures).
+// Log holds the notices the caller writes once the reply is sent: qpopper
+// logs "Failed attempted login" after its -ERR (pop_pass.c).
 type Refusal struct {
 	Code  string // compat.RespAuth, RespTemp or RespPerm
 	Text  string
 	Close bool
+	Log   []string
 }
 
 func (r *Refusal) Error() string { return "[" + r.Code + "] " + r.Text }
@@ -106,7 +109,7 @@ func (p *Policy) refuse(began time.Time, user string, r *Refusal, counts bool) *
 		p.failures++
 		if p.MaxFailures > 0 && p.failures >= p.MaxFailures {
 			r.Close = true
-			p.notice(compat.LogTooManyFailures, p.failures, user, p.Client.Host, p.Client.IP)
+			r.Log = append(r.Log, fmt.Sprintf(compat.LogTooManyFailures, p.failures, user, p.Client.Host, p.Client.IP))
 		}
 	}
 	return r
@@ -127,7 +130,7 @@ func (p *Policy) User(name string) error {
 	case err != nil:
 		if !errors.Is(err, fs.ErrNotExist) {
 			// qpopper ignored a database it could not open; say why.
-			p.notice("APOP database: %v", err)
+			p.notice(compat.LogAPOPDatabase, err)
 		}
 		return nil
 	}
@@ -207,10 +210,11 @@ func (p *Policy) decide(began time.Time, name string, a *Account, err error, fai
 		} else {
 			p.debug(compat.LogLoginDetail, name, err)
 		}
+		r := refusal(compat.RespAuth, compat.ReplyBadPassword, name)
 		if failedLog != "" {
-			p.notice(failedLog, name, p.Client.Host, p.Client.IP)
+			r.Log = []string{fmt.Sprintf(failedLog, name, p.Client.Host, p.Client.IP)}
 		}
-		return nil, p.refuse(began, name, refusal(compat.RespAuth, compat.ReplyBadPassword, name), true)
+		return nil, p.refuse(began, name, r, true)
 	case a.UID <= BlockUID:
 		return nil, p.refuse(began, name, refusal(compat.RespAuth, compat.ReplyBlockedUID, BlockUID), true)
 	}
@@ -235,7 +239,7 @@ func (p *Policy) APOP(name, timestamp, digest string) (*Account, error) {
 	case errors.As(err, &me):
 		return nil, p.refuse(began, name, refusal(compat.RespPerm, compat.ReplyAPOPDBModeAPOP, me.Mode()), false)
 	case err != nil:
-		p.notice("APOP database: %v", err)
+		p.notice(compat.LogAPOPDatabase, err)
 		return nil, p.refuse(began, name, unavailable(name, err), false)
 	}
 	secret, ok := db.Secret(name)

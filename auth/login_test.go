@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -165,8 +166,9 @@ func TestSuccessIsNotDelayed(t *testing.T) {
 }
 
 func TestTooManyFailuresClose(t *testing.T) {
-	p, _, logs := newPolicy(t)
+	p, _, _ := newPolicy(t)
 	p.MaxFailures = 3
+	var last *Refusal
 	for i := 1; i <= 3; i++ {
 		_, err := p.Pass("alice", "wrong")
 		var r *Refusal
@@ -176,15 +178,10 @@ func TestTooManyFailuresClose(t *testing.T) {
 		if r.Close != (i == 3) {
 			t.Fatalf("attempt %d: Close=%v", i, r.Close)
 		}
+		last = r
 	}
-	found := false
-	for _, l := range *logs {
-		if l == "notice: [AUTH] 3 failed logins, the last for alice, from host (client.example) 192.0.2.7; connection closed" {
-			found = true
-		}
-	}
-	if !found {
-		t.Fatalf("no close record in %q", *logs)
+	if !slices.Contains(last.Log, "[AUTH] 3 failed logins, the last for alice, from host (client.example) 192.0.2.7; connection closed") {
+		t.Fatalf("no close record in %q", last.Log)
 	}
 	// A source that cannot answer is not the client's failure.
 	p, _, _ = newPolicy(t)
@@ -196,17 +193,25 @@ func TestTooManyFailuresClose(t *testing.T) {
 	}
 }
 
+// The failed-login record is the caller's to log after the reply, as
+// qpopper logs it after its -ERR.
 func TestFailedLoginRecords(t *testing.T) {
 	p, _, logs := newPolicy(t)
-	p.Pass("alice", "wrong")
-	want := "notice: [AUTH] Failed attempted login to alice from host (client.example) 192.0.2.7"
-	if len(*logs) == 0 || (*logs)[len(*logs)-1] != want {
-		t.Fatalf("records %q, want last %q", *logs, want)
+	_, err := p.Pass("alice", "wrong")
+	var r *Refusal
+	want := "[AUTH] Failed attempted login to alice from host (client.example) 192.0.2.7"
+	if !errors.As(err, &r) || !slices.Equal(r.Log, []string{want}) {
+		t.Fatalf("refusal %+v, want its record %q", r, want)
+	}
+	for _, l := range *logs {
+		if strings.Contains(l, "Failed attempted login") {
+			t.Fatalf("logged before the reply: %q", *logs)
+		}
 	}
 	*logs = nil
 	p.Source.(*costlySource).err["alice"] = fmt.Errorf("alice: %w", ErrUnknownHash)
 	p.Pass("alice", "right")
-	if len(*logs) < 2 || !strings.HasPrefix((*logs)[0], "notice: [AUTH] Login of alice refused: ") {
+	if len(*logs) != 1 || !strings.HasPrefix((*logs)[0], "notice: [AUTH] Login of alice refused: ") {
 		t.Fatalf("an unknown hash format must reach the admin at notice: %q", *logs)
 	}
 }

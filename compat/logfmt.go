@@ -253,4 +253,6 @@ const (
 	LogAPOP = "apop \"%s\""
 	// popper: why a login failed, for the admin only: user, reason.
 	LogLoginDetail = "[AUTH] Login of %s refused: %v"
+	// popper: the APOP database cannot be used: why.
+	LogAPOPDatabase = "APOP database: %v"
 )

@@ -145,3 +145,8 @@ const (
 	ReplyChangeUser    = "Unable to change to user %s."
 	ReplyConfigError   = "Server configuration error; try again later."
 )
+
+// LocalTimeFormat is the date of CAPA's X-LOCALTIME. qpopper's get_time()
+// (get_time.c) is not among the C sources at hand, so the form is not
+// checked against 4.0.5: it is RFC 5322's date-time, as in Date: headers.
+const LocalTimeFormat = "Mon, 02 Jan 2006 15:04:05 -0700"

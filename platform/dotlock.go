@@ -32,7 +32,6 @@ const (
 	LockErrManLock  MaillockCode = 6 // L_MANLOCK
 )
 
-
 func (c MaillockCode) String() string { return compat.MaillockText(int(c)) }
 
 // DotLockError is a dotlock failure. Its text is qpopper's

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/popperd/popper/compat"
 )
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
@@ -31,14 +33,33 @@ func talk(t *testing.T, c net.Conn, r *bufio.Reader, steps []exchange) {
 	}
 }
 
-// capaLines sends CAPA and returns its capability lines.
+// capaLines sends CAPA and returns its capability lines, the date of
+// X-LOCALTIME checked and replaced by "<now>".
 func capaLines(t *testing.T, c net.Conn, r *bufio.Reader) []string {
 	t.Helper()
 	fmt.Fprint(c, "CAPA\r\n")
 	if l := readLine(t, r); l != "+OK Capability list follows" {
 		t.Fatalf("CAPA: %q", l)
 	}
-	return readMulti(t, r)
+	return localTimeIsNow(t, readMulti(t, r))
+}
+
+// localTimeIsNow checks that the X-LOCALTIME line has the server's time
+// in compat.LocalTimeFormat, and replaces it by "X-LOCALTIME <now>".
+func localTimeIsNow(t *testing.T, capa []string) []string {
+	t.Helper()
+	for i, l := range capa {
+		date, ok := strings.CutPrefix(l, "X-LOCALTIME ")
+		if !ok {
+			continue
+		}
+		at, err := time.Parse(compat.LocalTimeFormat, date)
+		if err != nil || time.Since(at).Abs() > time.Minute {
+			t.Fatalf("%q is not the time now (%v)", l, err)
+		}
+		capa[i] = "X-LOCALTIME <now>"
+	}
+	return capa
 }
 
 // probe sends a bare AUTH and returns the mechanisms it lists.
@@ -171,7 +192,7 @@ func TestAuthPlainClearTextPolicy(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("%s from %s, implicit TLS %v", tc.clearText, tc.ip, tc.implicitTLS), func(t *testing.T) {
 			b := &fakeBackend{mb: newMailbox()}
-			cfg := &Config{Hostname: "h", Version: "4.0.5", Expire: -1, LoginDelay: -1, UserCapa: true,
+			cfg := &Config{Hostname: "h", Version: "4.0.5", Expire: -1, LoginDelay: -1,
 				ClearText: tc.clearText, ClientIP: tc.ip, ImplicitTLS: tc.implicitTLS}
 			c, r, _ := startBackend(t, cfg, b)
 			allowed := tc.refusal == ""
@@ -197,14 +218,16 @@ func TestAuthPlainClearTextPolicy(t *testing.T) {
 	}
 }
 
-// SASL PLAIN is listed in the AUTHORIZATION state only, after STLS and
-// before IMPLEMENTATION.
+// CAPA is pop_extend.c's list in its order (X-MACRO left out: MDEF is
+// refused), STLS whenever tls-support is STLS, then popper's PIPELINING
+// and, in the AUTHORIZATION state only, SASL PLAIN, before
+// IMPLEMENTATION.
 func TestCapaSASLByState(t *testing.T) {
-	cfg := &Config{Hostname: "h", Version: "4.0.5", UserCapa: true, LoginDelay: -1, Expire: -1,
+	cfg := &Config{Hostname: "h", Version: "4.0.5", LoginDelay: -1, Expire: -1,
 		Implementation: "Qpopper-version-4.0.5", TLS: &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}}
 	c, r, _ := start(t, cfg, newMailbox())
-	common := "TOP,USER,EXPIRE NEVER,UIDL,RESP-CODES,AUTH-RESP-CODE,X-MANGLE,PIPELINING,"
-	before := common + "STLS,SASL PLAIN,IMPLEMENTATION Qpopper-version-4.0.5"
+	common := "TOP,USER,EXPIRE NEVER,UIDL,RESP-CODES,AUTH-RESP-CODE,X-MANGLE,X-LOCALTIME <now>,STLS,PIPELINING,"
+	before := common + "SASL PLAIN,IMPLEMENTATION Qpopper-version-4.0.5"
 	if got := strings.Join(capaLines(t, c, r), ","); got != before {
 		t.Fatalf("CAPA before USER = %s", got)
 	}
@@ -307,7 +330,7 @@ func TestCurlAuthPlain(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	cfg := &Config{Hostname: "h", Version: "4.0.5", Expire: -1, LoginDelay: -1, UserCapa: true, NoAPOP: true}
+	cfg := &Config{Hostname: "h", Version: "4.0.5", Expire: -1, LoginDelay: -1, NoAPOP: true}
 	go func() {
 		for {
 			conn, err := ln.Accept()

@@ -47,6 +47,11 @@ type Changes struct {
 // Backend authenticates users and opens their mailboxes. It owns
 // privileges, names and locks; the protocol only relays its answers.
 type Backend interface {
+	// Name is the name a USER, APOP or AUTH PLAIN argument stands for, as
+	// qpopper keeps it for the replies ("Password required for NAME.")
+	// and every log record of the session: with the user-name options
+	// applied. It refuses nothing.
+	Name(arg string) string
 	// User is called for USER, and for AUTH PLAIN with its authcid; a
 	// non-nil error refuses the name (policy, not password: e.g.
 	// clear-text refused).
@@ -70,6 +75,9 @@ type Error struct {
 	// must not try again on this connection (too many failed logins).
 	// No mailbox is open then, so there is nothing to update.
 	Close bool
+	// Log holds records for the session to log once the reply is sent
+	// (qpopper logs a failed PASS after its -ERR).
+	Log []string
 }
 
 func (e *Error) Error() string {

@@ -62,7 +62,7 @@ func benchRetr(b *testing.B, pipelined bool) {
 		b.Fatal(err)
 	}
 	defer ln.Close()
-	cfg := &Config{Hostname: "pop.example.org", Version: "4.0.5", UserCapa: true, Expire: -1, LoginDelay: -1}
+	cfg := &Config{Hostname: "pop.example.org", Version: "4.0.5", Expire: -1, LoginDelay: -1}
 	var writes atomic.Int64
 	var wire int64
 	b.ReportAllocs()

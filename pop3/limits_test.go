@@ -257,8 +257,8 @@ func TestTooManyBadCommands(t *testing.T) {
 			login(t, c, r)
 			fmt.Fprint(c, "DELE 1\r\n")
 			readLine(t, r)
-			cutOff(t, c, r, []string{"RETR x", "LIST 1 2", "TOP 2 x", "USER alice", "RETR 1 X-MANGLE(HTML)", "XTND XMIT", "MDEF a(b)", "a b c d e f"},
-				[]string{"-ERR Unknown message number: x", "-ERR Too many arguments for the list command.", "-ERR Bad number of lines: x",
+			cutOff(t, c, r, []string{"RETR", "LIST 1 2", "TOP 2", "USER alice", "RETR 1 X-MANGLE(HTML)", "XTND XMIT", "MDEF a(b)", "a b c d e f"},
+				[]string{"-ERR Too few arguments for the retr command.", "-ERR Too many arguments for the list command.", "-ERR Too few arguments for the top command.",
 					`-ERR Unknown command: "user".`, "-ERR Syntax error in Mangle", "-ERR XTND XMIT is not supported by this server",
 					"-ERR MDEF A(B) is not supported by this server", "-ERR Too many arguments supplied."})
 			if err := <-done; err != errTooManyBad {
@@ -296,7 +296,7 @@ func TestBadCommandsInARow(t *testing.T) {
 		readMulti(t, r)
 		talkN(t, c, r, 19, "XYZZY", "-ERR Unknown command")
 		login(t, c, r)
-		talkN(t, c, r, 19, "RETR x", "-ERR Unknown message number")
+		talkN(t, c, r, 19, "RETR", "-ERR Too few arguments")
 		talkN(t, c, r, 1, "NOOP", "+OK no big woop")
 		talkN(t, c, r, 19, "", "-ERR Null command")
 		talkN(t, c, r, 1, "STAT", "+OK 3 111")
@@ -316,7 +316,8 @@ func TestBadCommandsInARow(t *testing.T) {
 		login(t, c, r)
 		talkN(t, c, r, 25, "RETR 9", "-ERR Message 9 does not exist.")
 		talkN(t, c, r, 1, "DELE 1", "+OK")
-		talkN(t, c, r, 25, "DELE 1", "-ERR Message 1 has been deleted.")
+		talkN(t, c, r, 25, "RETR 1", "-ERR Message 1 has been deleted.")
+		talkN(t, c, r, 25, "LIST x", "-ERR Message 0 does not exist.")
 		talkN(t, c, r, 1, "NOOP", "+OK no big woop")
 	})
 	t.Run("MaxBadCommands 3", func(t *testing.T) {

@@ -34,7 +34,7 @@ func TestRetrFailingHalfwayEndsWithoutTheDot(t *testing.T) {
 		t.Run(fmt.Sprintf("update-on-abort %v", onAbort), func(t *testing.T) {
 			mb := newMailbox()
 			fb := &fakeBackend{mb: mb}
-			cfg := &Config{Hostname: "pop.example.org", Version: "4.0.5", UpdateOnAbort: onAbort, UserCapa: true, Expire: -1, LoginDelay: -1}
+			cfg := &Config{Hostname: "pop.example.org", Version: "4.0.5", UpdateOnAbort: onAbort, Expire: -1, LoginDelay: -1}
 			c, r, done := startBackend(t, cfg, brokenBackend{fb})
 			fmt.Fprint(c, "USER alice\r\nPASS secret word \r\nDELE 2\r\nRETR 1\r\nNOOP\r\n")
 			var got []string

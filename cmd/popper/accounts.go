@@ -110,7 +110,7 @@ func authProblems(opts *compat.Options) []string {
 		// lies beside it (popauth -import carries it over).
 		_, err := auth.OpenAPOPDB(opts.APOPDB)
 		if err != nil && (!errors.Is(err, fs.ErrNotExist) || errors.Is(err, auth.ErrQpopperAPOPDB)) {
-			out = append(out, fmt.Sprintf("APOP database: %v", err))
+			out = append(out, fmt.Sprintf(compat.LogAPOPDatabase, err))
 		}
 	}
 	return out

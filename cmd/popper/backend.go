@@ -36,6 +36,16 @@ func (b *backend) normalize(name string) (user string, noMIME bool) {
 	return u.Name, u.NoMIME
 }
 
+// Name is the name qpopper keeps for a USER, APOP or AUTH argument; a
+// name cut to 64 bytes is logged, as pop_user.c does.
+func (b *backend) Name(arg string) string {
+	u := compat.NormalizeUser(arg, b.opts)
+	if u.Cut != "" {
+		b.log.Notice(compat.UserNameTruncated(len(u.Cut), u.Cut))
+	}
+	return u.Name
+}
+
 // User accepts every name the clear-text rule allows: whether it exists
 // is only told after PASS, with the same text as a wrong password.
 func (b *backend) User(name string) error {
@@ -70,11 +80,12 @@ func (b *backend) APOP(name, timestamp, digest string) (pop3.Mailbox, error) {
 	return b.open(a, noMIME)
 }
 
-// reply turns the policy's refusal into the -ERR the client gets.
+// reply turns the policy's refusal into the -ERR the client gets, and the
+// records logged after it.
 func reply(err error) error {
 	var r *auth.Refusal
 	if errors.As(err, &r) {
-		return &pop3.Error{Code: r.Code, Text: r.Text, Close: r.Close}
+		return &pop3.Error{Code: r.Code, Text: r.Text, Close: r.Close, Log: r.Log}
 	}
 	return err
 }
@@ -97,8 +108,8 @@ func (b *backend) open(a *auth.Account, noMIME bool) (pop3.Mailbox, error) {
 	pre := spoolConfig(b.opts, a, b.log)
 	if b.opts.HashSpool != 0 && b.opts.CheckHashDir {
 		if err := makeHashDirs(b.opts.SpoolDir, pre.Spool, pre.TempDrop); err != nil {
-			b.log.Notice(fmt.Sprintf("Unable to create hashed spool directory for %s: %v", a.Name, err))
-			return nil, pop3.Errorf("SYS/TEMP", "Unable to create hashed spool directory.")
+			b.log.Notice(compat.HashDirFailed(a.Name, err))
+			return nil, pop3.Errorf(compat.RespTemp, compat.ReplyHashDirFailed)
 		}
 	}
 	if platform.IsRoot() {
@@ -109,13 +120,13 @@ func (b *backend) open(a *auth.Account, noMIME bool) (pop3.Mailbox, error) {
 		// group (mail in a 2775 root:mail /var/mail) is kept aside for the
 		// maildrop's work there only.
 		if err := platform.DropToUser(a.UID, a.GID, spoolGroup(b.opts, pre)); err != nil {
-			b.log.Notice(fmt.Sprintf("Unable to change to user %s: %v", a.Name, err))
-			return nil, pop3.Errorf("SYS/TEMP", "Unable to change to user %s.", a.Name)
+			b.log.Notice(compat.ChangeUserFailed(a.Name, err))
+			return nil, pop3.Errorf(compat.RespTemp, compat.ReplyChangeUser, a.Name)
 		}
 	} else if os.Geteuid() != a.UID {
 		// Without root we can only serve our own account (tests, demo).
-		b.log.Notice(fmt.Sprintf("Not root: cannot serve %s (uid %d) as uid %d", a.Name, a.UID, os.Geteuid()))
-		return nil, pop3.Errorf("SYS/TEMP", "Unable to change to user %s.", a.Name)
+		b.log.Notice(compat.NotRootLine(a.Name, a.UID, os.Geteuid()))
+		return nil, pop3.Errorf(compat.RespTemp, compat.ReplyChangeUser, a.Name)
 	}
 	// The user's file is read with the user's privileges only (qpopper
 	// read it as root: CVE-2005-1151); the admin's settings then win, as
@@ -216,14 +227,14 @@ func (b *backend) adminOptions(path, user string) []byte {
 	f, err := platform.OpenAdminFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
-			b.log.Notice(fmt.Sprintf("Unable to process spool options file for user %s: %v", user, err))
+			b.log.Notice(compat.OptionsFileFailed(true, user, err))
 		}
 		return nil
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, 1<<20))
 	if err != nil {
-		b.log.Notice(fmt.Sprintf("Unable to process spool options file for user %s: %v", user, err))
+		b.log.Notice(compat.OptionsFileFailed(true, user, err))
 		return nil
 	}
 	for _, e := range compat.ParseUserOptions(bytes.NewReader(data), path, compat.Connected, b.opts) {
@@ -242,13 +253,13 @@ func (b *backend) userOptions(path, user string) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
-			b.log.Notice(fmt.Sprintf("Unable to process user options file for user %s", user))
+			b.log.Notice(compat.OptionsFileFailed(false, user, nil))
 		}
 		return
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		b.log.Notice(fmt.Sprintf("Unable to process user options file for user %s: not a regular file", user))
+		b.log.Notice(compat.OptionsFileFailed(false, user, errors.New("not a regular file")))
 		return
 	}
 	for _, e := range compat.ParseUserOptions(io.LimitReader(f, 1<<20), path, compat.User, b.opts) {
@@ -386,7 +397,7 @@ func (m *mailbox) Update(c pop3.Changes) error {
 		m.b.log.Notice(compat.StatsLine(m.b.user, nd, bd, nl, bl, m.b.clientHost, m.b.clientIP))
 	}
 	if err := platform.AsSpoolGroup(func() error { return m.md.Commit(c.Deleted, c.Retrieved) }); err != nil {
-		m.b.log.Notice(fmt.Sprintf("Update of %s failed: %v", m.b.user, err))
+		m.b.log.Notice(compat.UpdateFailedLine(m.b.user, err))
 		return err
 	}
 	return nil

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"sync"
 	"time"
@@ -36,7 +35,7 @@ func openLog(ident string, opts *compat.Options) platform.Logger {
 		}
 	}
 	if refused != nil {
-		l.Notice(fmt.Sprintf("Trace file not used: %v", refused))
+		l.Notice(compat.TraceFileRefused(refused))
 	}
 	if !opts.Debug {
 		l = noDebug{l}

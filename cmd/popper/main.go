@@ -75,6 +75,12 @@ func run(argv []string) int {
 		for _, e := range cfgErrs {
 			fmt.Fprintln(os.Stderr, e.Error())
 		}
+		// Not problems, but what an admin switching from qpopper must
+		// know: settings that may not do what they seem to, and options
+		// that do nothing here.
+		for _, n := range append(append(append([]string(nil), inv.Warnings...), inv.Ineffective...), inv.Unsupported...) {
+			fmt.Fprintln(os.Stderr, "note: "+n)
+		}
 		problems := len(cfgErrs)
 		if problems == 0 {
 			// Only a configuration that parsed names the sources right.
@@ -105,8 +111,9 @@ func run(argv []string) int {
 	log := openLog(ident, opts)
 	defer log.Close()
 	// Flags and options popper cannot honour, each once (ParseArgs has
-	// gathered the options' notes into inv.Unsupported).
-	for _, u := range inv.Unsupported {
+	// gathered the options' notes into inv.Unsupported), and settings
+	// that may not do what they seem to.
+	for _, u := range append(append([]string(nil), inv.Unsupported...), inv.Warnings...) {
 		log.Notice(u)
 	}
 
@@ -158,6 +165,7 @@ func startDaemon(argv []string, inv *compat.Invocation, opts *compat.Options, ad
 	for _, e := range inv.ConfigErrors {
 		problems = append(problems, e.Error())
 	}
+	configFailed(inv.FailedConfigFiles, log)
 	if len(problems) == 0 {
 		problems = authProblems(opts)
 	}
@@ -202,25 +210,24 @@ func runInetd(conn net.Conn, opts *compat.Options, inv *compat.Invocation, cfgEr
 		for _, e := range cfgErrs {
 			log.Notice(e.Error())
 		}
-		msg := "-ERR [SYS/TEMP] Server configuration error; try again later.\r\n"
-		log.Notice(compat.ErrLine("", host, ip, strings.TrimPrefix(strings.TrimSpace(msg), "-ERR ")))
-		io.WriteString(conn, msg)
+		configFailed(inv.FailedConfigFiles, log)
+		refuseConfig(conn, host, ip, log)
 		return 1
 	}
 	client := auth.Client{Host: host, IP: ip}
 	src, err := accountSource(opts, client)
 	if err != nil {
 		log.Notice(err.Error())
-		io.WriteString(conn, "-ERR [SYS/TEMP] Server configuration error; try again later.\r\n")
+		refuseConfig(conn, host, ip, log)
 		return 1
 	}
 	if opts.Debug {
-		log.Debug(fmt.Sprintf("(v%s) Servicing request from \"%s\" at %s", version, host, ip))
+		log.Debug(compat.ServicingLine(version, host, ip))
 	}
 	tlsCfg, err := loadTLS(opts, log)
 	if err != nil {
 		log.Notice(err.Error())
-		io.WriteString(conn, "-ERR [SYS/TEMP] Server configuration error; try again later.\r\n")
+		refuseConfig(conn, host, ip, log)
 		return 1
 	}
 	implicit := opts.TLSSupport == "alternate-port"
@@ -228,7 +235,7 @@ func runInetd(conn net.Conn, opts *compat.Options, inv *compat.Invocation, cfgEr
 		tc := tls.Server(conn, tlsCfg)
 		tc.SetDeadline(time.Now().Add(opts.Timeout))
 		if err := tc.Handshake(); err != nil {
-			log.Notice(fmt.Sprintf("TLS/SSL Handshake failed: %v", err))
+			log.Notice(compat.TLSHandshakeFailed(err))
 			return 1
 		}
 		tc.SetDeadline(time.Time{})
@@ -242,7 +249,6 @@ func runInetd(conn net.Conn, opts *compat.Options, inv *compat.Invocation, cfgEr
 		Timeout:        opts.Timeout,
 		LoginDelay:     opts.AnnounceLoginDelay,
 		Expire:         opts.AnnounceExpire,
-		UserCapa:       true,
 		ClearText:      opts.ClearTextPassword,
 		ImplicitTLS:    implicit,
 		UpdateOnAbort:  opts.UpdateOnAbort,
@@ -266,9 +272,26 @@ func runInetd(conn net.Conn, opts *compat.Options, inv *compat.Invocation, cfgEr
 	go func() { <-sigs; close(hangup) }()
 	cfg.Hangup = hangup
 	if err := pop3.Serve(conn, b, cfg); err != nil {
-		log.Debug(fmt.Sprintf("session ended: %v", err))
+		log.Debug(compat.SessionEnded(err))
 	}
 	return 0
+}
+
+// configFailed says, for each -f file with a problem, what qpopper said
+// before it exited: on standard error (the client's connection under
+// inetd, as it was qpopper's) and in the log.
+func configFailed(files []string, log platform.Logger) {
+	for _, f := range files {
+		fmt.Fprintln(os.Stderr, compat.ConfigFileFailed(f))
+		log.Notice(compat.ConfigFileFailed(f))
+	}
+}
+
+// refuseConfig answers a client that a configuration problem keeps from
+// being served, and logs the -ERR as every other.
+func refuseConfig(conn net.Conn, host, ip string, log platform.Logger) {
+	log.Notice(compat.ErrLine("", host, ip, "["+compat.RespTemp+"] "+compat.ReplyConfigError))
+	io.WriteString(conn, "-ERR ["+compat.RespTemp+"] "+compat.ReplyConfigError+"\r\n")
 }
 
 // clientNames returns the client's host name (reverse lookup unless

@@ -385,7 +385,8 @@ func eoUserNameRule(t *testing.T, flag, typed string) *site {
 	plain.ok("USER " + typed)
 	fmt.Fprintf(plain.conn, "PASS secret\r\n")
 	c := s.dial(t, flag)
-	if r := eoLogin(c, typed, "secret"); !strings.HasPrefix(r, "+OK "+typed+" has 1 visible message ") {
+	// The reply names the user as qpopper stores it (pop_pass.c: p->user).
+	if r := eoLogin(c, typed, "secret"); !strings.HasPrefix(r, "+OK alice has 1 visible message ") {
 		t.Fatalf("USER %s with %s: %q", typed, flag, r)
 	}
 	eoQuit(c)
@@ -1358,7 +1359,8 @@ func everyOptionRows() map[string]optionRow {
 			if _, err := c.startTLS(&tls.Config{}); err != nil {
 				t.Fatal(err)
 			}
-			if capa := eoCapa(c); eoHas(capa, "STLS") {
+			// qpopper lists STLS whenever tls-support is STLS (pop_extend.c).
+			if capa := eoCapa(c); !eoHas(capa, "STLS") {
 				t.Fatalf("CAPA inside TLS: %q", capa)
 			}
 			if r := eoLogin(c, "alice", "secret"); !strings.HasPrefix(r, "+OK alice has 1 visible message ") {

@@ -224,7 +224,7 @@ func recoverUser(opts *compat.Options, lookup lookupFunc, name string, log platf
 	res, err := spool.Recover(cfg)
 	if err != nil {
 		fmt.Fprintf(out, "%s: not recovered: %v\n", name, err)
-		log.Notice(fmt.Sprintf("Recovery of %s failed: %v", cfg.TempDrop, err))
+		log.Notice(compat.RecoveryFailedLine(cfg.TempDrop, err))
 		return 1
 	}
 	if !res.Found {
@@ -232,7 +232,7 @@ func recoverUser(opts *compat.Options, lookup lookupFunc, name string, log platf
 		return 0
 	}
 	fmt.Fprintf(out, "%s: %s: %s\n", name, cfg.TempDrop, res)
-	log.Notice(fmt.Sprintf("Recovered %s for %s: %s", cfg.TempDrop, name, res))
+	log.Notice(compat.RecoveredLine(cfg.TempDrop, name, res.String()))
 	return 0
 }
 

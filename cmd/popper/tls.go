@@ -32,12 +32,12 @@ func loadTLS(opts *compat.Options, log platform.Logger) (*tls.Config, error) {
 		cfg.MinVersion = tls.VersionTLS10
 	case "SSLv2", "SSLv3":
 		cfg.MinVersion = tls.VersionTLS10
-		log.Notice(fmt.Sprintf("tls-version %s is not offered (broken, RFC 6176 and RFC 7568); TLS 1.0 and later are", opts.TLSVersion))
+		log.Notice(compat.TLSVersionRefused(opts.TLSVersion))
 	}
 	if opts.TLSCipherList != "" {
 		suites, unknown := parseCipherList(opts.TLSCipherList)
 		if len(unknown) > 0 {
-			log.Notice(fmt.Sprintf("tls-cipher-list: ciphers not known to popper ignored: %s", strings.Join(unknown, " ")))
+			log.Notice(compat.UnknownCiphers(unknown))
 		}
 		if len(suites) > 0 {
 			cfg.CipherSuites = suites
