@@ -1,6 +1,7 @@
 package platform
 
-// Per-OS defaults for spool locking (platforms.md §1.4, qpopper §3.5).
+// Per-OS defaults for spool locking: doc/platforms.md, "Spool locks", says
+// which locks each system's delivery agents take and why.
 //
 // A reader of /var/mail must take the same locks, in the same order, as the
 // local delivery agent, or the two can write the mailbox at the same time:

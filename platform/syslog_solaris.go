@@ -13,7 +13,8 @@ import (
 
 // On illumos and Solaris /dev/log is a STREAMS device, not a socket, so
 // log/syslog cannot reach syslogd. libc syslog(3C) instead putmsg()s each
-// record to /dev/conslog; this does the same (platforms.md §6).
+// record to /dev/conslog; this does the same (doc/platforms.md, "The
+// system log").
 //
 // Not yet run on a real illumos host: the log_ctl layout follows
 // <sys/strlog.h> but is unverified at run time.

@@ -62,10 +62,10 @@ const maxStateSize = 4096
 // is a group: "ALL" or no token means everyone, any other group only its
 // members (InGroup).
 //
-// State (qpopper §8.4): no state file means a new user, who gets the
-// newest Max bulletins; an empty file means all were sent; a file not
-// holding a number is treated like a new user's. The latter two are
-// rewritten at Commit.
+// State (doc/qpopper.md, "Bulletins"): no state file means a new user,
+// who gets the newest Max bulletins; an empty file means all were sent; a
+// file not holding a number is treated like a new user's. The latter two
+// are rewritten at Commit.
 //
 // A missing or unreadable directory returns an error whose text is
 // qpopper's log line; the caller logs it and the login goes on.

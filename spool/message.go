@@ -42,7 +42,7 @@ type Msg struct {
 	BodyStart int64 // offset of the first body line, after the blank line (End if none)
 	End       int64 // end of the message bytes (before the next separator or MMDF trailer)
 	Next      int64 // offset where the next message's separator starts (after any MMDF trailer)
-	Size      int64 // octets as qpopper reports them (§5.2)
+	Size      int64 // octets as qpopper reports them (doc/qpopper.md, "Sizes")
 	BodyLines int   // lines in the body as counted for RETR/TOP
 	UID       string
 	UIDFound  bool // UID taken from an X-UIDL header (already persisted)

@@ -532,8 +532,8 @@ func everyOptionRows() map[string]optionRow {
 			eoAccessList(t, "auth-file", "alice", "bob")
 		}},
 		"auto-delete": {kind: rowEffect, check: func(t *testing.T) {
-			// §2.3: qpopper deletes RETR'd messages only when
-			// update-on-abort is false; popper does the same.
+			// qpopper deletes RETR'd messages only when update-on-abort
+			// is false (doc/qpopper.md, "Update at QUIT"); popper too.
 			run := func(lines ...string) string {
 				return eoSpoolAfter(t, lines, func(c *client) {
 					c.ok("RETR 1")
@@ -1445,8 +1445,9 @@ func everyOptionRows() map[string]optionRow {
 			}
 			// Off: no Status: header is added. The normal-mode update
 			// still writes X-UIDL as it copies each message back
-			// (qpopper.md §4.2 step 7); a server-mode session that only
-			// read leaves the spool as it was (§5.3: UIDs never written).
+			// (doc/qpopper.md, "Update at QUIT"); a server-mode session
+			// that only read leaves the spool as it was ("UIDs": without
+			// update-status-headers they are never written).
 			if got := run(nil, "reset update-status-headers"); strings.Contains(got, "Status:") {
 				t.Fatalf("update-status-headers off, Status: written:\n%s", got)
 			}

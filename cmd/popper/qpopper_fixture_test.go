@@ -16,7 +16,7 @@ import (
 // before the blank line, one message stored with CRLF line ends, and one
 // last written by an old-style-uid qpopper in server mode (a 32-hex-digit
 // X-UIDL among the headers). The expected values follow qpopper's rules
-// (reference §5.2 sizes, §5.3 UIDs), worked out by hand below.
+// (doc/qpopper.md, "Sizes" and "UIDs"), worked out by hand below.
 
 // fixtureDaveHashed is what qpopper hashes for an old-style UID of the
 // fourth message: the separator, then the Received:, Date:, Message-Id:

@@ -1,10 +1,10 @@
 // Package crashtest is popper's crash-consistency harness: it reads the
 // op log a crash-test build of popper writes (POPPER_OPLOG), enumerates
 // the on-disk states a process kill or a power loss could leave after
-// every prefix of that log (durability.md §2), materializes them, and
+// every prefix of that log (doc/crash-model.md), materializes them, and
 // checks a spool directory against a manifest of the messages that must,
 // may or must not be there. It also builds the leftovers qpopper 4.0.5
-// itself leaves at its crash windows (qpopper.md §4.6), for recovery
+// itself leaves at its crash windows (doc/crash-model.md), for recovery
 // tests.
 //
 // The tests that drive a real popper binary are in files built only with

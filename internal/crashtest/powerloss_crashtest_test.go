@@ -17,8 +17,8 @@ import (
 const statesPerScenario = 120
 
 // TestPowerLoss records each scenario's file operations, enumerates the
-// states a power loss could leave after every prefix (durability.md §2
-// families), and checks each one after popper --recover and a normal
+// states a power loss could leave after every prefix (the families of
+// doc/crash-model.md), and checks each one after popper --recover and a normal
 // login.
 func TestPowerLoss(t *testing.T) {
 	start := time.Now()

@@ -56,8 +56,8 @@ func nulToSpace(b []byte) []byte {
 	return bytes.ReplaceAll(b, []byte{0}, []byte{' '})
 }
 
-// rewriteMessage is qpopper's update copy of one kept message (§4.2
-// step 7): separator, X-UIDL: line, the header without X-UIDL: lines,
+// rewriteMessage is qpopper's update copy of one kept message
+// (doc/qpopper.md, "Update at QUIT"): separator, X-UIDL: line, the header without X-UIDL: lines,
 // Status: RO when retrieved, then the rest.
 func rewriteMessage(m []byte, retrieved bool) []byte {
 	nl := bytes.IndexByte(m, '\n')
@@ -128,7 +128,7 @@ func (q *qpopperSim) kept() []byte {
 
 // QpopperFixtures simulates qpopper 4.0.5 on spool (an mbox whose
 // messages all carry distinct Message-IDs) for user and returns the spool
-// directory it leaves at each crash window of qpopper.md §4.6. In every
+// directory it leaves at each crash window (doc/crash-model.md). In every
 // fixture the session DELEd the first message (when there are two or
 // more) and never sent QUIT +OK, so that message may go or stay; a
 // message arrived during the session, and in the "+mda" fixtures another
@@ -169,7 +169,7 @@ func QpopperFixtures(spool []byte, user string) ([]Fixture, error) {
 		}
 		fx = append(fx, Fixture{Name: name, Files: files, Manifest: m, Note: note})
 	}
-	tempFull := nulToSpace(spool) // login copy (§4.1 step 10)
+	tempFull := nulToSpace(spool) // login copy (doc/qpopper.md, "Login")
 	// W0: process kill during the session: the normal leftover.
 	add("W0-session-leftover", "login copied the spool and truncated it; session killed",
 		mdaAppend(nil, q.newMail), tempFull, append(append(Manifest(nil), manif...), during...))
@@ -188,7 +188,7 @@ func QpopperFixtures(spool []byte, user string) ([]Fixture, error) {
 	add("W2-nul-tail-tempdrop+mda", "leftover whose tail is NUL-filled; qpopper locks the user out",
 		after, nulTail, append(shortManif, afterM...))
 
-	// Update (§4.2): new mail appended to the temp drop, spool truncated,
+	// Update (doc/qpopper.md): new mail appended to the temp drop, spool truncated,
 	// kept messages rewritten into the spool.
 	// (Joined as a careful MDA would, so that a test spool whose last
 	// message lacks the closing blank line keeps its boundaries.)

@@ -140,7 +140,7 @@ type Options struct {
 	// after the commit is checked against the stricter expectation too.
 	CommitAt int
 	// Ext4Names adds ext4's rule that fsync of a file also makes the
-	// name it was created under durable (durability.md §1); the default
+	// name it was created under durable (doc/crash-model.md); the default
 	// is the strict POSIX model, where only a directory fsync does.
 	Ext4Names bool
 	// From, when > 0, leaves out the prefixes that do not hold all of
@@ -234,7 +234,7 @@ func States(initial Snapshot, ops []Op) []State {
 	return states
 }
 
-// Crash-state families (durability.md §2), used in State.Name and
+// Crash-state families (doc/crash-model.md), used in State.Name and
 // Stats.ByFamily.
 const (
 	FamKill         = "kill"       // 1: all k ops applied
@@ -267,7 +267,7 @@ type recipe struct {
 }
 
 // Enumerate builds, for every prefix of ops (0 through len(ops)
-// operations), the crash states of the families in durability.md §2 under
+// operations), the crash states of the families in doc/crash-model.md under
 // the strict POSIX persistence model:
 //
 //   - a write or truncate of file X is durable only if a later fsync of X
