@@ -6,10 +6,6 @@ import (
 	"syscall"
 )
 
-// BlockUID is qpopper's BLOCK_UID: logins of users with uid <= BlockUID
-// are refused (system accounts). The caller enforces it.
-const BlockUID = 10
-
 // IsRoot reports whether the process runs with effective uid 0.
 func IsRoot() bool { return os.Geteuid() == 0 }
 

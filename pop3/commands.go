@@ -183,11 +183,7 @@ func (s *session) listUndeleted(value func(i int) string) {
 
 // cmdRetr answers RETR n [X-MANGLE...].
 func (s *session) cmdRetr(args []string) {
-	mangle, ok := s.mangleArg(&args, compat.ReplyBadMangle)
-	if !ok || !s.wantArgs("RETR", args, 1, 1) {
-		return
-	}
-	i, ok := s.message(args[0])
+	i, mangle, ok := s.messageToSend("RETR", args, 1)
 	if !ok {
 		return
 	}
@@ -205,16 +201,22 @@ func (s *session) cmdRetr(args []string) {
 // a negative one sends the whole message, as qpopper's countdown never
 // reaches zero.
 func (s *session) cmdTop(args []string) {
-	mangle, ok := s.mangleArg(&args, compat.ReplyBadMangle)
-	if !ok || !s.wantArgs("TOP", args, 2, 2) {
-		return
-	}
-	i, ok := s.message(args[0])
+	i, mangle, ok := s.messageToSend("TOP", args, 2)
 	if !ok {
 		return
 	}
 	s.ok(compat.ReplyMessageFollows)
 	s.send(i, compat.Atoi(args[1]), mangle)
+}
+
+// messageToSend reads the arguments of RETR and TOP: want of them once
+// an X-MANGLE argument is taken off, the first naming the message.
+func (s *session) messageToSend(verb string, args []string, want int) (i int, mangle, ok bool) {
+	if mangle, ok = s.mangleArg(&args, compat.ReplyBadMangle); !ok || !s.wantArgs(verb, args, want, want) {
+		return 0, false, false
+	}
+	i, ok = s.message(args[0])
+	return i, mangle, ok
 }
 
 // cmdDele marks a message deleted; one deleted already is answered +OK

@@ -150,6 +150,13 @@ func (s *site) start(t *testing.T, extra ...string) *client {
 // startBinary is start with another build of popper.
 func (s *site) startBinary(t *testing.T, bin string, extra ...string) *client {
 	t.Helper()
+	return s.startAs(t, bin, false, extra...)
+}
+
+// startAs is startBinary with the connection as standard error too, as
+// inetd gives it, when stderr is true.
+func (s *site) startAs(t *testing.T, bin string, stderr bool, extra ...string) *client {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -171,6 +178,9 @@ func (s *site) startBinary(t *testing.T, bin string, extra ...string) *client {
 	defer f.Close()
 	cmd := exec.Command(bin, s.args(extra...)...)
 	cmd.Stdin, cmd.Stdout = f, f
+	if stderr {
+		cmd.Stderr = f
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -252,13 +250,13 @@ func TestQpopperConfigRows(t *testing.T) {
 		// and EXIT(1); under inetd stderr is the client's socket.
 		s := newSite(t)
 		s.setOptions(t, "set nosuch")
-		conn, cmd := inetdWithStderr(t, s)
-		b := bufio.NewReader(conn)
+		c := s.startAs(t, popperBin, true, "-R")
+		c.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
 		want := "Unable to process config file " + s.config + "\n" +
 			"-ERR [SYS/TEMP] Server configuration error; try again later.\r\n"
 		var got strings.Builder
 		for got.Len() < len(want) {
-			l, err := b.ReadString('\n')
+			l, err := c.r.ReadString('\n')
 			got.WriteString(l)
 			if err != nil {
 				break
@@ -267,7 +265,7 @@ func TestQpopperConfigRows(t *testing.T) {
 		if got.String() != want {
 			t.Fatalf("client read %q, want %q", got.String(), want)
 		}
-		cmd.Wait()
+		c.cmd.Wait()
 		inOrder(t, traceRecords(t, s.trace), []string{"Unable to process config file " + s.config})
 	})
 	t.Run("valid options are, quoted", func(t *testing.T) {
@@ -329,39 +327,6 @@ func TestQpopperConfigRows(t *testing.T) {
 			}
 		}
 	})
-}
-
-// inetdWithStderr starts popper on a loopback connection that is its
-// standard input, output and error, as inetd starts qpopper.
-func inetdWithStderr(t *testing.T, s *site) (net.Conn, *exec.Cmd) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	conn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := server.(*net.TCPConn).File()
-	server.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	cmd := exec.Command(popperBin, s.args("-R")...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = f, f, f
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(); cmd.Process.Kill(); cmd.Wait() })
-	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
-	return conn, cmd
 }
 
 // TestQpopperTranscript replays testdata/qpopper-session.txt, a whole
