@@ -335,8 +335,7 @@ func (c *configReader) value(l *lineScanner, opt *Option, name string, n int) (a
 		tok := l.token()
 		m, ok := opt.mnemonic(tok)
 		if !ok {
-			c.errorf(name, n, "Unrecognized \"%s\" mnemonic; scanning \"%s\" at line %d of config file %s; valid mnemonics are: %s",
-				opt.Name, tok, n, name, quotedList(opt.MnemonicWords()))
+			c.badMnemonic(opt, tok, name, n)
 			return nil, false
 		}
 		return m, true
@@ -365,6 +364,13 @@ func (c *configReader) value(l *lineScanner, opt *Option, name string, n int) (a
 		l.i++
 	}
 	return l.s[start:l.i], true
+}
+
+// badMnemonic reports a word that is none of the option's mnemonics, as
+// pop_config.c's tilt(kER_UNKN_MNEM) does.
+func (c *configReader) badMnemonic(opt *Option, word, name string, n int) {
+	c.errorf(name, n, "Unrecognized \"%s\" mnemonic; scanning \"%s\" at line %d of config file %s; valid mnemonics are: %s",
+		opt.Name, word, n, name, quotedList(opt.MnemonicWords()))
 }
 
 // optionNames is the "valid options are" list: every name, aliases

@@ -406,7 +406,7 @@ x = 1
 		`Boolean value expected for the statistics option; found "yes" at line 7 of config file ` + p,
 		`Unrecognized option; scanning "nosuch" at line 8 of config file ` + p,
 		`Bad value for the hash-spool option; found "7" at line 9 of config file ` + p,
-		`Unrecognized "bogus" mnemonic for the tls-support option at line 10 of config file ` + p,
+		`Unrecognized "tls-support" mnemonic; scanning "bogus" at line 10 of config file ` + p,
 		`Unrecognized option; scanning "table" at line 11 of config file ` + p,
 	}
 	got := errTexts(errs)

@@ -91,8 +91,7 @@ func (c *configReader) tomlValue(opt *Option, raw any, name string, n int) (any,
 		}
 		m, ok := opt.mnemonic(s)
 		if !ok {
-			c.errorf(name, n, "Unrecognized \"%s\" mnemonic for the %s option at line %d of config file %s; valid mnemonics are: %s",
-				s, opt.Name, n, name, strings.Join(opt.MnemonicWords(), ", "))
+			c.badMnemonic(opt, s, name, n)
 			return nil, false
 		}
 		return m, true
