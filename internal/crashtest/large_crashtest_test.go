@@ -71,7 +71,7 @@ func largeScenarios() []scenario {
 }
 
 // largeOptions bounds the enumeration of one large scenario.
-var largeOptions = Options{Max: 32, Keep: 10, MaxPrefixes: 24, MaxPerFamily: 3, Lazy: true}
+var largeOptions = Options{Max: 28, Keep: 8, MaxPrefixes: 24, MaxPerFamily: 3, Lazy: true}
 
 // TestPowerLossLarge is TestPowerLoss for the large scenarios.
 func TestPowerLossLarge(t *testing.T) {

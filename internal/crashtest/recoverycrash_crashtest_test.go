@@ -27,11 +27,12 @@ import (
 
 const (
 	recoveryStatesPerScenario = 8 // first crash states, per scenario
-	recoveryStatesPerLarge    = 3
+	recoveryStatesPerLarge    = 2
 	secondStatesPerRecovery   = 6 // power-loss states of one recovery
 )
 
 func TestRecoveryCrash(t *testing.T) {
+	t.Parallel()
 	start := time.Now()
 	var first, kills, second, afterKill int
 	var secondStats Stats
