@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/textproto"
 	"strings"
 
 	"github.com/popperd/popper/compat"
@@ -153,10 +152,12 @@ func (s *session) writer(i int) func(io.Writer) error {
 }
 
 // send writes message i (bodyLines < 0: all of it) as a multi-line
-// response: CRLF line ends and byte-stuffing by textproto's DotWriter,
-// which also ends an unterminated last line before the final dot.
+// response: CRLF line ends and byte-stuffing by dotWriter, which also
+// ends an unterminated last line before the final dot. The reply shares
+// the output buffer with the +OK line before it and, when commands are
+// pipelined, with the replies after it.
 func (s *session) send(i, bodyLines int, mangle bool) bool {
-	dw := textproto.NewWriter(s.w).DotWriter()
+	dw := newDotWriter(s.w)
 	var out io.Writer = dw
 	if !s.chunky() {
 		out = &lineFlusher{w: dw, flush: s.w.Flush}
@@ -192,6 +193,12 @@ func (s *session) send(i, bodyLines int, mangle bool) bool {
 	}
 	if err == nil {
 		err = dw.Close()
+	}
+	if err == nil && s.r.Buffered() == 0 {
+		// The client waits for this reply (next would flush it at
+		// once): flush here, so that a failed write is logged as this
+		// message's.
+		err = s.flush()
 	}
 	s.lineDone()
 	if err != nil {

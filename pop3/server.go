@@ -70,8 +70,10 @@ type Config struct {
 const maxLine = 1024
 
 // outBufSize is the size of the output buffer, and the most one write
-// to the connection carries (see deadlineWriter).
-const outBufSize = 4096
+// to the connection carries (see deadlineWriter). Most messages (the
+// median is a few KB) fit whole, with their +OK line and the final dot,
+// so a RETR is one write; pipelined replies share writes.
+const outBufSize = 64 << 10
 
 // defaultMaxBad is Config.MaxBadCommands when it is 0.
 const defaultMaxBad = 20
@@ -200,12 +202,13 @@ func (s *session) setConn(c net.Conn) {
 // deadlineWriter gives every write to the client a deadline of the
 // session's timeout, set afresh for each write of at most outBufSize
 // octets. No write can block the session for longer than the timeout, so
-// a client that stops reading (or takes less than 4 KB per timeout)
-// loses the session, and its mailbox lock, within about one timeout, as
-// an idle client does on the read side. net/http sets one WriteTimeout
-// per response; a deadline per write instead bounds each stall without
-// cutting a long RETR to a slow reader that keeps up: a response of n
-// octets may take at most ceil(n/4096) timeouts.
+// a client that stops reading (or takes less than 64 KB per timeout:
+// about 550 octets/s at the default 120 s) loses the session, and its
+// mailbox lock, within about one timeout, as an idle client does on the
+// read side. net/http sets one WriteTimeout per response; a deadline per
+// write instead bounds each stall without cutting a long RETR to a slow
+// reader that keeps up: a response of n octets may take at most
+// ceil(n/65536) timeouts.
 type deadlineWriter struct {
 	conn    net.Conn
 	timeout time.Duration

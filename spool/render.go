@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // checkOffsets rejects a Msg whose offsets are not in order.
@@ -39,9 +40,37 @@ func (c *lastByteWriter) WriteString(s string) (int, error) { return c.Write([]b
 // msgLines reads the lines of a byte range in bounded memory.
 type msgLines struct {
 	r    *bufio.Reader
+	sec  io.SectionReader
 	src  countReader
 	want int64
 	nl   bool // the last chunk read ended in '\n'
+}
+
+// A session renders thousands of messages, and a new 32 KB buffer for
+// each was most of the default mode's CPU (allocating and clearing it,
+// then collecting it): the readers and writers are kept for the next
+// message instead.
+var (
+	msgLinesPool = sync.Pool{New: func() any {
+		ml := &msgLines{}
+		ml.r = bufio.NewReaderSize(&ml.src, 32<<10)
+		return ml
+	}}
+	wirePool    = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
+	updatedPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
+)
+
+// getWriter returns a writer of pool writing to w; putWriter gives it
+// back, holding no reference to w.
+func getWriter(pool *sync.Pool, w io.Writer) *bufio.Writer {
+	bw := pool.Get().(*bufio.Writer)
+	bw.Reset(w)
+	return bw
+}
+
+func putWriter(pool *sync.Pool, bw *bufio.Writer) {
+	bw.Reset(nil)
+	pool.Put(bw)
 }
 
 // countReader counts the bytes read through it.
@@ -73,10 +102,22 @@ func (ml *msgLines) read() ([]byte, error) {
 	return chunk, err
 }
 
+// newMsgLines reads n bytes of src from off; release gives its buffer
+// back once the range has been read.
 func newMsgLines(src io.ReaderAt, off, n int64) *msgLines {
-	ml := &msgLines{src: countReader{r: io.NewSectionReader(src, off, n)}, want: n}
-	ml.r = bufio.NewReaderSize(&ml.src, 32<<10)
+	ml := msgLinesPool.Get().(*msgLines)
+	ml.sec = *io.NewSectionReader(src, off, n)
+	ml.src = countReader{r: &ml.sec}
+	ml.want, ml.nl = n, false
+	ml.r.Reset(&ml.src)
 	return ml
+}
+
+func (ml *msgLines) release() {
+	ml.sec = io.SectionReader{}
+	ml.src = countReader{}
+	ml.r.Reset(&ml.src)
+	msgLinesPool.Put(ml)
 }
 
 // first returns the first chunk of the next line (the whole line unless it
@@ -154,9 +195,10 @@ func WriteWire(w io.Writer, src io.ReaderAt, m *Msg, bodyLines int) error {
 	if err := checkOffsets(m); err != nil {
 		return err
 	}
-	bw := bufio.NewWriterSize(w, 4096)
-	uidLine := "X-UIDL: " + m.UID + "\n"
+	bw := getWriter(&wirePool, w)
+	defer putWriter(&wirePool, bw)
 	ml := newMsgLines(src, m.HdrStart, m.End-m.HdrStart)
+	defer ml.release()
 	inserted, body := false, false
 	for {
 		chunk, ended, err := ml.first()
@@ -168,7 +210,7 @@ func WriteWire(w io.Writer, src io.ReaderAt, m *Msg, bodyLines int) error {
 		}
 		if isBlank(chunk, ended) {
 			if !inserted {
-				bw.WriteString(uidLine)
+				writeUIDLine(bw, m.UID)
 				inserted = true
 			}
 			bw.Write(chunk)
@@ -177,7 +219,7 @@ func WriteWire(w io.Writer, src io.ReaderAt, m *Msg, bodyLines int) error {
 		}
 		drop := hasPrefixFold(chunk, "X-UIDL:") || hasPrefixFold(chunk, "Content-Length:")
 		if !drop && !inserted && hasPrefixFold(chunk, "Status:") {
-			bw.WriteString(uidLine)
+			writeUIDLine(bw, m.UID)
 			inserted = true
 		}
 		if drop {
@@ -191,7 +233,7 @@ func WriteWire(w io.Writer, src io.ReaderAt, m *Msg, bodyLines int) error {
 	}
 	if !body {
 		if !inserted {
-			bw.WriteString(uidLine)
+			writeUIDLine(bw, m.UID)
 		}
 		bw.WriteString("\n")
 		return bw.Flush()
@@ -209,6 +251,13 @@ func WriteWire(w io.Writer, src io.ReaderAt, m *Msg, bodyLines int) error {
 		}
 	}
 	return bw.Flush()
+}
+
+// writeUIDLine writes "X-UIDL: uid" and a newline.
+func writeUIDLine(bw *bufio.Writer, uid string) {
+	bw.WriteString("X-UIDL: ")
+	bw.WriteString(uid)
+	bw.WriteByte('\n')
 }
 
 // writeWholeLine copies a line and supplies its newline when the range
@@ -250,18 +299,20 @@ func WriteUpdated(w io.Writer, src io.ReaderAt, m *Msg, retrieved bool, opt Pars
 		return 0, err
 	}
 	cw := &lastByteWriter{w: w}
-	bw := bufio.NewWriterSize(cw, 32<<10)
 	sep, err := readSeparator(src, m)
 	if err != nil {
 		return 0, err
 	}
+	bw := getWriter(&updatedPool, cw)
+	defer putWriter(&updatedPool, bw)
 	bw.Write(sep)
-	bw.WriteString("X-UIDL: " + m.UID + "\n")
+	writeUIDLine(bw, m.UID)
 	status := "Status: U\n"
 	if retrieved {
 		status = "Status: RO\n"
 	}
 	ml := newMsgLines(src, m.HdrStart, m.End-m.HdrStart)
+	defer ml.release()
 	hasStatus, body := false, false
 	lastNL := true
 	for {
