@@ -18,23 +18,34 @@ import (
 // the same name, mode and meaning, but every step that makes a copy of
 // mail unreachable comes after the other copy is durable:
 //
-// Normal mode (qpopper's default):
+// Both modes serve the spool in place: at login, under the dotlock and
+// the kernel lock, the temp drop is created empty with
+// O_CREAT|O_EXCL|O_NOFOLLOW and flocked (the session lock), the spool is
+// parsed where it is, and the spool locks are dropped. Mail delivered
+// during the session lands after the parsed end and is neither shown nor
+// touched. An update that must write first writes the new spool content
+// into the temp drop and makes it durable, then rewrites the spool in
+// place and syncs it, then unlinks the temp drop (updateInPlace).
 //
-//	login:  dotlock + kernel lock on the spool; create the temp drop
-//	        O_CREAT|O_EXCL|O_NOFOLLOW and flock it (the session lock);
-//	        copy spool -> temp drop; fsync temp drop; fsync dir;
+// The modes differ in when an update must write. qpopper's normal mode
+// copied the spool into the temp drop and wrote every message back at
+// QUIT in its settled form (X-UIDL first, Status written): popper writes
+// exactly those bytes, but only when they differ from what the spool
+// holds (Msg.Canonical), so a session that changes nothing writes and
+// syncs nothing. Server mode (-S) writes only for a deletion, a Status
+// change or a UID to persist, as qpopper's did.
+//
+// A spool with bytes that belong to no message, or a session with
+// bulletins to deliver, is served from a copy in the temp drop instead
+// (loginCopy), as qpopper's normal mode served every session:
+//
+//	login:  copy spool -> temp drop; fsync temp drop; fsync dir;
 //	        truncate the spool; unlock.
 //	update: lock; if the spool got new mail, save it in TEMP.new and
 //	        fsync it and the dir; truncate the spool; write the kept
 //	        messages (X-UIDL/Status written back) and the new mail; fsync
 //	        the spool; unlink TEMP.new and the temp drop; fsync dir; unlock;
 //	        only then +OK.
-//
-// Server mode (-S): the temp drop is created empty as the session lock and
-// the spool is read in place, so a session that changes nothing writes
-// nothing. A changing update first writes the new spool content into the
-// temp drop and makes it durable, then rewrites the spool in place and
-// syncs it, then unlinks the temp drop.
 //
 // The spool is always rewritten in place, never renamed over: an MDA that
 // opened the spool and waits for our lock must append to the file that
@@ -64,9 +75,13 @@ type Config struct {
 	// Logf receives notices (recovery, quarantine, refused drops).
 	Logf func(format string, args ...any)
 	// Bulletins, when set, are delivered at login (qpopper's bulletins:
-	// appended to the temp drop in normal mode; a server-mode session
-	// with bulletins due runs in normal mode).
+	// appended to the temp drop, so a session with bulletins due is
+	// served from a copy).
 	Bulletins *BulletinConfig
+	// alwaysCopy serves every session from a copy, as qpopper's normal
+	// mode did: the tests' reference for the bytes an in-place update
+	// must write.
+	alwaysCopy bool
 	// DotLockWait overrides the sleep between dotlock attempts (tests).
 	DotLockWait func(attempt int) time.Duration
 }
@@ -126,16 +141,17 @@ const (
 // Maildrop is an open session on a user's mailbox. Its methods match the
 // pop3.Mailbox interface.
 type Maildrop struct {
-	cfg    *Config
-	server bool
-	drop   *platform.File // the temp drop: session lock, and the message source in normal mode
-	spool  *platform.File // server mode: the spool, read in place
-	src    *platform.File // where message bytes are read from
-	d      *Drop          // messages of src
-	vis    []int          // visible message indexes into d.Msgs
-	// server mode: what the spool looked like when parsed
+	cfg     *Config
+	inPlace bool
+	drop    *platform.File // the temp drop: session lock, and the message source of a copy
+	spool   *platform.File // in place: the spool
+	src     *platform.File // where message bytes are read from
+	d       *Drop          // messages of src
+	vis     []int          // visible message indexes into d.Msgs
+	// in place: what the spool looked like when parsed
 	spoolEnd int64
 	spoolID  platform.FileID
+	openEnd  bool // the last message does not end in a blank line
 	done     bool
 }
 
@@ -347,10 +363,10 @@ func Open(c *Config) (*Maildrop, error) {
 			bull = b
 		}
 	}
-	if c.ServerMode && lk.spool != nil && bull == nil {
-		err = md.loginServer(lk)
+	if lk.spool != nil && bull == nil && !c.alwaysCopy {
+		err = md.loginInPlace(lk)
 	} else {
-		err = md.loginNormal(lk, bull)
+		err = md.loginCopy(lk, bull)
 	}
 	if err != nil {
 		md.abandon()
@@ -490,9 +506,9 @@ func (md *Maildrop) parseOptions(fromSpool bool) ParseOptions {
 	return opt
 }
 
-// loginNormal copies the spool into the temp drop, makes the copy durable,
+// loginCopy copies the spool into the temp drop, makes the copy durable,
 // and only then empties the spool.
-func (md *Maildrop) loginNormal(lk *spoolLock, bull *Bulletins) error {
+func (md *Maildrop) loginCopy(lk *spoolLock, bull *Bulletins) error {
 	c := md.cfg
 	md.src = md.drop
 	var size int64
@@ -570,6 +586,13 @@ func (md *Maildrop) loginNormal(lk *spoolLock, bull *Bulletins) error {
 		md.drop.Truncate(0)
 		return newErr(ErrIO, "truncate spool", c.Spool, err)
 	}
+	// The truncate is made durable before an MDA may append: a power cut
+	// that lost it but kept an unsynced delivery would leave that
+	// delivery torn over the old messages, a mix recovery cannot take
+	// apart (recover.go). Only copies pay this: they are rare.
+	if err := lk.spool.Sync(); err != nil {
+		return newErr(ErrIO, "sync spool", c.Spool, err)
+	}
 	platform.Failpoint("login.spool-truncated")
 	md.setDrop(d)
 	return nil
@@ -632,32 +655,41 @@ func boundaryPad(f *platform.File, size int64) (string, error) {
 	return "", nil
 }
 
-// loginServer parses the spool in place; nothing is written.
-func (md *Maildrop) loginServer(lk *spoolLock) error {
+// loginInPlace parses the spool in place; nothing is written. The parse
+// takes qpopper's X-UIDL window of the mode: normal mode read the spool
+// as a spool, server mode as a drop.
+func (md *Maildrop) loginInPlace(lk *spoolLock) error {
 	c := md.cfg
 	fi, err := lk.spool.Stat()
 	if err != nil {
 		return newErr(ErrIO, "stat spool", c.Spool, err)
 	}
-	d, err := Parse(bufio.NewReaderSize(io.NewSectionReader(lk.spool.OS(), 0, fi.Size()), 64<<10), md.parseOptions(false))
+	d, err := Parse(bufio.NewReaderSize(io.NewSectionReader(lk.spool.OS(), 0, fi.Size()), 64<<10), md.parseOptions(!c.ServerMode))
 	if err != nil {
 		return newErr(ErrIO, "read spool", c.Spool, err)
 	}
 	if len(d.Junk) > 0 {
 		// Bytes that are no message cannot be kept by an in-place rewrite;
-		// normal mode quarantines them.
-		c.logf("Server mode off for %s: %d bytes are not part of any message", c.Spool, junkBytes(d))
-		return md.loginNormal(lk, nil)
+		// the copy quarantines them.
+		if c.ServerMode {
+			c.logf("Server mode off for %s: %d bytes are not part of any message", c.Spool, junkBytes(d))
+		}
+		return md.loginCopy(lk, nil)
+	}
+	pad, err := boundaryPad(lk.spool, d.End)
+	if err != nil {
+		return newErr(ErrIO, "read spool", c.Spool, err)
 	}
 	// The session keeps the lock's descriptor of the spool (fcntl locks
 	// die with any close of the file, so one descriptor serves throughout).
 	sp := lk.spool
 	lk.owned = false
-	md.server = true
+	md.inPlace = true
 	md.spool = sp
 	md.src = sp
 	md.spoolEnd = d.End
 	md.spoolID = platform.IDOf(fi)
+	md.openEnd = pad != ""
 	md.setDrop(d)
 	return nil
 }
@@ -736,10 +768,10 @@ func (md *Maildrop) Commit(deleted, retrieved []bool) error {
 	}
 	defer md.finish()
 	del, retr := md.marks(deleted, retrieved)
-	if md.server {
-		return md.updateServer(del, retr, false)
+	if md.inPlace {
+		return md.updateInPlace(del, retr)
 	}
-	return md.updateNormal(del, retr, false)
+	return md.updateCopy(del, retr, false)
 }
 
 // Rollback ends the session leaving every message in place (qpopper's
@@ -749,13 +781,13 @@ func (md *Maildrop) Rollback() error {
 		return nil
 	}
 	defer md.finish()
-	if md.server {
+	if md.inPlace {
 		// Nothing was written; the temp drop is empty.
 		return md.removeTempDrop(false)
 	}
 	del := make([]bool, len(md.d.Msgs))
 	retr := make([]bool, len(md.d.Msgs))
-	return md.updateNormal(del, retr, true)
+	return md.updateCopy(del, retr, true)
 }
 
 func (md *Maildrop) finish() {
@@ -792,10 +824,10 @@ func (md *Maildrop) removeTempDrop(durable bool) error {
 	return nil
 }
 
-// updateNormal writes the kept messages and the mail that arrived during
-// the session back into the spool. raw writes the messages unchanged
-// (restore).
-func (md *Maildrop) updateNormal(del, retr []bool, raw bool) error {
+// updateCopy writes the kept messages of a copy and the mail that
+// arrived during the session back into the spool. raw writes the
+// messages unchanged (restore).
+func (md *Maildrop) updateCopy(del, retr []bool, raw bool) error {
 	c := md.cfg
 	if len(md.d.Msgs) == 0 {
 		// The temp drop is empty: nothing to put back, and nothing lost if
@@ -955,23 +987,38 @@ func (md *Maildrop) writeKept(bw *boundaryWriter, src *platform.File, del, retr 
 	return nil
 }
 
-// dirty reports whether a server-mode update must write: a deletion, a
-// Status change to persist, or a generated UID to persist.
+// dirty reports whether an in-place update must write.
+//
+// Server mode: a deletion, a Status change to persist, or a generated
+// UID to persist. Normal mode: whenever the write-back qpopper's normal
+// mode did would change a byte: a deletion, a message not stored as
+// WriteUpdated writes it, a newly retrieved one, or new mail after a
+// last message that does not end in a blank line (the write-back puts
+// one between). That last test reads the spool's size without the lock:
+// mail that lands after it joins the last message, as it would with no
+// session running.
 func (md *Maildrop) dirty(del, retr []bool) bool {
+	server := md.cfg.ServerMode
 	for i := range md.d.Msgs {
 		m := &md.d.Msgs[i]
-		if del[i] {
+		switch {
+		case del[i]:
+			return true
+		case server && md.cfg.Parse.UpdateStatusHeaders && (!m.UIDFound || retr[i] != m.Retrieved):
+			return true
+		case !server && (!m.Canonical || retr[i] != m.Retrieved):
 			return true
 		}
-		if md.cfg.Parse.UpdateStatusHeaders && (!m.UIDFound || retr[i] != m.Retrieved) {
-			return true
-		}
+	}
+	if !server && md.openEnd {
+		fi, err := md.spool.Stat()
+		return err != nil || fi.Size() != md.spoolEnd
 	}
 	return false
 }
 
-// updateServer commits a server-mode session.
-func (md *Maildrop) updateServer(del, retr []bool, _ bool) error {
+// updateInPlace commits a session served in place.
+func (md *Maildrop) updateInPlace(del, retr []bool) error {
 	c := md.cfg
 	if !md.dirty(del, retr) {
 		// Nothing to write: the spool is untouched and the empty temp drop

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -89,10 +90,13 @@ func TestNormalSessionDeletesAndKeepsNewMail(t *testing.T) {
 			if md.Len() != 3 {
 				t.Fatalf("Len = %d, want 3", md.Len())
 			}
-			if !server {
-				if got := ids(t, c.Spool); len(got) != 0 {
-					t.Fatalf("normal mode: spool still holds %v during the session", got)
-				}
+			// Both modes serve the spool in place; the temp drop is the
+			// session lock, empty.
+			if got := ids(t, c.Spool); !equal(got, []string{"a", "b", "c"}) {
+				t.Fatalf("spool holds %v during the session", got)
+			}
+			if fi, err := os.Lstat(c.TempDrop); err != nil || fi.Size() != 0 {
+				t.Fatalf("temp drop during the session: %v, %v", fi, err)
 			}
 			var buf bytes.Buffer
 			if err := md.WriteMessage(&buf, 1, -1); err != nil {
@@ -156,13 +160,22 @@ func TestSecondSessionIsInUse(t *testing.T) {
 	if !errors.As(err, &e) || e.Kind != ErrInUse {
 		t.Fatalf("second Open: %v, want ErrInUse", err)
 	}
-	if got := ids(t, c.TempDrop); !equal(got, []string{"a"}) {
-		t.Fatalf("the live session's temp drop was touched: %v", got)
+	if fi, err := os.Lstat(c.TempDrop); err != nil || fi.Size() != 0 {
+		t.Fatalf("the live session's temp drop was touched: %v, %v", fi, err)
+	}
+	if got := ids(t, c.Spool); !equal(got, []string{"a"}) {
+		t.Fatalf("the spool was touched: %v", got)
 	}
 }
 
-func TestServerModeUnchangedPollWritesNothing(t *testing.T) {
-	c := testConfig(t, true)
+func TestUnchangedPollWritesNothing(t *testing.T) {
+	for _, server := range []bool{false, true} {
+		t.Run(fmt.Sprintf("server=%v", server), func(t *testing.T) { testUnchangedPoll(t, server) })
+	}
+}
+
+func testUnchangedPoll(t *testing.T, server bool) {
+	c := testConfig(t, server)
 	write(t, c.Spool, testMsg("a", "one")+testMsg("b", "two"))
 	md, err := Open(c) // first session persists the generated UIDs
 	if err != nil {
@@ -182,7 +195,7 @@ func TestServerModeUnchangedPollWritesNothing(t *testing.T) {
 	}
 	got := platform.ReadCounters()
 	if got.Fsyncs != 0 || got.BytesWritten != 0 {
-		t.Fatalf("unchanged server-mode poll: %+v, want no fsync and no bytes", got)
+		t.Fatalf("unchanged poll: %+v, want no fsync and no bytes", got)
 	}
 	after, _ := os.ReadFile(c.Spool)
 	if !bytes.Equal(before, after) {
@@ -364,6 +377,76 @@ func TestRecoverMMDFWithoutTrailer(t *testing.T) {
 		d, err := Parse(bytes.NewReader(data), ParseOptions{})
 		if err != nil || len(d.Msgs) != 4 || len(d.Junk) != 0 {
 			t.Fatalf("tail %q: spool parses as %d messages, junk %v, %v:\n%q", tail, len(d.Msgs), d.Junk, err, data)
+		}
+	}
+}
+
+// TestInPlaceWritesWhatACopyWrites: a normal-mode session served in place
+// leaves the spool with the bytes qpopper's normal mode, which served
+// every session from a copy, wrote back: for random drops, deletions,
+// retrievals and mail delivered during the session, over two sessions.
+// And an in-place update that changes nothing writes nothing.
+func TestInPlaceWritesWhatACopyWrites(t *testing.T) {
+	rng := rand.New(rand.NewSource(7))
+	for iter := 0; iter < 120; iter++ {
+		content := randomDrop(rng, iter%6 == 0)
+		type action struct {
+			del, retr []bool
+			newMail   string
+		}
+		var actions []action
+		for s := 0; s < 4; s++ {
+			a := action{}
+			for i := 0; i < 8; i++ {
+				a.del = append(a.del, rng.Intn(5) == 0)
+				a.retr = append(a.retr, rng.Intn(3) == 0)
+			}
+			if rng.Intn(3) == 0 && iter%6 != 0 {
+				a.newMail = testMsg(fmt.Sprintf("new%d", s), "during the session")
+			}
+			if s >= 2 {
+				// Polls: the first settles the mail delivered during the
+				// last session (its X-UIDL), the second must write nothing.
+				a = action{del: make([]bool, 8), retr: make([]bool, 8)}
+			}
+			actions = append(actions, a)
+		}
+		run := func(copy bool) ([]string, []platform.Counters) {
+			c := testConfig(t, false)
+			c.Parse.UIDCounter = 1000
+			c.Logf = func(string, ...any) {}
+			c.alwaysCopy = copy
+			write(t, c.Spool, content)
+			var costs []platform.Counters
+			var states []string
+			for _, a := range actions {
+				platform.ResetCounters()
+				md, err := Open(c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if a.newMail != "" {
+					appendTo(t, c.Spool, a.newMail)
+				}
+				n := md.Len()
+				if err := md.Commit(a.del[:min(n, 8)], a.retr[:min(n, 8)]); err != nil {
+					t.Fatal(err)
+				}
+				costs = append(costs, platform.ReadCounters())
+				b, _ := os.ReadFile(c.Spool)
+				states = append(states, string(b))
+			}
+			return states, costs
+		}
+		wants, _ := run(true)
+		gots, costs := run(false)
+		for s := range wants {
+			if gots[s] != wants[s] {
+				t.Fatalf("drop %q\nactions %+v\nafter session %d, in place: %q\ncopy:     %q", content, actions, s+1, gots[s], wants[s])
+			}
+		}
+		if last := costs[len(costs)-1]; last.BytesWritten != 0 || last.Fsyncs != 0 {
+			t.Fatalf("drop %q\nactions %+v\nthe last poll wrote %+v", content, actions, last)
 		}
 	}
 }

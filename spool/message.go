@@ -53,6 +53,11 @@ type Msg struct {
 	// end. WriteUpdated drops its Content-Length lines, so that the
 	// written-back drop parses the same way.
 	BadContentLength bool
+	// Canonical: the message is stored as WriteUpdated writes it back
+	// when its Retrieved state is unchanged (X-UIDL first, the one
+	// X-UIDL line, Status settled, no Content-Length dropped), so a
+	// normal-mode update that changes nothing else need not write it.
+	Canonical bool
 }
 
 // Range is a byte range [Off, Off+Len) of a drop file.

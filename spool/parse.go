@@ -34,6 +34,7 @@ type line struct {
 	n     int64  // bytes, with the newline
 	head  []byte // the first maxFrag bytes, NUL bytes turned into spaces
 	nl    bool   // ends with '\n'
+	nul   bool   // head had NUL bytes
 	crOdd bool   // an odd run of CRs precedes the newline (or the end)
 }
 
@@ -93,7 +94,7 @@ func newLineReader(r io.Reader) *lineReader {
 // next returns the next line, valid until the following call, or io.EOF.
 func (lr *lineReader) next() (*line, error) {
 	l := &lr.l
-	l.off, l.n, l.head, l.nl = lr.off, 0, l.head[:0], false
+	l.off, l.n, l.head, l.nl, l.nul = lr.off, 0, l.head[:0], false, false
 	cr := 0
 	for {
 		chunk, err := lr.br.ReadSlice('\n')
@@ -107,6 +108,7 @@ func (lr *lineReader) next() (*line, error) {
 				l.head = append(l.head, take...)
 				for i := bytes.IndexByte(l.head[n:], 0); i >= 0; i = bytes.IndexByte(l.head[n:], 0) {
 					l.head[n+i] = ' '
+					l.nul = true
 				}
 			}
 			l.n += int64(len(chunk))
@@ -207,6 +209,8 @@ type parser struct {
 	junk      []Range
 	counter   int64 // qpopper's unique_num
 	prevBlank bool  // the previous line was blank (or start of file)
+	prevLF    bool  // the previous line was "\n" alone
+	atEOF     bool  // eof is closing the last messages
 	notFirst  bool  // a shadow: none of its messages is the drop's first
 	depth     int
 
@@ -227,6 +231,13 @@ type msgState struct {
 	bodyBytes  int64 // qpopper's content_nchar
 	uwHints    int
 	first      bool
+	// what WriteUpdated would change in the header (Msg.Canonical)
+	hdrLines    int  // header lines so far
+	uidlLines   int  // X-UIDL lines
+	uidlFirst   bool // the first header line is "X-UIDL: " + the UID
+	statusLines int  // Status lines
+	statusOther bool // a Status line other than "Status: RO"
+	lastNL      bool // the last header line ended in a newline
 }
 
 func (p *parser) feed(l *line) {
@@ -235,6 +246,7 @@ func (p *parser) feed(l *line) {
 	}
 	p.line(l)
 	p.prevBlank = l.blank()
+	p.prevLF = l.nl && l.n == 1
 }
 
 // line handles one line of an mbox drop (MMDF: mmdfLine).
@@ -345,6 +357,10 @@ func (p *parser) content(l *line) {
 		return
 	}
 	h := l.head
+	if !l.blank() {
+		c.hdrLines++
+		c.lastNL = l.nl
+	}
 	switch {
 	case l.blank():
 		p.endHeader(l.off + l.n)
@@ -356,6 +372,7 @@ func (p *parser) content(l *line) {
 		hasPrefixFold(h, "Message-Id:") || hasPrefixFold(h, "Subject:")):
 		c.uid.addLine(l)
 	case hasPrefixFold(h, "X-UIDL:"):
+		c.uidlLines++
 		if !m.UIDFound {
 			if uid, ok := acceptedUID(h, l.whole(), p.opt.FromSpool); ok {
 				// Counted as qpopper counts it, at the length it has here
@@ -364,10 +381,13 @@ func (p *parser) content(l *line) {
 				m.UID, m.UIDFound = uid, true
 				m.Size += l.n + 1
 				c.alt.counted = l.n + 1
+				c.uidlFirst = c.hdrLines == 1 && l.nl && !l.nul && string(h) == "X-UIDL: "+uid+"\n"
 			}
 		}
 		return // the other X-UIDL lines are not sent, and not counted
 	case hasPrefixFold(h, "Status:"):
+		c.statusLines++
+		c.statusOther = c.statusOther || !l.nl || l.nul || string(h) != "Status: RO\n"
 		if bytes.IndexByte(h, 'R') >= 0 {
 			m.Retrieved = true
 		}
@@ -408,6 +428,7 @@ func (p *parser) endHeader(bodyStart int64) {
 // follows) starting at next.
 func (p *parser) endAt(end, next int64) {
 	c := p.cur
+	headerOnly := c.inHeader
 	if c.inHeader {
 		// No blank line: qpopper never generated a UID for such a
 		// message; popper does, and sends a blank line after the
@@ -416,6 +437,7 @@ func (p *parser) endAt(end, next int64) {
 		c.m.Size += 2
 	}
 	c.m.End, c.m.Next = end, next
+	c.m.Canonical = (!headerOnly || c.lastNL) && p.canonical(c)
 	// A separator is only taken within CONTLEN_FUZZ of the length the
 	// header claims (line checks that the body did not run past it), so
 	// here the Content-Length held and the speculation is void.
@@ -425,11 +447,33 @@ func (p *parser) endAt(end, next int64) {
 	p.cur, p.spare = nil, c
 }
 
+// canonical reports whether the message c closes is stored as
+// WriteUpdated writes it back (Msg.Canonical); endAt rules out a
+// header-only message whose last line has no newline (one is added).
+func (p *parser) canonical(c *msgState) bool {
+	m := &c.m
+	if !m.UIDFound || !c.uidlFirst || c.uidlLines != 1 || m.BadContentLength {
+		return false
+	}
+	if p.mmdf && m.Next-m.End != int64(len(p.sep)) {
+		return false // the trailer is written anew
+	}
+	if !p.mmdf && !p.atEOF && !p.prevLF {
+		// A message followed by another must end in "\n\n", or the
+		// write-back puts a newline between them (boundaryWriter).
+		return false
+	}
+	if m.Retrieved {
+		return !c.statusOther
+	}
+	return c.statusLines > 0 || !p.opt.UpdateStatusHeaders
+}
+
 // adoptShadow cuts the current message where the shadow began and
 // continues with the shadow's view of everything after.
 func (p *parser) adoptShadow() {
 	s := p.shadow
-	p.cut.BadContentLength = true
+	p.cut.BadContentLength, p.cut.Canonical = true, false
 	p.msgs = append(p.msgs, p.cut)
 	p.alt = append(p.alt, p.cur.alt)
 	p.msgs = append(p.msgs, s.msgs...)
@@ -445,6 +489,7 @@ func (p *parser) adoptShadow() {
 // eof closes the last message at the end of the file. A message shorter
 // than its Content-Length with a shadow running gives way to the shadow.
 func (p *parser) eof(end int64) {
+	p.atEOF = true
 	for p.cur != nil {
 		c := p.cur
 		if p.shadow != nil && !c.inHeader && c.contLen > 0 && c.bodyBytes < c.contLen-contLenFuzz {

@@ -197,7 +197,7 @@ func uniqueUIDs(msgs []Msg, alt []altUID, opt ParseOptions) {
 			continue
 		}
 		m.Size += uidLineSize(alt[i].uid) - alt[i].counted
-		m.UID, m.UIDFound = alt[i].uid, false
+		m.UID, m.UIDFound, m.Canonical = alt[i].uid, false, false
 	}
 	for i := range msgs {
 		m := &msgs[i]

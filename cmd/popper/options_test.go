@@ -217,21 +217,21 @@ func eoAddUser(t *testing.T, s *site, name, pass string) {
 	f.Close()
 }
 
-// eoServerMode tells, during a logged-in session, whether popper serves
-// the spool in place (server mode: the spool keeps its mail and the temp
-// drop is an empty lock) or from the temp drop (the spool was emptied
-// into it).
-func eoServerMode(t *testing.T, spoolPath, tempDrop string) bool {
-	t.Helper()
-	sp, drop := eoSize(t, spoolPath), eoSize(t, tempDrop)
-	switch {
-	case sp > 0 && drop == 0:
-		return true
-	case sp == 0 && drop > 0:
-		return false
-	}
-	t.Fatalf("neither mode: spool %d bytes, temp drop %d bytes", sp, drop)
-	return false
+// eoModeMsg is a message whose X-UIDL value (11 characters) only server
+// mode accepts: qpopper's normal mode read the spool with a window one
+// character narrower at each end (spool/uid.go).
+const eoModeUID = "elevenchars"
+
+func eoModeMsg() string {
+	return "From sender@example.org Sat Nov 28 10:00:00 2026\nX-UIDL: " + eoModeUID + "\nMessage-ID: <mode@example.org>\nSubject: mode\n\nmode\n\n"
+}
+
+// eoServerMode tells, during a logged-in session on a spool whose first
+// message is eoModeMsg, whether popper serves it in server mode: both
+// modes read the spool in place, but only server mode takes that UID.
+func eoServerMode(c *client) bool {
+	c.t.Helper()
+	return eoUID(c) == eoModeUID
 }
 
 var eoUIDL = regexp.MustCompile(`^1 (\S+)$`)
@@ -784,17 +784,17 @@ func everyOptionRows() map[string]optionRow {
 			if err != nil {
 				t.Skipf("the session user's group has no name: %v", err)
 			}
-			s, sp := eoSite(t, msg("one", "first"), "set server-mode")
+			s, _ := eoSite(t, eoModeMsg(), "set server-mode")
 			c := s.dial(t)
 			eoLogin(c, "alice", "secret")
-			if !eoServerMode(t, sp, filepath.Join(s.spoolDir, ".alice.pop")) {
+			if !eoServerMode(c) {
 				t.Fatal("server-mode: not in server mode")
 			}
 			eoQuit(c)
 			s.setOptions(t, fmt.Sprintf("set group-no-server-mode = %q", g.Name))
 			c = s.dial(t)
 			eoLogin(c, "alice", "secret")
-			if eoServerMode(t, sp, filepath.Join(s.spoolDir, ".alice.pop")) {
+			if eoServerMode(c) {
 				t.Fatalf("member of %s still in server mode", g.Name)
 			}
 			eoQuit(c)
@@ -804,17 +804,18 @@ func everyOptionRows() map[string]optionRow {
 			if err != nil {
 				t.Skipf("the session user's group has no name: %v", err)
 			}
-			s, sp := eoSite(t, msg("one", "first"), `set group-server-mode = "eo-no-such-group"`)
+			s, _ := eoSite(t, eoModeMsg(), `set group-server-mode = "eo-no-such-group"`)
 			c := s.dial(t)
 			eoLogin(c, "alice", "secret")
-			if eoServerMode(t, sp, filepath.Join(s.spoolDir, ".alice.pop")) {
+			if eoServerMode(c) {
 				t.Fatal("server mode for a group alice is not in")
 			}
 			eoQuit(c)
+			s.spool(t, "alice", eoModeMsg()) // the update settled its X-UIDL
 			s.setOptions(t, fmt.Sprintf("set group-server-mode = %q", g.Name))
 			c = s.dial(t)
 			eoLogin(c, "alice", "secret")
-			if !eoServerMode(t, sp, filepath.Join(s.spoolDir, ".alice.pop")) {
+			if !eoServerMode(c) {
 				t.Fatalf("member of %s not in server mode", g.Name)
 			}
 			eoQuit(c)
@@ -1100,22 +1101,23 @@ func everyOptionRows() map[string]optionRow {
 		}},
 		"server-mode": {kind: rowEffect, check: func(t *testing.T) {
 			s := newSite(t)
-			sp := s.spool(t, "alice", msg("one", "first")+msg("two", "second"))
+			sp := s.spool(t, "alice", eoModeMsg()+msg("two", "second"))
 			drop := filepath.Join(s.spoolDir, ".alice.pop")
 			c := s.dial(t)
 			eoLogin(c, "alice", "secret")
-			if eoServerMode(t, sp, drop) {
+			if eoServerMode(c) {
 				t.Fatal("default session in server mode")
 			}
 			eoQuit(c)
+			s.spool(t, "alice", eoModeMsg()+msg("two", "second")) // the update settled its X-UIDL
 			c = s.dial(t, "-S")
 			eoLogin(c, "alice", "secret")
-			if !eoServerMode(t, sp, drop) {
+			if !eoServerMode(c) {
 				t.Fatal("-S session not in server mode")
 			}
 			c.ok("DELE 2")
 			eoQuit(c)
-			if got := eoRead(t, sp); !strings.Contains(got, "<one@") || strings.Contains(got, "<two@") || eoExists(drop) {
+			if got := eoRead(t, sp); !strings.Contains(got, "<mode@") || strings.Contains(got, "<two@") || eoExists(drop) {
 				t.Fatalf("after the server-mode update: temp drop %v, spool:\n%s", eoExists(drop), got)
 			}
 		}},

@@ -34,17 +34,22 @@ func TestPausedSessionKeepsDotlockOnlyDelivery(t *testing.T) {
 		failpoint string
 		deleteAll bool
 	}{
-		{"normal login, copied", false, "login.copied", false},
-		{"normal update, locked", false, "update.locked", false},
-		{"normal update, new mail saved", false, "update.newmail-saved", false},
-		{"normal update, spool truncated", false, "update.spool-truncated", false},
+		{"copy login, copied", false, "login.copied", false},
+		{"copy update, locked", false, "update.locked", false},
+		{"copy update, new mail saved", false, "update.newmail-saved", false},
+		{"copy update, spool truncated", false, "update.spool-truncated", false},
+		{"normal update, temp drop synced", false, "update.tempdrop-synced", false},
 		{"server update, temp drop synced", true, "update.tempdrop-synced", false},
 		{"server update, delete all", true, "update.locked", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, tc.server)
 			base := bigSpool(t, 40, 3000)
-			e.put(map[string][]byte{testUser: base})
+			spool := base
+			if strings.HasPrefix(tc.name, "copy ") {
+				spool = withJunk(base)
+			}
+			e.put(map[string][]byte{testUser: spool})
 			e.ownAll()
 			manifest, err := ManifestOf(base, MustSurvive)
 			if err != nil {

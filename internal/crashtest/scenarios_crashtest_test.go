@@ -24,6 +24,7 @@ type scenario struct {
 	drop      bool   // connection dropped after DELE (update-on-abort)
 	sweep     bool   // the process under test is popper --recover
 	mbox      []byte // the spool to start with; nil: testSpool(messages)
+	junk      bool   // a line that is no mail before the first message
 }
 
 func ids(n int) []string {
@@ -52,11 +53,25 @@ func scenarios() []scenario {
 			scenario{name: mode + "/abort-after-dele", server: server, messages: 3, del: deleteSecond, drop: true},
 		)
 	}
+	// A spool with bytes that are no mail is served from a copy in the
+	// temp drop (qpopper's normal mode), the junk quarantined.
+	out = append(out,
+		scenario{name: "copy/delete-one", messages: 3, del: deleteSecond, junk: true},
+		scenario{name: "copy/delete-one+arrival", messages: 3, del: deleteSecond, arrive: true, junk: true},
+		scenario{name: "copy/delete-all+arrival", messages: 3, deleteAll: true, arrive: true, junk: true},
+	)
 	out = append(out,
 		scenario{name: "recovery/leftover-at-login", messages: 3, del: deleteSecond, leftover: true},
 		scenario{name: "recovery/sweep", messages: 3, leftover: true, sweep: true},
 	)
 	return out
+}
+
+// withJunk puts a line that belongs to no message before mbox's first
+// message, which makes a session serve the spool from a copy (and
+// quarantine the line: it is not mail, and not in the manifest).
+func withJunk(mbox []byte) []byte {
+	return append([]byte("This line is no mail: the session copies the spool.\n\n"), mbox...)
 }
 
 // leftoverFiles is the spool directory a session killed after its login
@@ -92,6 +107,9 @@ func (sc scenario) start(t *testing.T, e *env) Manifest {
 		e.put(files)
 		extra, _ := ManifestOf(mail, MustSurvive)
 		return append(base, extra...)
+	}
+	if sc.junk {
+		spool = withJunk(spool)
 	}
 	e.put(map[string][]byte{testUser: spool})
 	return base
