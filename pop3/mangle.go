@@ -11,6 +11,7 @@ import (
 	"mime/quotedprintable"
 	"net/textproto"
 	"strings"
+	"sync"
 )
 
 // qpopper's X-MANGLE extension lets a client that cannot read MIME ask for
@@ -123,8 +124,18 @@ func writeMangled(w io.Writer, write func(io.Writer) error, p *manglePlan) error
 	return err
 }
 
+// A "-no-mime" login reads every message through the mangler, so its
+// buffers (a pipe's writer, a header reader per message level, the copy
+// buffer) are kept for the next message instead of made anew.
+var (
+	sourceWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
+	headerReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+	copyBuffers   = sync.Pool{New: func() any { return new([16 << 10]byte) }}
+)
+
 func firstPass(msg io.Reader) (*manglePlan, int64, error) {
 	m := &mangler{st: &outState{}}
+	defer m.release()
 	if err := m.message(msg, 0, 0); err != nil || m.overPlan {
 		return nil, 0, errNotMangled
 	}
@@ -133,6 +144,7 @@ func firstPass(msg io.Reader) (*manglePlan, int64, error) {
 
 func secondPass(w io.Writer, msg io.Reader, p *manglePlan) error {
 	m := &mangler{emit: true, w: w, st: &outState{}, plan: p.steps}
+	defer m.release()
 	err := m.message(msg, 0, 0)
 	switch {
 	case m.err != nil:
@@ -301,7 +313,12 @@ func (m *mangler) message(r io.Reader, depth, l int) error {
 			return err
 		}
 	}
-	br := bufio.NewReaderSize(r, 4096)
+	br := headerReaders.Get().(*bufio.Reader)
+	br.Reset(r)
+	defer func() {
+		br.Reset(nil)
+		headerReaders.Put(br)
+	}()
 	ct, cte, err := m.header(br, l)
 	if err != nil {
 		return err
@@ -596,9 +613,17 @@ func (m *mangler) textPart(l int, charset, cte string, body io.Reader) error {
 
 func (m *mangler) buffer() []byte {
 	if m.buf == nil {
-		m.buf = make([]byte, 16<<10)
+		m.buf = copyBuffers.Get().(*[16 << 10]byte)[:]
 	}
 	return m.buf
+}
+
+// release gives the pass's copy buffer back.
+func (m *mangler) release() {
+	if m.buf != nil {
+		copyBuffers.Put((*[16 << 10]byte)(m.buf))
+		m.buf = nil
+	}
 }
 
 // decodedLen is the length of a part decoded, or as it is when it does
@@ -847,12 +872,15 @@ func openMessage(write func(io.Writer) error) *msgSource {
 	s := &msgSource{pr: pr, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
-		bw := bufio.NewWriterSize(pw, 32<<10)
+		bw := sourceWriters.Get().(*bufio.Writer)
+		bw.Reset(pw)
 		err := write(bw)
 		if err == nil {
 			err = bw.Flush()
 		}
 		pw.CloseWithError(err) // nil: the reader gets io.EOF
+		bw.Reset(nil)
+		sourceWriters.Put(bw)
 	}()
 	return s
 }

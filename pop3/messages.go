@@ -116,7 +116,7 @@ func (s *session) size(i int, mangle bool) int64 {
 	if !mangle {
 		return s.mbox.Size(i)
 	}
-	if mi, ok := s.mangled[i]; ok {
+	if mi, ok := s.mangled.get(i); ok {
 		return mi.size
 	}
 	_, mi, _ := s.planMangle(i)
@@ -130,6 +130,32 @@ type mangleInfo struct {
 	asIs bool
 }
 
+// mangleCache holds a mangleInfo per message in 8 octets (a "-no-mime"
+// login sizes every message): 0 for none yet, size+1 for a message
+// mangled, -(size+1) for one sent as it is.
+type mangleCache []int64
+
+func (c mangleCache) get(i int) (mangleInfo, bool) {
+	if i >= len(c) || c[i] == 0 {
+		return mangleInfo{}, false
+	}
+	if v := c[i]; v < 0 {
+		return mangleInfo{size: -v - 1, asIs: true}, true
+	}
+	return mangleInfo{size: c[i] - 1}, true
+}
+
+func (c *mangleCache) set(i, n int, mi mangleInfo) {
+	if *c == nil {
+		*c = make(mangleCache, n)
+	}
+	if mi.asIs {
+		(*c)[i] = -mi.size - 1
+	} else {
+		(*c)[i] = mi.size + 1
+	}
+}
+
 // planMangle runs the mangler's first pass over message i and caches
 // the size (the message's own when it is sent as it is, or unreadable:
 // the error is then reported when it is sent).
@@ -139,10 +165,7 @@ func (s *session) planMangle(i int) (*manglePlan, mangleInfo, error) {
 	if err != nil {
 		mi = mangleInfo{size: s.mbox.Size(i), asIs: err == errNotMangled}
 	}
-	if s.mangled == nil {
-		s.mangled = map[int]mangleInfo{}
-	}
-	s.mangled[i] = mi
+	s.mangled.set(i, s.mbox.Len(), mi)
 	return p, mi, err
 }
 
@@ -163,7 +186,8 @@ func (s *session) send(i, bodyLines int, mangle bool) bool {
 		out = &lineFlusher{w: dw, flush: s.w.Flush}
 	}
 	var err error
-	asIs := !mangle || s.mangled[i].asIs
+	mi, _ := s.mangled.get(i)
+	asIs := !mangle || mi.asIs
 	if !asIs {
 		var p *manglePlan
 		switch p, _, err = s.planMangle(i); err {

@@ -113,7 +113,7 @@ type session struct {
 	// textOnly mangles every message as X-MANGLE(TEXT=PLAIN) (the
 	// "-no-mime" login); mangled caches what mangling found of each.
 	textOnly bool
-	mangled  map[int]mangleInfo
+	mangled  mangleCache
 
 	// timing record: when the session began, when it authenticated, how
 	// long opening the maildrop and the update took, and whether it ended
