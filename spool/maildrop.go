@@ -84,6 +84,9 @@ type Config struct {
 	alwaysCopy bool
 	// DotLockWait overrides the sleep between dotlock attempts (tests).
 	DotLockWait func(attempt int) time.Duration
+	// Cache is the index beside the spool (cache-dir/cache-name, see
+	// index.go); "" for none.
+	Cache string
 }
 
 // ErrorKind classifies maildrop errors so the caller can choose qpopper's
@@ -664,7 +667,7 @@ func (md *Maildrop) loginInPlace(lk *spoolLock) error {
 	if err != nil {
 		return newErr(ErrIO, "stat spool", c.Spool, err)
 	}
-	d, err := Parse(bufio.NewReaderSize(io.NewSectionReader(lk.spool.OS(), 0, fi.Size()), 64<<10), md.parseOptions(!c.ServerMode))
+	d, err := loadDrop(c, lk.spool.OS(), fi, md.parseOptions(!c.ServerMode))
 	if err != nil {
 		return newErr(ErrIO, "read spool", c.Spool, err)
 	}

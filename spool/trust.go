@@ -34,6 +34,10 @@ import (
 //	bulletins (bulldir)           the admin          root's or the user's, regular, one link,
 //	                                                 opened as the user, own group only
 //	~/.popbull                    popper as the user the user's
+//	.USER.cache, .USER.cache.tmp  popper as the user the user's or root's, a regular file
+//	  (the index: cache-dir,                         with one link nobody else may write;
+//	  cache-name)                                    then only as far as its checksums
+//	                                                 prove it (index.go)
 //
 // The spool directory's layout decides who else can make files there:
 // in a 1777 directory (Solaris, illumos) any user can create any name
@@ -92,6 +96,9 @@ func ClearPlanted(c *Config, uid int) []Planted {
 	}
 	if c.OldTempDrop != "" && c.OldTempDrop != c.TempDrop {
 		names = append(names, name{c.OldTempDrop, false})
+	}
+	if c.Cache != "" {
+		names = append(names, name{c.Cache, true}, name{c.Cache + ".tmp", true})
 	}
 	var found []Planted
 	for _, n := range names {
