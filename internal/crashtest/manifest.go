@@ -233,15 +233,23 @@ func IsLock(name string) bool {
 	return strings.HasSuffix(name, ".lock") || platform.IsDotLockTemp(name)
 }
 
+// IsIndex tells whether a file name is the index beside the spool
+// (cache-name, by default .USER.cache) or its temporary name: never mail.
+func IsIndex(name string) bool {
+	base := filepath.Base(name)
+	return strings.HasSuffix(base, ".cache") || strings.HasSuffix(base, ".cache.tmp")
+}
+
 // Scan parses every regular file under dir into messages, except
-// dot-locks. Junk bytes (not part of any message) are reported per file.
+// dot-locks and the index. Junk bytes (not part of any message) are
+// reported per file.
 func Scan(dir string) (msgs []Message, junk map[string]int64, err error) {
 	junk = map[string]int64{}
 	err = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if !d.Type().IsRegular() || IsLock(p) {
+		if !d.Type().IsRegular() || IsLock(p) || IsIndex(p) {
 			return nil
 		}
 		data, err := os.ReadFile(p)

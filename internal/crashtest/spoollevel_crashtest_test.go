@@ -47,6 +47,7 @@ func spoolConfig(dir string, server bool) *spool.Config {
 	return &spool.Config{
 		Spool:       filepath.Join(dir, testUser),
 		TempDrop:    filepath.Join(dir, "."+testUser+".pop"),
+		Cache:       filepath.Join(dir, "."+testUser+".cache"),
 		ServerMode:  server,
 		Parse:       spool.ParseOptions{UpdateStatusHeaders: true},
 		DotLockWait: func(int) time.Duration { return 10 * time.Millisecond },
