@@ -522,15 +522,7 @@ func (c *chaos) stop(rng *rand.Rand, pid int, lock string) {
 	c.event("SIGSTOP session %d (%s)", pid, phase)
 	c.mu.Unlock()
 	if lock != "" {
-		if b, err := os.ReadFile(lock); err == nil && strings.HasPrefix(string(b), strconv.Itoa(pid)+"@") {
-			old := time.Now().Add(-400 * time.Second)
-			if os.Chtimes(lock, old, old) == nil {
-				c.mu.Lock()
-				c.aged++
-				c.event("dotlock of stopped session %d aged", pid)
-				c.mu.Unlock()
-			}
-		}
+		c.ageLock(pid, lock)
 	}
 	time.Sleep(time.Duration(100+rng.Intn(700)) * time.Millisecond)
 	syscall.Kill(pid, syscall.SIGCONT)
@@ -538,6 +530,22 @@ func (c *chaos) stop(rng *rand.Rand, pid int, lock string) {
 	delete(c.stopped, pid)
 	c.event("SIGCONT session %d", pid)
 	c.mu.Unlock()
+}
+
+// ageLock makes the dotlock look 400 s old when stopped session pid
+// holds it, so that a dotlock-only MDA breaks it.
+func (c *chaos) ageLock(pid int, lock string) {
+	b, err := os.ReadFile(lock)
+	if err != nil || !strings.HasPrefix(string(b), strconv.Itoa(pid)+"@") {
+		return
+	}
+	old := time.Now().Add(-400 * time.Second)
+	if os.Chtimes(lock, old, old) == nil {
+		c.mu.Lock()
+		c.aged++
+		c.event("dotlock of stopped session %d aged", pid)
+		c.mu.Unlock()
+	}
 }
 
 // sessionPhase guesses from the session's open files what it was doing.
@@ -573,15 +581,7 @@ func (c *chaos) thaw(rng *rand.Rand) {
 		c.failpointStops++
 		c.event("session %d stopped at its failpoint (%s)", pid, sessionPhase(pid))
 		c.mu.Unlock()
-		if b, err := os.ReadFile(lock); err == nil && strings.HasPrefix(string(b), strconv.Itoa(pid)+"@") {
-			old := time.Now().Add(-400 * time.Second)
-			if os.Chtimes(lock, old, old) == nil {
-				c.mu.Lock()
-				c.aged++
-				c.event("dotlock of stopped session %d aged", pid)
-				c.mu.Unlock()
-			}
-		}
+		c.ageLock(pid, lock)
 		time.Sleep(time.Duration(200+rng.Intn(600)) * time.Millisecond)
 		syscall.Kill(pid, syscall.SIGCONT)
 		c.mu.Lock()
