@@ -264,6 +264,10 @@ func oneStringVerb(v any) bool {
 	return n == 1
 }
 
+// emptyOrOneStringVerb is oneStringVerb, or "" for a name that turns its
+// file off (cache-name).
+func emptyOrOneStringVerb(v any) bool { return v.(string) == "" || oneStringVerb(v) }
+
 func validLockList(v any) bool {
 	s := v.(string)
 	if s == "" {
@@ -292,7 +296,6 @@ const (
 	noDRAC      = "popper has no DRAC support"
 	noXMIT      = "popper has no XTND XMIT support"
 	noOpenSSL   = "popper's TLS has no OpenSSL switches"
-	noCache     = "popper keeps no cache file (an unchanged mailbox is not rewritten anyway)"
 	inPlace     = "popper always rewrites a server-mode spool in place (a rename could drop mail an MDA is appending)"
 )
 
@@ -333,11 +336,11 @@ var options = []Option{
 	{Name: "bulldir", Kind: String, Flag: "-b bulldir",
 		Doc: "bulletin directory (enables bulletins)",
 		ref: func(o *Options) any { return &o.BullDir }},
-	{Name: "cache-dir", Kind: String, Restrict: ResUser, Unsupported: noCache,
-		Doc: "directory of the server-mode cache file (empty = spool-dir)",
+	{Name: "cache-dir", Kind: String, Restrict: ResUser,
+		Doc: "directory of the index beside the spool, popper's own format (empty = spool-dir)",
 		ref: func(o *Options) any { return &o.CacheDir }},
-	{Name: "cache-name", Kind: String, Restrict: ResUser, Default: ".%s.cache", Unsupported: noCache,
-		Doc: "cache file name; %s is the user name", check: oneStringVerb,
+	{Name: "cache-name", Kind: String, Restrict: ResUser, Default: ".%s.cache",
+		Doc: "name of the index beside the spool; %s is the user name; empty = no index", check: emptyOrOneStringVerb,
 		ref: func(o *Options) any { return &o.CacheName }},
 	{Name: "check-hash-dir", Kind: Bool, Default: "true",
 		Doc: "create missing hashed spool directories",

@@ -345,9 +345,15 @@ func spoolConfig(o *compat.Options, a *auth.Account, log platform.Logger) *spool
 			StatePath: filepath.Join(a.Home, ".popbull"),
 		}
 	}
+	if o.CacheName != "" {
+		c.Cache = compat.CachePath(o, a.Name)
+	}
 	if a.Mailbox != "" {
 		// An explicit mailbox keeps its temp drop beside it.
 		c.TempDrop = filepath.Join(filepath.Dir(spoolPath), "."+a.Name+".pop")
+		if c.Cache != "" && o.CacheDir == "" {
+			c.Cache = filepath.Join(filepath.Dir(spoolPath), filepath.Base(c.Cache))
+		}
 	}
 	if o.CheckOldSpoolLoc && (o.HashSpool != 0 || o.HomeDirMail != "") {
 		c.OldTempDrop = compat.OldTempDropPath(o, a.Name, a.Home)

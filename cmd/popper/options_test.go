@@ -282,6 +282,35 @@ func eoUnsupported(option string, lines []string, flags ...string) func(t *testi
 	}
 }
 
+// eoIndexed logs in twice with the configuration lines (the first
+// session writes the X-UIDL headers back, the second indexes the spool)
+// and checks that the index is at where(spool) and only there, and that a
+// third login, served from it, sees the same UIDs.
+func eoIndexed(t *testing.T, lines []string, where func(spool string) string) {
+	t.Helper()
+	s, sp := eoSite(t, msg("one", "first")+msg("two", "second"), lines...)
+	var uids []string
+	for i := 0; i < 3; i++ {
+		c := s.dial(t, "-S")
+		if r := eoLogin(c, "alice", "secret"); !strings.HasPrefix(r, "+OK alice has 2 visible messages ") {
+			t.Fatalf("PASS: %q", r)
+		}
+		c.ok("UIDL")
+		uids = append(uids, strings.Join(c.multi(), " "))
+		eoQuit(c)
+	}
+	if uids[1] != uids[0] || uids[2] != uids[0] {
+		t.Fatalf("UIDs %q", uids)
+	}
+	ix := where(sp)
+	if b, err := os.ReadFile(ix); err != nil || !strings.HasPrefix(string(b), "popper index\n") {
+		t.Fatalf("index %s: %v", ix, err)
+	}
+	if def := filepath.Join(filepath.Dir(sp), ".alice.cache"); def != ix && eoExists(def) {
+		t.Fatalf("an index at %s too", def)
+	}
+}
+
 // eoAccepted sets options with no effect and shows that they are
 // accepted: a session logs in, retrieves and deletes as without them.
 func eoAccepted(t *testing.T, lines []string, flags ...string) *site {
@@ -574,14 +603,23 @@ func everyOptionRows() map[string]optionRow {
 				t.Fatalf("bulletin: %q", body)
 			}
 		}},
-		"cache-dir": {kind: rowRefused, check: func(t *testing.T) {
+		"cache-dir": {kind: rowEffect, check: func(t *testing.T) {
 			dir := eoDir(t, filepath.Join(t.TempDir(), "cache"))
-			eoUnsupported("cache-dir", []string{fmt.Sprintf("set cache-dir = %q", dir)}, "-S")(t)
-			if ents, _ := os.ReadDir(dir); len(ents) != 0 {
-				t.Fatalf("cache-dir holds %v", ents)
+			eoIndexed(t, []string{fmt.Sprintf("set cache-dir = %q", dir)}, func(sp string) string { return filepath.Join(dir, ".alice.cache") })
+		}},
+		"cache-name": {kind: rowEffect, check: func(t *testing.T) {
+			eoIndexed(t, []string{`set cache-name = "%s.eo-cache"`}, func(sp string) string { return filepath.Join(filepath.Dir(sp), "alice.eo-cache") })
+			// Empty: no index.
+			s, sp := eoSite(t, msg("one", "first"), `set cache-name = ""`)
+			for i := 0; i < 2; i++ {
+				c := s.dial(t, "-S")
+				eoLogin(c, "alice", "secret")
+				eoQuit(c)
+			}
+			if ents, _ := filepath.Glob(filepath.Join(filepath.Dir(sp), "*cache*")); len(ents) != 0 {
+				t.Fatalf("an index without cache-name: %v", ents)
 			}
 		}},
-		"cache-name": {kind: rowRefused, check: eoUnsupported("cache-name", []string{`set cache-name = "%s.eo-cache"`}, "-S")},
 		"check-hash-dir": {kind: rowEffect, check: func(t *testing.T) {
 			h := compat.HashDir(1, "alice")
 			s := newSite(t)
