@@ -137,16 +137,15 @@ func (s *session) cmdList(args []string) {
 	if !ok || !s.wantArgs("LIST", args, 0, 1) {
 		return
 	}
-	size := func(i int) string { return strconv.FormatInt(s.size(i, mangle), 10) }
 	if len(args) == 1 {
 		if i, ok := s.message(args[0]); ok {
-			s.ok(compat.ReplyListOne, i+1, size(i))
+			s.ok(compat.ReplyListOne, i+1, strconv.FormatInt(s.size(i, mangle), 10))
 		}
 		return
 	}
 	count, octets := s.undeleted()
 	s.ok(compat.ReplyList, count, octets)
-	s.listUndeleted(size)
+	s.listUndeleted(func(b []byte, i int) []byte { return strconv.AppendInt(b, s.size(i, mangle), 10) })
 }
 
 // cmdUIDL answers UIDL [n] with pop_uidl.c's own refusals: a non-number
@@ -154,7 +153,7 @@ func (s *session) cmdList(args []string) {
 func (s *session) cmdUIDL(args []string) {
 	if len(args) == 0 {
 		s.ok(compat.ReplyUIDL)
-		s.listUndeleted(s.mbox.UID)
+		s.listUndeleted(func(b []byte, i int) []byte { return append(b, s.mbox.UID(i)...) })
 		return
 	}
 	switch n := compat.Atoi(args[0]); {
@@ -171,11 +170,15 @@ func (s *session) cmdUIDL(args []string) {
 }
 
 // listUndeleted writes "n value" for every message not deleted, and the
-// terminating line.
-func (s *session) listUndeleted(value func(i int) string) {
+// terminating line. The lines are made in the output buffer itself: a
+// listing of a large mailbox leaves no garbage per message.
+func (s *session) listUndeleted(value func(b []byte, i int) []byte) {
 	for i := range s.deleted {
 		if !s.deleted[i] {
-			s.writeLine(fmt.Sprintf("%d %s", i+1, value(i)))
+			b := strconv.AppendInt(s.w.AvailableBuffer(), int64(i+1), 10)
+			b = append(value(append(b, ' '), i), "\r\n"...)
+			s.w.Write(b)
+			s.lineDone()
 		}
 	}
 	s.writeLine(".")
