@@ -57,14 +57,19 @@ const (
 // racyWindow: the index is believed on stat alone only when it was
 // written at least this long after the spool last changed. A spool
 // changed again within the same timestamp tick as the change the index
-// recorded (coarse clocks: a jiffy on Linux, a second on some NFS
-// servers), with the same size, would otherwise look unchanged. The index
-// is written under the spool lock, so whoever changes the spool next does
-// so after the index file's mtime; the index file's mtime comes from the
+// recorded, with the same size, would otherwise look unchanged. The
+// index is written under the spool lock, so whoever changes the spool
+// next does so after the index file's mtime; that mtime comes from the
 // same clock as the spool's ctime when both are on one file system (the
 // default: the cache is in the spool directory). Within the window the
-// spool is checked against the checksums instead.
-var racyWindow = 2 * time.Second
+// spool is checked against the checksums instead. A file system whose
+// ctimes have a fraction of a second ticks at most every few
+// milliseconds (a jiffy on Linux): fineRacyWindow; one that records whole
+// seconds (ext3, some NFS servers) gets racyWindow.
+var (
+	racyWindow     = 2 * time.Second
+	fineRacyWindow = 100 * time.Millisecond
+)
 
 // indexTrace, when set (tests), is told how each login was served:
 // "stat" (the index alone), "section" or "verify+section" (messages kept
@@ -480,8 +485,12 @@ func (ix *spoolIndex) unchanged(st spoolStat) bool {
 	if st != ix.spool || st.ctime == 0 {
 		return false
 	}
+	window := racyWindow
+	if st.ctime%int64(time.Second) != 0 {
+		window = fineRacyWindow
+	}
 	w := ix.written.UnixNano()
-	if w-st.ctime < int64(racyWindow) || w-st.mtime < int64(racyWindow) {
+	if w-st.ctime < int64(window) || w-st.mtime < int64(window) {
 		return false
 	}
 	// An index from before this boot may describe page-cache state a

@@ -103,9 +103,9 @@ func benchSpoolInUse(b *testing.B, n int, index bool) *Config {
 		c.Cache = filepath.Join(dir, ".u.cache")
 		// Believed on stat alone at once, as it is from racyWindow after
 		// the spool's last change on.
-		old := racyWindow
-		racyWindow = 0
-		b.Cleanup(func() { racyWindow = old })
+		old, fine := racyWindow, fineRacyWindow
+		racyWindow, fineRacyWindow = 0, 0
+		b.Cleanup(func() { racyWindow, fineRacyWindow = old, fine })
 		time.Sleep(20 * time.Millisecond)
 		if md, err = Open(c); err != nil {
 			b.Fatal(err)

@@ -92,11 +92,11 @@ func indexConfig(t testing.TB) *Config {
 func settle() { time.Sleep(25 * time.Millisecond) }
 
 // trustStat makes the index believed on stat alone right away (tests
-// only: the real window is racyWindow).
+// only: the real windows are racyWindow and fineRacyWindow).
 func trustStat(t *testing.T) {
-	old := racyWindow
-	racyWindow = 0
-	t.Cleanup(func() { racyWindow = old })
+	old, fine := racyWindow, fineRacyWindow
+	racyWindow, fineRacyWindow = 0, 0
+	t.Cleanup(func() { racyWindow, fineRacyWindow = old, fine })
 }
 
 // uidlMsg is a message carrying an X-UIDL header, as the spool holds
@@ -762,4 +762,83 @@ func TestPrintableUID(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestIndexNormalMode: normal mode, served in place, keeps an index of
+// its own (its X-UIDL window differs, so a server-mode index is not
+// used for it, nor the other way round).
+func TestIndexNormalMode(t *testing.T) {
+	trustStat(t)
+	uses := indexUse(t)
+	c := indexConfig(t)
+	c.ServerMode = false
+	write(t, c.Spool, uidlSpool(0, 12))
+	settle()
+	seeBoth(t, c, "normal mode")
+	lastUse(t, uses, "parse")
+	seeBoth(t, c, "normal mode again")
+	lastUse(t, uses, "stat")
+	appendFile(t, c.Spool, uidlSpool(12, 2))
+	settle()
+	seeBoth(t, c, "normal mode after a delivery")
+	lastUse(t, uses, "verify+section")
+	c.ServerMode = true
+	seeBoth(t, c, "server mode")
+	lastUse(t, uses, "parse")
+}
+
+// TestIndexFromBeforeBoot: an index written before this host booted (a
+// power cut may have lost spool writes it saw in the page cache) is not
+// believed on stat alone.
+func TestIndexFromBeforeBoot(t *testing.T) {
+	trustStat(t)
+	uses := indexUse(t)
+	c := indexConfig(t)
+	write(t, c.Spool, uidlSpool(0, 4))
+	settle()
+	seeBoth(t, c, "first login")
+	seeBoth(t, c, "second login")
+	lastUse(t, uses, "stat")
+	long := time.Unix(1, 0)
+	if err := os.Chtimes(c.Cache, long, long); err != nil {
+		t.Fatal(err)
+	}
+	seeBoth(t, c, "index from before boot")
+	lastUse(t, uses, "verify+section")
+}
+
+// TestIndexNamedAfterMaildrop: a configuration that names the index
+// after the spool or the temp drop is refused before anything is
+// written over them.
+func TestIndexNamedAfterMaildrop(t *testing.T) {
+	c := indexConfig(t)
+	content := uidlSpool(0, 3)
+	write(t, c.Spool, content)
+	for _, p := range []string{c.Spool, c.TempDrop, c.Spool + ".lock"} {
+		c.Cache = p
+		seeBoth(t, c, p)
+		if b, _ := os.ReadFile(c.Spool); string(b) != content {
+			t.Fatalf("cache %s: the spool was changed", p)
+		}
+	}
+}
+
+// TestIndexWindow: with the real windows, an index written a little
+// after the spool's last change is believed on stat alone where the file
+// system records fractions of a second.
+func TestIndexWindow(t *testing.T) {
+	uses := indexUse(t)
+	c := indexConfig(t)
+	write(t, c.Spool, uidlSpool(0, 4))
+	fi, err := os.Stat(c.Spool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if changeTime(fi)%int64(time.Second) == 0 {
+		t.Skip("whole-second ctimes here: the window is racyWindow")
+	}
+	time.Sleep(fineRacyWindow + 20*time.Millisecond)
+	seeBoth(t, c, "first login")
+	seeBoth(t, c, "second login")
+	lastUse(t, uses, "stat")
 }
