@@ -61,9 +61,10 @@ func (l *line) blank() bool {
 
 // wireSize is the octets the line takes on the wire: a missing final
 // newline is supplied and every newline becomes CRLF, except that a CR
-// already before it is not doubled. net/textproto's DotWriter, which the
-// protocol layer sends through, leaves "\r\n" alone only when the CR run
-// before the LF has odd length (its CR state toggles), so that is the test.
+// already before it is not doubled. The protocol layer's dotWriter (the
+// rule of net/textproto's DotWriter, kept byte for byte) leaves "\r\n"
+// alone only when the CR run before the LF has odd length (its CR state
+// toggles), so that is the test.
 func (l *line) wireSize() int64 {
 	s := l.n
 	if !l.nl {

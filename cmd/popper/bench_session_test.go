@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Issue 12's RETR and memory rows against the real binary, as
+// scripts/bench runs it but in process of the test and without peers:
+// one popper per connection as under inetd, on loopback TCP, on a spool
+// of n messages of scripts/bench's kind (lognormal sizes, median 2 KiB)
+// whose UIDs an earlier session wrote back. Each op is one session:
+//
+//   - poll: USER/PASS, STAT, UIDL, QUIT;
+//   - retr-one: the same with every message RETR'd one command at a time
+//     (the next RETR sent when the reply has ended);
+//   - retr-pipelined: every RETR sent at once.
+//
+// Reported: MB/s of the RETR replies as the client reads them, and
+// peak-RSS-MB, the session process's maxrss (wait4).
+//
+//	go test -run XXX -bench RealSession ./cmd/popper
+//	go test -run XXX -bench 'RealSession/50k/.*/server' ./cmd/popper
+//
+// POPPER_BENCH_BIN runs another build (an older commit, for a before and
+// after); POPPER_BENCH_1GIB=1 adds a 1 GiB spool (about 200,000
+// messages).
+func BenchmarkRealSession(b *testing.B) {
+	bin := popperBin
+	if p := os.Getenv("POPPER_BENCH_BIN"); p != "" {
+		bin = p
+	}
+	sizes := []struct {
+		name  string
+		n     int
+		bytes int64
+	}{{"10", 10, 0}, {"1k", 1000, 0}, {"50k", 50000, 0}}
+	if os.Getenv("POPPER_BENCH_1GIB") == "1" {
+		sizes = append(sizes, struct {
+			name  string
+			n     int
+			bytes int64
+		}{"1GiB", 0, 1 << 30})
+	}
+	for _, sz := range sizes {
+		spool := filepath.Join(b.TempDir(), "spool")
+		if err := writeBenchSpool(spool, sz.n, sz.bytes); err != nil {
+			b.Fatal(err)
+		}
+		for _, mode := range []string{"poll", "retr-one", "retr-pipelined"} {
+			for _, server := range []bool{false, true} {
+				name, flags := sz.name+"/"+mode+"/normal", []string(nil)
+				if server {
+					name, flags = sz.name+"/"+mode+"/server", []string{"-S"}
+				}
+				b.Run(name, func(b *testing.B) { benchSession(b, bin, spool, mode, flags) })
+			}
+		}
+	}
+}
+
+func benchSession(b *testing.B, bin, spool, mode string, flags []string) {
+	s := newBenchSite(b)
+	p := filepath.Join(s.spoolDir, "alice")
+	if err := exec.Command("cp", spool, p).Run(); err != nil {
+		b.Fatal(err)
+	}
+	if os.Getuid() == 0 {
+		os.Chown(p, s.uid, s.gid)
+	}
+	os.Chmod(p, 0660)
+	benchOneSession(b, s, bin, "poll", flags) // the UIDs written back
+	var wire int64
+	var rss int64
+	var secs float64
+	for b.Loop() {
+		n, el, maxrss := benchOneSession(b, s, bin, mode, flags)
+		wire, secs, rss = wire+n, secs+el, max(rss, maxrss)
+	}
+	if wire > 0 {
+		b.ReportMetric(float64(wire)/secs/1e6, "MB/s")
+	}
+	b.ReportMetric(float64(rss)/1024, "peak-RSS-MB")
+}
+
+// newBenchSite is newSite for a benchmark: alice's spool directory, user
+// database and configuration.
+func newBenchSite(b *testing.B) *site {
+	dir := b.TempDir()
+	s := &site{dir: dir, uid: os.Getuid(), gid: os.Getgid()}
+	if os.Getuid() == 0 {
+		s.uid, s.gid = 65534, 65534
+		for d := dir; d != "/" && d != "."; d = filepath.Dir(d) {
+			if strings.HasPrefix(d, os.TempDir()) && d != os.TempDir() {
+				os.Chmod(d, 0755)
+			}
+		}
+	}
+	s.spoolDir = filepath.Join(dir, "mail")
+	os.Mkdir(s.spoolDir, 0755)
+	os.Chmod(s.spoolDir, os.ModeSticky|0o777)
+	s.userdb = filepath.Join(dir, "userdb")
+	s.config = filepath.Join(dir, "qpopper.config")
+	for path, text := range map[string]string{
+		s.userdb: fmt.Sprintf("alice:{PLAIN}secret:%d:%d::%s:/bin/sh\n", s.uid, s.gid, dir),
+		s.config: fmt.Sprintf("set spool-dir = \"%s\"\nset apop-db = \"%s\"\n", s.spoolDir, filepath.Join(dir, "pop.auth")),
+	} {
+		if err := os.WriteFile(path, []byte(text), 0644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	os.Chmod(s.userdb, 0600)
+	return s
+}
+
+// benchOneSession runs one session and returns the RETR replies' octets,
+// the seconds they took and the process's maxrss in KB.
+func benchOneSession(b *testing.B, s *site, bin, mode string, flags []string) (int64, float64, int64) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	server, err := ln.Accept()
+	ln.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := server.(*net.TCPConn).File()
+	server.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(bin, append([]string{"-f", s.config, "--userdb", s.userdb}, flags...)...)
+	cmd.Stdin, cmd.Stdout = f, f
+	err = cmd.Start()
+	f.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}()
+	conn.SetDeadline(time.Now().Add(10 * time.Minute))
+	r := bufio.NewReaderSize(conn, 256<<10)
+	ok := func() string {
+		l, err := r.ReadString('\n')
+		if err != nil || !strings.HasPrefix(l, "+OK") {
+			b.Fatalf("%q %v", l, err)
+		}
+		return l
+	}
+	multi := func() int64 {
+		var n int64
+		for {
+			l, err := r.ReadSlice('\n')
+			n += int64(len(l))
+			switch {
+			case err == bufio.ErrBufferFull:
+				continue
+			case err != nil:
+				b.Fatal(err)
+			case string(l) == ".\r\n":
+				return n
+			}
+		}
+	}
+	ok()
+	fmt.Fprint(conn, "USER alice\r\nPASS secret\r\nSTAT\r\nUIDL\r\n")
+	ok()
+	ok()
+	count, _ := strconv.Atoi(strings.Fields(ok())[1])
+	ok()
+	multi()
+	var wire int64
+	began := time.Now()
+	switch mode {
+	case "retr-one":
+		w := bufio.NewWriter(conn)
+		for i := 1; i <= count; i++ {
+			fmt.Fprintf(w, "RETR %d\r\n", i)
+			w.Flush()
+			ok()
+			wire += multi()
+		}
+	case "retr-pipelined":
+		go func() {
+			w := bufio.NewWriterSize(conn, 64<<10)
+			for i := 1; i <= count; i++ {
+				fmt.Fprintf(w, "RETR %d\r\n", i)
+			}
+			w.Flush()
+		}()
+		for i := 1; i <= count; i++ {
+			ok()
+			wire += multi()
+		}
+	}
+	secs := time.Since(began).Seconds()
+	fmt.Fprint(conn, "QUIT\r\n")
+	ok()
+	io.Copy(io.Discard, r)
+	if err := cmd.Wait(); err != nil {
+		b.Fatal(err)
+	}
+	return wire, secs, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
+}
+
+// writeBenchSpool writes an mbox of n messages, or of about size octets,
+// of scripts/bench's kind, the same every run.
+func writeBenchSpool(path string, n int, size int64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	rng := rand.New(rand.NewPCG(12, 0x5EED))
+	base := time.Date(2024, 3, 4, 5, 6, 7, 0, time.UTC)
+	var total int64
+	for i := 0; (n <= 0 || i < n) && (size <= 0 || total < size); i++ {
+		want := int(math.Exp(math.Log(2048) + 1.342*rng.NormFloat64()))
+		want = min(max(want, 700), 8<<20)
+		d := base.Add(time.Duration(i) * 37 * time.Second)
+		head := fmt.Sprintf("From sender%d@example.org %s\n"+
+			"Received: from mx.example.org by mail.example.net; %s\n"+
+			"Date: %s\nFrom: sender%d@example.org\nTo: popbench@example.net\n"+
+			"Subject: message %d\nMessage-ID: <%d.%08x@example.org>\n\n",
+			i%997, d.Format(time.ANSIC), d.Format(time.RFC1123Z), d.Format(time.RFC1123Z), i%997, i, i, rng.Uint32())
+		w.WriteString(head)
+		m := len(head)
+		for j := 0; m < want; j++ {
+			l := "the body of a message in the benchmark spool, words and words\n"
+			if j%53 == 7 {
+				l = ".a line that starts with a dot\n"
+			}
+			w.WriteString(l)
+			m += len(l)
+		}
+		w.WriteString("\n")
+		total += int64(m + 1)
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
