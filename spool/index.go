@@ -316,12 +316,11 @@ func decodeIndex(data []byte) (*spoolIndex, error) {
 		return nil, fmt.Errorf("%w: bad message count", errIndex)
 	}
 	ix.msgs = make([]Msg, n)
-	// The UIDs share one string: one allocation instead of one each.
-	uids := make([]byte, 0, 20*n)
-	uidEnds := make([]int, n)
 	// The loop works on b and i, not through indexReader: it runs once
-	// per message of every login.
+	// per message of every login. The UIDs are slices of one string, a
+	// copy of the message records: one allocation, not one per message.
 	b, i, bad := r.b, 0, false
+	all := string(b)
 	prev := int64(0)
 	for j := range ix.msgs {
 		m := &ix.msgs[j]
@@ -337,6 +336,7 @@ func decodeIndex(data []byte) (*spoolIndex, error) {
 			return nil, fmt.Errorf("%w: bad message %d", errIndex, j+1)
 		}
 		uid := b[i : i+int(n)]
+		m.UID = all[i : i+int(n)]
 		i += int(n)
 		m.Start = prev + int64(d[0])
 		m.HdrStart = m.Start + int64(d[1])
@@ -354,18 +354,11 @@ func decodeIndex(data []byte) (*spoolIndex, error) {
 		m.Hidden = flags&flagHidden != 0
 		m.BadContentLength = flags&flagBadContentLength != 0
 		m.Canonical = flags&flagCanonical != 0
-		uids = append(uids, uid...)
-		uidEnds[j] = len(uids)
 		prev = m.Next
 	}
 	r.b = b[i:]
 	if len(r.b) != 0 || prev != ix.end {
 		return nil, fmt.Errorf("%w: bad length", errIndex)
-	}
-	all, start := string(uids), 0
-	for i := range ix.msgs {
-		ix.msgs[i].UID = all[start:uidEnds[i]]
-		start = uidEnds[i]
 	}
 	return ix, nil
 }
@@ -578,7 +571,9 @@ func loadDrop(c *Config, f *os.File, fi os.FileInfo, opt ParseOptions) (*Drop, e
 		return nil, err
 	}
 	if next != nil {
-		if data := next.encode(); ix == nil || !bytes.Equal(data, ix.raw) {
+		// An index read again as it was is not written again, unless it
+		// was too young to believe on stat: written now, it no longer is.
+		if data := next.encode(); ix == nil || !ix.unchanged(st) || !bytes.Equal(data, ix.raw) {
 			if err := writeIndex(c.Cache, data); err != nil {
 				c.logf("Index %s not saved: %v", c.Cache, err)
 			}

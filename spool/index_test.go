@@ -227,6 +227,17 @@ func TestIndexRacy(t *testing.T) {
 	if s.uids[3] != "uid00000000000000009" {
 		t.Fatalf("uids %v", s.uids)
 	}
+
+	// Rewritten by a login after the window, the index is believed on
+	// stat from then on.
+	if fi, _ := os.Stat(c.Spool); changeTime(fi)%int64(time.Second) == 0 {
+		return
+	}
+	time.Sleep(fineRacyWindow + 20*time.Millisecond)
+	seeBoth(t, c, "after the window")
+	lastUse(t, uses, "verify+section")
+	seeBoth(t, c, "after the window, again")
+	lastUse(t, uses, "stat")
 }
 
 // TestIndexAppended: mail an MDA appends is parsed alone, and the index
