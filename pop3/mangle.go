@@ -112,6 +112,73 @@ func planMangle(write func(io.Writer) error) (*manglePlan, int64, error) {
 	return p, n, err
 }
 
+// plainHeader reports whether a message's header, as header writes it
+// (Mailbox.WriteMessage with no body lines: the header and its blank
+// line, the same bytes as the whole message's), makes the first pass
+// end at once with errNotMangled: no Content-Type or text/plain, in an
+// identity encoding, or a Content-Type that does not parse. Most mail is
+// such, and a "-no-mime" login sizes every message: this decides it from
+// the header held in memory, without the first pass's pipe, goroutine
+// and read of the whole message. Anything else (a MIME message, a
+// header over maxHeader, an error) is left to planMangle.
+func plainHeader(header func(io.Writer) error) bool {
+	b := headerBufs.Get().(*bytes.Buffer)
+	defer func() {
+		b.Reset()
+		headerBufs.Put(b)
+	}()
+	if header(&limitedBuffer{b: b, max: maxHeader}) != nil {
+		return false
+	}
+	if !containsFold(b.Bytes(), "content-type") && !containsFold(b.Bytes(), "content-transfer-encoding") {
+		// No field can be either (their names hold these letters,
+		// whatever the case and the spacing around them): the header
+		// reads as no Content-Type, which is text/plain in 7bit.
+		return true
+	}
+	br := headerReaders.Get().(*bufio.Reader)
+	br.Reset(bytes.NewReader(b.Bytes()))
+	defer func() {
+		br.Reset(nil)
+		headerReaders.Put(br)
+	}()
+	m := &mangler{st: &outState{}}
+	ct, cte, err := m.header(br, 0)
+	if err != nil {
+		return false
+	}
+	t, err := parseType(ct)
+	return err != nil || t.mt == "text/plain" && isIdentityEncoding(cte)
+}
+
+var headerBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// containsFold reports whether b holds s (lower case ASCII) in any case.
+func containsFold(b []byte, s string) bool {
+	first, upper := s[0], s[0]-'a'+'A'
+	for i := 0; i+len(s) <= len(b); i++ {
+		if (b[i] == first || b[i] == upper) && bytes.EqualFold(b[i:i+len(s)], []byte(s)) {
+			return true
+		}
+	}
+	return false
+}
+
+// limitedBuffer is a bytes.Buffer that refuses to grow past max.
+type limitedBuffer struct {
+	b   *bytes.Buffer
+	max int
+}
+
+var errOverLimit = errors.New("mangle: header over the limit")
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if l.b.Len()+len(p) > l.max {
+		return 0, errOverLimit
+	}
+	return l.b.Write(p)
+}
+
 // writeMangled writes the message mangled to w, as p says. Lines end in
 // LF (or CRLF where the text has them), before dot-stuffing.
 func writeMangled(w io.Writer, write func(io.Writer) error, p *manglePlan) error {

@@ -393,6 +393,13 @@ func TestMangleMatchesReference(t *testing.T) {
 
 func checkMangle(t *testing.T, msg []byte) {
 	t.Helper()
+	// plainHeader decides from the header alone what the first pass
+	// would: whenever it says "as it is", so must the mangler.
+	if plainHeader(func(w io.Writer) error { _, err := w.Write(headerOf(msg)); return err }) {
+		if _, err := mangleTextPlain(msg); err != errNotMangled {
+			t.Fatalf("%q: plainHeader says as it is, the mangler %v", msg, err)
+		}
+	}
 	want, wantErr := refMangleTextPlain(msg)
 	got, err := mangleTextPlain(msg)
 	if err != nil && err != errNotMangled {
@@ -618,4 +625,20 @@ func randomEntity(rng *rand.Rand, nl string, depth int) string {
 		}
 	}
 	return h.String() + nl + body.String()
+}
+
+// headerOf is msg through its first blank line (all of it without one):
+// what WriteMessage writes for TOP n 0.
+func headerOf(msg []byte) []byte {
+	for i := 0; i < len(msg); {
+		j := bytes.IndexByte(msg[i:], '\n')
+		if j < 0 {
+			break
+		}
+		if len(bytes.TrimRight(msg[i:i+j+1], "\r\n")) == 0 {
+			return msg[:i+j+1]
+		}
+		i += j + 1
+	}
+	return msg
 }

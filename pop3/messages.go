@@ -160,7 +160,12 @@ func (c *mangleCache) set(i, n int, mi mangleInfo) {
 // the size (the message's own when it is sent as it is, or unreadable:
 // the error is then reported when it is sent).
 func (s *session) planMangle(i int) (*manglePlan, mangleInfo, error) {
-	p, n, err := planMangle(s.writer(i))
+	var p *manglePlan
+	var n int64
+	err := errNotMangled
+	if !plainHeader(func(w io.Writer) error { return s.mbox.WriteMessage(w, i, 0) }) {
+		p, n, err = planMangle(s.writer(i))
+	}
 	mi := mangleInfo{size: n}
 	if err != nil {
 		mi = mangleInfo{size: s.mbox.Size(i), asIs: err == errNotMangled}
