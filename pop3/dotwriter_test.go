@@ -3,8 +3,12 @@ package pop3
 import (
 	"bufio"
 	"bytes"
+	"io"
+	"net"
 	"net/textproto"
+	"strings"
 	"testing"
+	"time"
 )
 
 // textprotoDot is what net/textproto's DotWriter makes of data written
@@ -82,4 +86,49 @@ func FuzzDotWriter(f *testing.F) {
 			t.Fatalf("%q in pieces %q: got %q, want %q", data, pieces, got, want)
 		}
 	})
+}
+
+// Replies leave in as few writes as the buffer allows: a RETR with its
+// +OK line and terminating dot in one, and the replies to commands
+// pipelined in one packet together in one.
+func TestRetrRepliesShareWrites(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := &countingConn{Conn: server}
+	go Serve(cc, &fakeBackend{mb: newMailbox()}, &Config{Hostname: "h", Version: "4.0.5", Expire: -1, LoginDelay: -1})
+	r := bufio.NewReader(c)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	readLine(t, r)
+	loginAny(t, c, r)
+	for _, tc := range []struct {
+		cmds   string
+		writes int64
+	}{
+		{"RETR 1\r\n", 1},
+		{"RETR 1\r\nRETR 2\r\nTOP 3 0\r\nRETR 3\r\n", 1},
+	} {
+		before := cc.writes.Load()
+		io.WriteString(c, tc.cmds)
+		for range strings.Count(tc.cmds, "\r\n") {
+			if l := readLine(t, r); !strings.HasPrefix(l, "+OK") {
+				t.Fatalf("%q: %q", tc.cmds, l)
+			}
+			readMulti(t, r)
+		}
+		if got := cc.writes.Load() - before; got != tc.writes {
+			t.Errorf("%q: %d writes, want %d", tc.cmds, got, tc.writes)
+		}
+	}
 }
