@@ -896,7 +896,7 @@ func (md *Maildrop) updateCopy(del, retr []bool, raw bool) error {
 		return newErr(ErrIO, "seek spool", c.Spool, err)
 	}
 	bw := newBoundaryWriter(&guardedWriter{c: c, f: sp, lk: lk}, md.d.Format)
-	if err := md.writeKept(bw, md.drop, del, retr, raw, lk); err != nil {
+	if err := md.writeKept(bw, md.drop, 0, del, retr, raw, lk); err != nil {
 		return spoolWriteErr(c, "Error updating primary drop", err)
 	}
 	if newMail != nil {
@@ -958,15 +958,16 @@ func saveNewMail(c *Config, sp *platform.File, n int64, lk *spoolLock) (*platfor
 	return f, nil
 }
 
-// writeKept writes every message not deleted, hidden ones included, in
-// order, with qpopper's X-UIDL/Status write-back unless raw.
-func (md *Maildrop) writeKept(bw *boundaryWriter, src *platform.File, del, retr []bool, raw bool, lk *spoolLock) error {
+// writeKept writes every message from first on that is not deleted,
+// hidden ones included, in order, with qpopper's X-UIDL/Status
+// write-back unless raw.
+func (md *Maildrop) writeKept(bw *boundaryWriter, src *platform.File, first int, del, retr []bool, raw bool, lk *spoolLock) error {
 	check := md.cfg.LockCheck
 	if check <= 0 {
 		check = 5000
 	}
 	opt := md.cfg.Parse
-	for i := range md.d.Msgs {
+	for i := first; i < len(md.d.Msgs); i++ {
 		if del[i] {
 			continue
 		}
@@ -1020,6 +1021,22 @@ func (md *Maildrop) dirty(del, retr []bool) bool {
 	return false
 }
 
+// firstChange is the first message an in-place update must write, and
+// where it starts: every message before it is kept and stored as the
+// write-back would write it (Canonical, its Status unchanged), so the new
+// content begins with the spool's own bytes up to there. A canonical
+// message that another follows ends in a blank line, so no boundary is
+// written between it and the next.
+func (md *Maildrop) firstChange(del, retr []bool) (int, int64) {
+	for i := range md.d.Msgs {
+		m := &md.d.Msgs[i]
+		if del[i] || !m.Canonical || retr[i] != m.Retrieved {
+			return i, m.Start
+		}
+	}
+	return len(md.d.Msgs), md.spoolEnd
+}
+
 // updateInPlace commits a session served in place.
 func (md *Maildrop) updateInPlace(del, retr []bool) error {
 	c := md.cfg
@@ -1066,7 +1083,11 @@ func (md *Maildrop) updateInPlace(del, retr []bool) error {
 		return nil
 	}
 
-	// 1. The new spool content, made durable in the temp drop.
+	// 1. The new spool content, made durable in the temp drop: the
+	// spool's own bytes up to the first message that changes (the
+	// messages before it would be written back as they are), then the
+	// kept messages from there as the write-back writes them.
+	first, from := md.firstChange(del, retr)
 	if err := md.drop.Truncate(0); err != nil {
 		return newErr(ErrIO, "truncate temp drop", c.TempDrop, err)
 	}
@@ -1074,7 +1095,11 @@ func (md *Maildrop) updateInPlace(del, retr []bool) error {
 		return newErr(ErrIO, "seek temp drop", c.TempDrop, err)
 	}
 	bw := newBoundaryWriter(md.drop, md.d.Format)
-	if err := md.writeKept(bw, sp, del, retr, false, lk); err != nil {
+	if _, err := io.Copy(&refreshWriter{w: bw, lk: lk}, io.NewSectionReader(sp.OS(), 0, from)); err != nil {
+		md.drop.Truncate(0)
+		return newErr(ErrIO, "write temp drop", c.TempDrop, err)
+	}
+	if err := md.writeKept(bw, sp, first, del, retr, false, lk); err != nil {
 		md.drop.Truncate(0)
 		return newErr(ErrIO, "write temp drop", c.TempDrop, err)
 	}
@@ -1097,12 +1122,12 @@ func (md *Maildrop) updateInPlace(del, retr []bool) error {
 	}
 	platform.Failpoint("update.tempdrop-synced")
 
-	// 2. The spool rewritten in place from it, while the lock is ours and
-	// the spool holds what the temp drop now has.
+	// 2. The spool rewritten in place from it, from where they differ,
+	// while the lock is ours and the spool holds what it held.
 	if err := lk.guard(c, sp, size); err != nil {
 		return err
 	}
-	if err := copySpoolFrom(c, sp, md.drop, lk); err != nil {
+	if err := copySpoolFrom(c, sp, md.drop, from, lk); err != nil {
 		return err
 	}
 	platform.Failpoint("update.spool-synced")
@@ -1116,28 +1141,30 @@ func (md *Maildrop) updateInPlace(del, retr []bool) error {
 }
 
 // copySpoolFrom replaces the spool's content, in place, with src's, and
-// syncs it. The truncate is made durable before the first write: what is
+// syncs it; the first from bytes of both are the same and are not
+// written. The truncate is made durable before the first write: what is
 // written is a byte copy of src, so a power cut that kept the writes and
 // lost the truncate would leave src followed by old spool bytes, which
 // recovery could not tell from a temp drop cut short while the spool was
-// intact (recover.go).
-func copySpoolFrom(c *Config, sp, src *platform.File, lk *spoolLock) error {
+// intact (recover.go). A spool that keeps its first from bytes is, to
+// recovery, that same copy with its start already written.
+func copySpoolFrom(c *Config, sp, src *platform.File, from int64, lk *spoolLock) error {
 	fi, err := src.Stat()
 	if err != nil {
 		return newErr(ErrIO, "stat", src.Name(), err)
 	}
-	if err := sp.Truncate(0); err != nil {
+	if err := sp.Truncate(from); err != nil {
 		return newErr(ErrIO, "truncate spool", c.Spool, err)
 	}
 	if err := sp.Sync(); err != nil {
 		return newErr(ErrIO, "sync spool", c.Spool, err)
 	}
 	platform.Failpoint("spool.truncated")
-	if _, err := sp.Seek(0, io.SeekStart); err != nil {
+	if _, err := sp.Seek(from, io.SeekStart); err != nil {
 		return newErr(ErrIO, "seek spool", c.Spool, err)
 	}
-	w := bufio.NewWriterSize(&guardedWriter{c: c, f: sp, lk: lk}, 64<<10)
-	if _, err := io.Copy(w, io.NewSectionReader(src.OS(), 0, fi.Size())); err != nil {
+	w := bufio.NewWriterSize(&guardedWriter{c: c, f: sp, lk: lk, off: from}, 64<<10)
+	if _, err := io.Copy(w, io.NewSectionReader(src.OS(), from, fi.Size()-from)); err != nil {
 		return spoolWriteErr(c, "Error updating primary drop", err)
 	}
 	if err := w.Flush(); err != nil {

@@ -450,3 +450,47 @@ func TestInPlaceWritesWhatACopyWrites(t *testing.T) {
 		}
 	}
 }
+
+// TestUpdateWritesFromTheFirstChange: once the spool is settled, a
+// session that deletes the newest message leaves the messages before it
+// in place in the spool: only the bytes from the first change on are
+// written there.
+func TestUpdateWritesFromTheFirstChange(t *testing.T) {
+	for _, server := range []bool{false, true} {
+		c := testConfig(t, server)
+		var all strings.Builder
+		for i := 0; i < 50; i++ {
+			all.WriteString(testMsg(fmt.Sprintf("m%02d", i), strings.Repeat("body line\n", 40)))
+		}
+		write(t, c.Spool, all.String())
+		md, err := Open(c) // settles every X-UIDL and Status
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := md.Commit(nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		settled, _ := os.ReadFile(c.Spool)
+		md, err = Open(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		del := make([]bool, md.Len())
+		del[md.Len()-1] = true
+		last := md.d.Msgs[md.Len()-1].Start
+		platform.ResetCounters()
+		if err := md.Commit(del, nil); err != nil {
+			t.Fatal(err)
+		}
+		got := platform.ReadCounters()
+		after, _ := os.ReadFile(c.Spool)
+		if string(after) != string(settled[:last]) {
+			t.Fatalf("server=%v: the spool after deleting the last message is not the settled spool without it", server)
+		}
+		// The temp drop still holds the whole new content (recovery's
+		// superset), the spool gets nothing.
+		if want := last; got.BytesWritten > want+16 {
+			t.Errorf("server=%v: %d bytes written, want the temp drop's %d and nothing more", server, got.BytesWritten, want)
+		}
+	}
+}

@@ -58,9 +58,11 @@ import (
 //     lost, what the spool held before past (or between) the new bytes.
 //     In a normal update that older content is the login copy's source
 //     (or the new mail TEMP.new saved from offset 0): the leftover's own
-//     bytes at the same offsets. Server-mode updates and recovery write
-//     a byte copy of the temp drop, whose older content is not in the
-//     leftovers at the same offsets; they make the truncate durable
+//     bytes at the same offsets. In-place updates and recovery write a
+//     byte copy of the temp drop (an in-place update from the first
+//     message that changes: the spool's bytes before it are already the
+//     temp drop's), whose older content is not in the leftovers at the
+//     same offsets; they make the truncate durable
 //     before the first write (copySpoolFrom), so that their rewrites can
 //     only leave a prefix of the temp drop and holes of NULs, never old
 //     bytes.
@@ -382,7 +384,7 @@ func recoverLocked(c *Config, lk *spoolLock, d *platform.File) (RecoverResult, e
 
 	// The spool rewritten in place from it, then the merge removed, then
 	// the leftovers: a merge never outlives both.
-	if err := copySpoolFrom(c, lk.spool, src, lk); err != nil {
+	if err := copySpoolFrom(c, lk.spool, src, 0, lk); err != nil {
 		return res, err
 	}
 	platform.Failpoint("recover.spool-synced")

@@ -65,6 +65,7 @@ func largeScenarios() []scenario {
 		{name: "large/normal/delete-three+arrival", messages: n, del: deleteSome, arrive: true, mbox: largeSpool(false)},
 		{name: "large/normal/no-final-newline", messages: n, del: deleteSome, mbox: largeSpool(true)},
 		{name: "large/copy/delete-three+arrival", messages: n, del: deleteSome, arrive: true, mbox: largeSpool(false), junk: true},
+		{name: "large/settled/delete-three+arrival", messages: n, del: deleteSome, arrive: true, mbox: largeSpool(false), settled: true},
 		{name: "large/server/delete-three", server: true, messages: n, del: deleteSome, mbox: largeSpool(false)},
 		{name: "large/server/no-final-newline+arrival", server: true, messages: n, del: deleteSome, arrive: true, mbox: largeSpool(true)},
 		{name: "large/recovery/sweep", messages: n, leftover: true, sweep: true, mbox: largeSpool(true)},

@@ -39,7 +39,7 @@ func TestRecoveryCrash(t *testing.T) {
 	points := map[string]bool{}
 	pick := map[string]bool{
 		"normal/delete-one": true, "server/delete-one": true, "normal/delete-one+arrival": true,
-		"server/delete-all+arrival": true, "recovery/leftover-at-login": true, "copy/delete-one+arrival": true,
+		"server/delete-all+arrival": true, "recovery/leftover-at-login": true, "copy/delete-one+arrival": true, "settled/normal/delete-one+arrival": true,
 	}
 	var scs []scenario
 	for _, sc := range scenarios() {

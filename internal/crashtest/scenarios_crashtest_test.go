@@ -3,6 +3,7 @@
 package crashtest
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -25,6 +26,7 @@ type scenario struct {
 	sweep     bool   // the process under test is popper --recover
 	mbox      []byte // the spool to start with; nil: testSpool(messages)
 	junk      bool   // a line that is no mail before the first message
+	settled   bool   // X-UIDL and Status already written back, as after a session
 }
 
 func ids(n int) []string {
@@ -60,6 +62,13 @@ func scenarios() []scenario {
 		scenario{name: "copy/delete-one+arrival", messages: 3, del: deleteSecond, arrive: true, junk: true},
 		scenario{name: "copy/delete-all+arrival", messages: 3, deleteAll: true, arrive: true, junk: true},
 	)
+	// A settled spool: an update leaves the messages before the first
+	// change where they are and rewrites the spool from there.
+	out = append(out,
+		scenario{name: "settled/normal/delete-one", messages: 3, del: deleteSecond, settled: true},
+		scenario{name: "settled/normal/delete-one+arrival", messages: 3, del: deleteSecond, arrive: true, settled: true},
+		scenario{name: "settled/server/delete-one+arrival", server: true, messages: 3, del: deleteSecond, arrive: true, settled: true},
+	)
 	out = append(out,
 		scenario{name: "recovery/leftover-at-login", messages: 3, del: deleteSecond, leftover: true},
 		scenario{name: "recovery/sweep", messages: 3, leftover: true, sweep: true},
@@ -72,6 +81,23 @@ func scenarios() []scenario {
 // quarantine the line: it is not mail, and not in the manifest).
 func withJunk(mbox []byte) []byte {
 	return append([]byte("This line is no mail: the session copies the spool.\n\n"), mbox...)
+}
+
+// settle gives every message of mbox (from testSpool or largeSpool) the
+// X-UIDL and Status lines a session writes back, first in its header.
+func settle(mbox []byte) []byte {
+	var b bytes.Buffer
+	n := 0
+	prevBlank := true
+	for _, line := range bytes.SplitAfter(mbox, []byte("\n")) {
+		b.Write(line)
+		if prevBlank && bytes.HasPrefix(line, []byte("From sender")) {
+			n++
+			fmt.Fprintf(&b, "X-UIDL: crashtest-uid-%04d\nStatus: U\n", n)
+		}
+		prevBlank = len(line) == 1
+	}
+	return b.Bytes()
 }
 
 // leftoverFiles is the spool directory a session killed after its login
@@ -97,6 +123,9 @@ func (sc scenario) start(t *testing.T, e *env) Manifest {
 	spool := sc.mbox
 	if spool == nil {
 		spool = testSpool(sc.messages)
+	}
+	if sc.settled {
+		spool = settle(spool)
 	}
 	base, err := ManifestOf(spool, MustSurvive)
 	if err != nil {
