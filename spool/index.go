@@ -2,7 +2,6 @@ package spool
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -110,7 +109,8 @@ type spoolIndex struct {
 	msgs   []Msg
 
 	written time.Time // the file's mtime (read only)
-	raw     []byte    // the file's bytes (read only)
+	size    int64     // the file's size (read only)
+	sum     uint32    // the file's trailer (read only)
 }
 
 // optionBits packs the ParseOptions that change what a parse finds (all
@@ -263,40 +263,59 @@ func (r *indexReader) bytes(n uint64) []byte {
 	return v
 }
 
-func (r *indexReader) word() uint32 {
-	return binary.LittleEndian.Uint32(r.bytes(4))
+// maxRecord bounds a message's record in the index: nine varints and a
+// UID of at most 70 bytes.
+const maxRecord = 9*binary.MaxVarintLen64 + 70
+
+// crcReader computes the CRC-32C of what is read through it.
+type crcReader struct {
+	r   io.Reader
+	crc uint32
+	n   int64
 }
 
-// decodeIndex parses an index file's bytes and checks that they are a
-// consistent description of a drop: offsets in order from 0 with no gap,
-// the last message ending at end, a checkpoint for each block before it,
-// printable UIDs. It does not look at the spool.
-func decodeIndex(data []byte) (*spoolIndex, error) {
-	if len(data) < len(indexMagic)+8 || string(data[:len(indexMagic)]) != indexMagic {
+func (c *crcReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.crc = crc32.Update(c.crc, castagnoli, p[:n])
+	c.n += int64(n)
+	return n, err
+}
+
+// decodeIndex reads an index file of size bytes from r and checks that it
+// is a consistent description of a drop: offsets in order from 0 with no
+// gap, the last message ending at end, a checkpoint for each block
+// before it, printable UIDs; and that its trailer is the CRC-32C of the
+// rest. It does not look at the spool. It streams: what it keeps is the
+// messages and their UIDs, never the file.
+func decodeIndex(r io.Reader, size int64) (*spoolIndex, error) {
+	if size < int64(len(indexMagic))+8 || size > maxIndexSize {
 		return nil, fmt.Errorf("%w: no index header", errIndex)
 	}
-	body, trailer := data[:len(data)-4], data[len(data)-4:]
-	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(trailer) {
-		return nil, fmt.Errorf("%w: checksum mismatch (torn or damaged)", errIndex)
+	body := &crcReader{r: io.LimitReader(r, size-4)}
+	br := bufio.NewReaderSize(body, 64<<10)
+	// The header, with the MMDF separator, is far below 4 KiB.
+	head, _ := br.Peek(4096)
+	if len(head) < len(indexMagic)+4 || string(head[:len(indexMagic)]) != indexMagic {
+		return nil, fmt.Errorf("%w: no index header", errIndex)
 	}
-	if v := binary.LittleEndian.Uint32(body[len(indexMagic):]); v != indexVersion {
+	if v := binary.LittleEndian.Uint32(head[len(indexMagic):]); v != indexVersion {
 		return nil, fmt.Errorf("%w: version %d, not %d", errIndex, v, indexVersion)
 	}
-	r := &indexReader{b: body[len(indexMagic)+4:]}
-	ix := &spoolIndex{raw: data}
-	ix.spool.dev = r.uvarint()
-	ix.spool.ino = r.uvarint()
-	ix.spool.size = r.varint()
-	ix.spool.mtime = r.varint()
-	ix.spool.ctime = r.varint()
-	ix.opts = r.uvarint()
-	ix.format = Format(r.uvarint())
-	ix.sep = string(r.bytes(r.uvarint()))
-	ix.end = r.varint()
-	block := r.uvarint()
-	nmarks := r.uvarint()
-	if r.bad || block != sumBlock || ix.end <= 0 || ix.end > ix.spool.size ||
-		nmarks != uint64(ix.end/sumBlock) || nmarks > uint64(len(r.b))/4 {
+	hr := &indexReader{b: head[len(indexMagic)+4:]}
+	ix := &spoolIndex{size: size}
+	ix.spool.dev = hr.uvarint()
+	ix.spool.ino = hr.uvarint()
+	ix.spool.size = hr.varint()
+	ix.spool.mtime = hr.varint()
+	ix.spool.ctime = hr.varint()
+	ix.opts = hr.uvarint()
+	ix.format = Format(hr.uvarint())
+	ix.sep = string(hr.bytes(hr.uvarint()))
+	ix.end = hr.varint()
+	block := hr.uvarint()
+	nmarks := hr.uvarint()
+	if hr.bad || block != sumBlock || ix.end <= 0 || ix.end > ix.spool.size ||
+		nmarks != uint64(ix.end/sumBlock) || nmarks > uint64(size)/4 {
 		return nil, fmt.Errorf("%w: bad header", errIndex)
 	}
 	switch {
@@ -305,26 +324,54 @@ func decodeIndex(data []byte) (*spoolIndex, error) {
 	default:
 		return nil, fmt.Errorf("%w: bad format", errIndex)
 	}
+	br.Discard(len(head) - len(hr.b))
+	words := make([]byte, 4*nmarks+4)
+	if _, err := io.ReadFull(br, words); err != nil {
+		return nil, fmt.Errorf("%w: bad checkpoints", errIndex)
+	}
 	ix.marks = make([]uint32, nmarks)
 	for i := range ix.marks {
-		ix.marks[i] = r.word()
+		ix.marks[i] = binary.LittleEndian.Uint32(words[4*i:])
 	}
-	ix.endSum = r.word()
-	n := r.uvarint()
+	ix.endSum = binary.LittleEndian.Uint32(words[4*nmarks:])
+	w, _ := br.Peek(binary.MaxVarintLen64)
+	n, k := uvarintAt(w, 0)
 	// A message takes at least 9 bytes here.
-	if r.bad || n == 0 || n > uint64(len(r.b))/9 {
+	if k < 0 || n == 0 || n > uint64(size)/9 {
 		return nil, fmt.Errorf("%w: bad message count", errIndex)
 	}
+	br.Discard(k)
 	ix.msgs = make([]Msg, n)
-	// The loop works on b and i, not through indexReader: it runs once
-	// per message of every login. The UIDs are slices of one string, a
-	// copy of the message records: one allocation, not one per message.
-	b, i, bad := r.b, 0, false
-	all := string(b)
+	// The UIDs are gathered in arena and turned into one string per
+	// 64 KiB of them, each message's UID a slice of it: a few
+	// allocations, not one per message, and the messages they go to
+	// still in the cache. The loop decodes the records in the reader's
+	// buffer (Peek), refilling it when what is left there could be less
+	// than a record: it runs once per message of every login.
+	arena := make([]byte, 0, 64<<10)
+	var pending []int32 // arena offsets where the UIDs of msgs[from:] end
+	from := 0
+	flush := func() {
+		all, start := string(arena), int32(0)
+		for k, end := range pending {
+			ix.msgs[from+k].UID = all[start:end]
+			start = end
+		}
+		from += len(pending)
+		arena, pending = arena[:0], pending[:0]
+	}
 	prev := int64(0)
+	var b []byte // the reader's buffer, records decoded from b[i:]
+	i := 0
 	for j := range ix.msgs {
 		m := &ix.msgs[j]
+		if len(b)-i < maxRecord {
+			br.Discard(i)
+			b, _ = br.Peek(br.Size())
+			i = 0
+		}
 		var d [7]uint64
+		bad := false
 		for k := range d {
 			d[k], i = uvarintAt(b, i)
 			bad = bad || d[k] > 1<<50
@@ -336,8 +383,6 @@ func decodeIndex(data []byte) (*spoolIndex, error) {
 			return nil, fmt.Errorf("%w: bad message %d", errIndex, j+1)
 		}
 		uid := b[i : i+int(n)]
-		m.UID = all[i : i+int(n)]
-		i += int(n)
 		m.Start = prev + int64(d[0])
 		m.HdrStart = m.Start + int64(d[1])
 		m.BodyStart = m.HdrStart + int64(d[2])
@@ -354,12 +399,24 @@ func decodeIndex(data []byte) (*spoolIndex, error) {
 		m.Hidden = flags&flagHidden != 0
 		m.BadContentLength = flags&flagBadContentLength != 0
 		m.Canonical = flags&flagCanonical != 0
+		if len(arena)+len(uid) > cap(arena) {
+			flush()
+		}
+		arena = append(arena, uid...)
+		pending = append(pending, int32(len(arena)))
+		i += len(uid)
 		prev = m.Next
 	}
-	r.b = b[i:]
-	if len(r.b) != 0 || prev != ix.end {
+	br.Discard(i)
+	if rest, _ := br.Peek(1); len(rest) != 0 || prev != ix.end || body.n != size-4 {
 		return nil, fmt.Errorf("%w: bad length", errIndex)
 	}
+	var trailer [4]byte
+	if _, err := io.ReadFull(r, trailer[:]); err != nil || body.crc != binary.LittleEndian.Uint32(trailer[:]) {
+		return nil, fmt.Errorf("%w: checksum mismatch (torn or damaged)", errIndex)
+	}
+	ix.sum = body.crc
+	flush()
 	return ix, nil
 }
 
@@ -429,11 +486,7 @@ func readIndex(path string) (*spoolIndex, error) {
 	if why := untrustedIndex(fi); why != "" {
 		return nil, errors.New(why)
 	}
-	data := make([]byte, fi.Size())
-	if _, err := io.ReadFull(f, data); err != nil {
-		return nil, err
-	}
-	ix, err := decodeIndex(data)
+	ix, err := decodeIndex(f, fi.Size())
 	if err != nil {
 		return nil, err
 	}
@@ -532,6 +585,13 @@ func (ix *spoolIndex) verify(f io.ReaderAt, size int64) (int64, *spoolSum, error
 	return sum.off, sum, nil
 }
 
+// sameFile reports whether data, an encoded index, is the file ix was
+// read from, by its length and trailer. A false "same" (a CRC collision)
+// would only keep the older index, which is checked as any other.
+func (ix *spoolIndex) sameFile(data []byte) bool {
+	return int64(len(data)) == ix.size && binary.LittleEndian.Uint32(data[len(data)-4:]) == ix.sum
+}
+
 // drop is the index's messages as Parse would return them for a spool of
 // exactly ix.end bytes.
 func (ix *spoolIndex) drop() *Drop {
@@ -573,7 +633,7 @@ func loadDrop(c *Config, f *os.File, fi os.FileInfo, opt ParseOptions) (*Drop, e
 	if next != nil {
 		// An index read again as it was is not written again, unless it
 		// was too young to believe on stat: written now, it no longer is.
-		if data := next.encode(); ix == nil || !ix.unchanged(st) || !bytes.Equal(data, ix.raw) {
+		if data := next.encode(); ix == nil || !ix.unchanged(st) || !ix.sameFile(data) {
 			if err := writeIndex(c.Cache, data); err != nil {
 				c.logf("Index %s not saved: %v", c.Cache, err)
 			}

@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -129,7 +130,7 @@ func BenchmarkIndexDecode(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := decodeIndex(data); err != nil {
+		if _, err := decodeIndex(bytes.NewReader(data), int64(len(data))); err != nil {
 			b.Fatal(err)
 		}
 	}

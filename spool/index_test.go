@@ -559,11 +559,12 @@ func TestIndexMsgFields(t *testing.T) {
 		m.Next = m.End
 		ix.msgs = append(ix.msgs, m)
 	}
-	got, err := decodeIndex(ix.encode())
+	data := ix.encode()
+	got, err := decodeIndex(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	got.raw, ix.raw = nil, nil
+	got.size, got.sum = 0, 0
 	if !reflect.DeepEqual(got, ix) {
 		t.Fatalf("round trip\n got %+v\nwant %+v", got, ix)
 	}
@@ -852,4 +853,70 @@ func TestIndexWindow(t *testing.T) {
 	seeBoth(t, c, "first login")
 	seeBoth(t, c, "second login")
 	lastUse(t, uses, "stat")
+}
+
+// TestIndexLargeRoundTrip: an index far larger than the reader's buffer,
+// with UIDs of every length, so that records straddle its refills.
+func TestIndexLargeRoundTrip(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	ix := &spoolIndex{spool: spoolStat{dev: 7, ino: 8, mtime: 9, ctime: 10}, opts: 4}
+	var off int64
+	for i := 0; i < 20000; i++ {
+		uid := strings.Repeat(string(rune('!'+i%90)), 1+rng.IntN(70))
+		m := Msg{Start: off, HdrStart: off + 40, BodyStart: off + 40 + rng.Int64N(5000), Size: rng.Int64N(1 << 40),
+			BodyLines: rng.IntN(1 << 20), UID: uid, UIDFound: i%3 != 0, Canonical: i%5 == 0}
+		m.End = m.BodyStart + rng.Int64N(1<<16)
+		m.Next = m.End
+		off = m.Next
+		ix.msgs = append(ix.msgs, m)
+	}
+	ix.end, ix.spool.size = off, off+5
+	ix.marks = make([]uint32, ix.end/sumBlock)
+	for i := range ix.marks {
+		ix.marks[i] = rng.Uint32()
+	}
+	data := ix.encode()
+	got, err := decodeIndex(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.size, got.sum = 0, 0
+	if !reflect.DeepEqual(got, ix) {
+		for i := range ix.msgs {
+			if got.msgs[i] != ix.msgs[i] {
+				t.Fatalf("message %d: got %+v, want %+v", i, got.msgs[i], ix.msgs[i])
+			}
+		}
+		t.Fatal("round trip differs")
+	}
+	// Cut anywhere, or with any byte changed, it is refused.
+	for i := 0; i < 200; i++ {
+		n := rng.IntN(len(data))
+		if _, err := decodeIndex(bytes.NewReader(data[:n]), int64(n)); err == nil {
+			t.Fatalf("cut to %d bytes: accepted", n)
+		}
+		b := append([]byte(nil), data...)
+		b[rng.IntN(len(b))] ^= byte(1 + rng.IntN(255))
+		if _, err := decodeIndex(bytes.NewReader(b), int64(len(b))); err == nil {
+			t.Fatal("a changed byte: accepted")
+		}
+	}
+}
+
+// FuzzIndexDecode: no input makes decodeIndex panic, and what it accepts
+// it encodes back to the same bytes.
+func FuzzIndexDecode(f *testing.F) {
+	ix := &spoolIndex{spool: spoolStat{dev: 1, ino: 2, size: 100}, end: 60,
+		msgs: []Msg{{Start: 0, HdrStart: 10, BodyStart: 20, End: 30, Next: 30, Size: 25, UID: "abc", UIDFound: true},
+			{Start: 30, HdrStart: 40, BodyStart: 50, End: 60, Next: 60, Size: 25, UID: "defghijklmnopqrstuvw"}}}
+	f.Add(ix.encode())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := decodeIndex(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			return
+		}
+		if again := got.encode(); !bytes.Equal(again, data) {
+			t.Fatalf("accepted %q, encodes back as %q", data, again)
+		}
+	})
 }
