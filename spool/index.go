@@ -94,7 +94,7 @@ type spoolStat struct {
 
 func statOfSpool(fi os.FileInfo) spoolStat {
 	id := platform.IDOf(fi)
-	return spoolStat{dev: id.Dev, ino: id.Ino, size: fi.Size(), mtime: fi.ModTime().UnixNano(), ctime: changeTime(fi)}
+	return spoolStat{dev: id.Dev, ino: id.Ino, size: fi.Size(), mtime: fi.ModTime().UnixNano(), ctime: platform.ChangeTime(fi)}
 }
 
 // index is an index file's content.

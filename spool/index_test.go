@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/popperd/popper/platform"
 )
 
 // The index is a cache: whatever state it is in, a login must see what a
@@ -230,7 +232,7 @@ func TestIndexRacy(t *testing.T) {
 
 	// Rewritten by a login after the window, the index is believed on
 	// stat from then on.
-	if fi, _ := os.Stat(c.Spool); changeTime(fi)%int64(time.Second) == 0 {
+	if fi, _ := os.Stat(c.Spool); platform.ChangeTime(fi)%int64(time.Second) == 0 {
 		return
 	}
 	time.Sleep(fineRacyWindow + 20*time.Millisecond)
@@ -846,7 +848,7 @@ func TestIndexWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if changeTime(fi)%int64(time.Second) == 0 {
+	if platform.ChangeTime(fi)%int64(time.Second) == 0 {
 		t.Skip("whole-second ctimes here: the window is racyWindow")
 	}
 	time.Sleep(fineRacyWindow + 20*time.Millisecond)
