@@ -163,32 +163,12 @@ func (lr *lineReader) next() (*line, error) {
 //
 // The only errors are read errors.
 func Parse(r io.Reader, opt ParseOptions) (*Drop, error) {
-	lr := newLineReader(r)
-	p := &parser{opt: opt, counter: opt.UIDCounter, prevBlank: true}
-	first := true
-	for {
-		l, err := lr.next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		if first {
-			first = false
-			if len(l.head) > 0 && l.head[0] == 0x01 && l.nl && l.whole() {
-				p.mmdf = true
-				p.sep = append([]byte(nil), l.head...)
-			}
-		}
-		p.feed(l)
+	ps, err := parseSection(r, section{}, opt)
+	if err != nil {
+		return nil, err
 	}
-	p.eof(lr.off)
-	d := &Drop{Msgs: p.msgs, Junk: p.junk, End: lr.off}
-	if p.mmdf {
-		d.Format, d.Sep = MMDF, string(p.sep)
-	}
-	uniqueUIDs(d.Msgs, p.alt, opt)
+	d := &Drop{Format: ps.format, Sep: ps.sep, Msgs: ps.msgs, Junk: ps.junk, End: ps.end}
+	uniqueUIDs(d.Msgs, ps.alt, opt)
 	return d, nil
 }
 
