@@ -36,10 +36,11 @@ type parsed struct {
 // messages had it read the drop from its first byte: offsets are the
 // drop's, qpopper's per-message counter goes on from s.msgs, and the UW
 // kluge, which looks at the drop's first message only, stays off after
-// it. Parse is parseSection from the first byte; the parser state at a boundary where a message
-// starts in the main parser (no speculative parse running, as after every
-// message end when no Content-Length lied, see parser) is the state of a
-// fresh parser, which is what makes this equal to a full parse.
+// it. Parse is parseSection from the first byte; the parser state at a
+// boundary where a message starts in the main parser (no speculative
+// parse running, as after every message end when no Content-Length
+// lied, see parser) is the state of a fresh parser, which is what makes
+// this equal to a full parse.
 func parseSection(r io.Reader, s section, opt ParseOptions) (*parsed, error) {
 	lr := newLineReader(r)
 	lr.off = s.start
