@@ -105,13 +105,28 @@ func heapPeak() (stop func() uint64) {
 // allocated.
 func parseMemory(tb testing.TB, n int) (live, peak, alloc uint64) {
 	f, size := memSpool(tb, n)
+	var d *Drop
+	live, peak, alloc = measureHeap(tb, func() (err error) {
+		d, err = Parse(bufio.NewReaderSize(io.NewSectionReader(f, 0, size), 64<<10),
+			ParseOptions{UpdateStatusHeaders: true, UIDCounter: 1})
+		return err
+	})
+	if len(d.Msgs) != n {
+		tb.Fatalf("parsed %d messages, want %d", len(d.Msgs), n)
+	}
+	runtime.KeepAlive(d)
+	return live, peak, alloc
+}
+
+// measureHeap runs f and returns the heap it left live, the peak heap
+// while it ran and the bytes it allocated.
+func measureHeap(tb testing.TB, f func() error) (live, peak, alloc uint64) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.GC() // sync.Pool's victims too
 	runtime.ReadMemStats(&before)
 	stop := heapPeak()
-	d, err := Parse(bufio.NewReaderSize(io.NewSectionReader(f, 0, size), 64<<10),
-		ParseOptions{UpdateStatusHeaders: true, UIDCounter: 1})
+	err := f()
 	peak = stop()
 	if err != nil {
 		tb.Fatal(err)
@@ -122,10 +137,6 @@ func parseMemory(tb testing.TB, n int) (live, peak, alloc uint64) {
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	live = after.HeapAlloc - before.HeapAlloc
-	if len(d.Msgs) != n {
-		tb.Fatalf("parsed %d messages, want %d", len(d.Msgs), n)
-	}
-	runtime.KeepAlive(d)
 	return live, peak, alloc
 }
 
@@ -135,14 +146,8 @@ func parseMemory(tb testing.TB, n int) (live, peak, alloc uint64) {
 // Maildrop holds.
 func openMemory(tb testing.TB, n int, server bool) (live, peak, alloc uint64) {
 	src, _ := memSpool(tb, n)
-	dir := tb.TempDir()
-	c := &Config{
-		Spool:       filepath.Join(dir, "u"),
-		TempDrop:    filepath.Join(dir, ".u.pop"),
-		ServerMode:  server,
-		Parse:       ParseOptions{UpdateStatusHeaders: true},
-		LockTimeout: time.Second,
-	}
+	c := testConfig(tb, server)
+	c.Logf = nil
 	dst, err := os.Create(c.Spool)
 	if err != nil {
 		tb.Fatal(err)
@@ -159,22 +164,11 @@ func openMemory(tb testing.TB, n int, server bool) (live, peak, alloc uint64) {
 		tb.Fatal(err)
 	}
 	first = nil
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.GC() // sync.Pool's victims too
-	runtime.ReadMemStats(&before)
-	stop := heapPeak()
-	md, err := Open(c)
-	peak = stop()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	runtime.ReadMemStats(&after)
-	alloc = after.TotalAlloc - before.TotalAlloc
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	live = after.HeapAlloc - before.HeapAlloc
+	var md *Maildrop
+	live, peak, alloc = measureHeap(tb, func() (err error) {
+		md, err = Open(c)
+		return err
+	})
 	if md.Len() != n {
 		tb.Fatalf("opened %d messages, want %d", md.Len(), n)
 	}

@@ -163,14 +163,8 @@ func all(n int) []bool {
 }
 
 func tableSession(b *testing.B, server bool, n int, del, ret func(int) []bool) {
-	dir := b.TempDir()
-	c := &Config{
-		Spool:       filepath.Join(dir, "u"),
-		TempDrop:    filepath.Join(dir, ".u.pop"),
-		ServerMode:  server,
-		Parse:       ParseOptions{UpdateStatusHeaders: true},
-		LockTimeout: time.Second,
-	}
+	c := testConfig(b, server)
+	c.Logf = nil
 	if err := os.WriteFile(c.Spool, tableSpool(n), 0660); err != nil {
 		b.Fatal(err)
 	}

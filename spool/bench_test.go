@@ -3,10 +3,8 @@ package spool
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/popperd/popper/platform"
 )
@@ -20,14 +18,8 @@ import (
 
 func benchSpool(b *testing.B, server bool) (*Config, []byte) {
 	b.Helper()
-	dir := b.TempDir()
-	c := &Config{
-		Spool:       filepath.Join(dir, "u"),
-		TempDrop:    filepath.Join(dir, ".u.pop"),
-		ServerMode:  server,
-		Parse:       ParseOptions{UpdateStatusHeaders: true},
-		LockTimeout: time.Second,
-	}
+	c := testConfig(b, server)
+	c.Logf = nil
 	var sb strings.Builder
 	for i := 0; i < 200; i++ {
 		sb.WriteString(testMsg(fmt.Sprintf("m%d", i), strings.Repeat("body text line\n", 330)))

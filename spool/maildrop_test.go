@@ -24,7 +24,7 @@ func testMsg(id string, body string) string {
 		len(id)%60, id, id, body)
 }
 
-func testConfig(t *testing.T, server bool) *Config {
+func testConfig(t testing.TB, server bool) *Config {
 	t.Helper()
 	dir := t.TempDir()
 	return &Config{
