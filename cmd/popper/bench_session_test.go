@@ -72,7 +72,7 @@ func BenchmarkRealSession(b *testing.B) {
 }
 
 func benchSession(b *testing.B, bin, spool, mode string, flags []string) {
-	s := newBenchSite(b)
+	s := newSite(b)
 	p := filepath.Join(s.spoolDir, "alice")
 	if err := exec.Command("cp", spool, p).Run(); err != nil {
 		b.Fatal(err)
@@ -93,36 +93,6 @@ func benchSession(b *testing.B, bin, spool, mode string, flags []string) {
 		b.ReportMetric(float64(wire)/secs/1e6, "MB/s")
 	}
 	b.ReportMetric(float64(rss)/1024, "peak-RSS-MB")
-}
-
-// newBenchSite is newSite for a benchmark: alice's spool directory, user
-// database and configuration.
-func newBenchSite(b *testing.B) *site {
-	dir := b.TempDir()
-	s := &site{dir: dir, uid: os.Getuid(), gid: os.Getgid()}
-	if os.Getuid() == 0 {
-		s.uid, s.gid = 65534, 65534
-		for d := dir; d != "/" && d != "."; d = filepath.Dir(d) {
-			if strings.HasPrefix(d, os.TempDir()) && d != os.TempDir() {
-				os.Chmod(d, 0755)
-			}
-		}
-	}
-	s.spoolDir = filepath.Join(dir, "mail")
-	os.Mkdir(s.spoolDir, 0755)
-	os.Chmod(s.spoolDir, os.ModeSticky|0o777)
-	s.userdb = filepath.Join(dir, "userdb")
-	s.config = filepath.Join(dir, "qpopper.config")
-	for path, text := range map[string]string{
-		s.userdb: fmt.Sprintf("alice:{PLAIN}secret:%d:%d::%s:/bin/sh\n", s.uid, s.gid, dir),
-		s.config: fmt.Sprintf("set spool-dir = \"%s\"\nset apop-db = \"%s\"\n", s.spoolDir, filepath.Join(dir, "pop.auth")),
-	} {
-		if err := os.WriteFile(path, []byte(text), 0644); err != nil {
-			b.Fatal(err)
-		}
-	}
-	os.Chmod(s.userdb, 0600)
-	return s
 }
 
 // benchOneSession runs one session and returns the RETR replies' octets,

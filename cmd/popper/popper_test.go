@@ -44,7 +44,7 @@ type site struct {
 	uid, gid                             int
 }
 
-func newSite(t *testing.T) *site {
+func newSite(t testing.TB) *site {
 	t.Helper()
 	dir := t.TempDir()
 	s := &site{dir: dir, uid: os.Getuid(), gid: os.Getgid()}
@@ -70,7 +70,7 @@ func newSite(t *testing.T) *site {
 	return s
 }
 
-func writeFile(t *testing.T, path, content string, mode os.FileMode) {
+func writeFile(t testing.TB, path, content string, mode os.FileMode) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), mode); err != nil {
 		t.Fatal(err)
