@@ -11,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/popperd/popper/platform"
 )
 
 // The in-process parts of issue 12's table, on spools of scripts/bench's
@@ -165,50 +163,7 @@ func all(n int) []bool {
 func tableSession(b *testing.B, server bool, n int, del, ret func(int) []bool) {
 	c := testConfig(b, server)
 	c.Logf = nil
-	if err := os.WriteFile(c.Spool, tableSpool(n), 0660); err != nil {
-		b.Fatal(err)
-	}
-	md, err := Open(c) // the first session writes the UIDs back
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := md.Commit(nil, nil); err != nil {
-		b.Fatal(err)
-	}
-	content, err := os.ReadFile(c.Spool)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var fsyncs, written int64
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		b.StopTimer()
-		if err := os.WriteFile(c.Spool, content, 0660); err != nil {
-			b.Fatal(err)
-		}
-		platform.ResetCounters()
-		b.StartTimer()
-		md, err := Open(c)
-		if err != nil {
-			b.Fatal(err)
-		}
-		var d, r []bool
-		if del != nil {
-			d = del(md.Len())
-		}
-		if ret != nil {
-			r = ret(md.Len())
-		}
-		if err := md.Commit(d, r); err != nil {
-			b.Fatal(err)
-		}
-		b.StopTimer()
-		cnt := platform.ReadCounters()
-		fsyncs += cnt.Fsyncs
-		written += cnt.BytesWritten
-		b.StartTimer()
-	}
-	b.ReportMetric(float64(fsyncs)/float64(b.N), "fsyncs/op")
-	b.ReportMetric(float64(written)/float64(b.N), "written-B/op")
-	b.ReportMetric(float64(written)/float64(b.N)/float64(len(content)), "written/spool")
+	content := settledSpool(b, c, tableSpool(n))
+	written := sessionCost(b, c, content, del, ret)
+	b.ReportMetric(written/float64(len(content)), "written/spool")
 }

@@ -90,16 +90,7 @@ func benchSpoolInUse(b *testing.B, n int, index bool) *Config {
 		LockTimeout: time.Second,
 		Logf:        b.Logf,
 	}
-	if err := os.WriteFile(c.Spool, indexBenchSpool(n), 0o660); err != nil {
-		b.Fatal(err)
-	}
-	md, err := Open(c)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := md.Commit(nil, nil); err != nil {
-		b.Fatal(err)
-	}
+	settledSpool(b, c, indexBenchSpool(n))
 	if index {
 		c.Cache = filepath.Join(dir, ".u.cache")
 		// Believed on stat alone at once, as it is from racyWindow after
@@ -108,7 +99,8 @@ func benchSpoolInUse(b *testing.B, n int, index bool) *Config {
 		racyWindow, fineRacyWindow = 0, 0
 		b.Cleanup(func() { racyWindow, fineRacyWindow = old, fine })
 		time.Sleep(20 * time.Millisecond)
-		if md, err = Open(c); err != nil {
+		md, err := Open(c)
+		if err != nil {
 			b.Fatal(err)
 		}
 		md.Rollback()
