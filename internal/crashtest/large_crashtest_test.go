@@ -83,15 +83,8 @@ func TestPowerLossLarge(t *testing.T) {
 	checked, writes := 0, 0
 	for _, sc := range largeScenarios() {
 		t.Run(sc.name, func(t *testing.T) {
-			e := newEnv(t, sc.server)
-			base := sc.start(t, e)
-			snap, err := TakeSnapshot(e.spoolDir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			oplog := filepath.Join(e.root, "oplog")
-			e.mdaLog = oplog
-			m, s, ops, commitAt := sc.record(t, e, base, oplog)
+			r := sc.recorded(t)
+			m, s, ops, commitAt := r.m, r.s, r.ops, r.commitAt
 			for _, op := range ops {
 				if op.Kind == OpWrite {
 					writes++
@@ -99,7 +92,7 @@ func TestPowerLossLarge(t *testing.T) {
 			}
 			opt := largeOptions
 			opt.CommitAt = commitAt
-			states, st := Enumerate(snap, ops, opt)
+			states, st := Enumerate(r.snap, ops, opt)
 			t.Logf("%d ops (QUIT +OK after %d, QUIT +OK %v); states: %s", len(ops), commitAt, s.QuitOK, st)
 			total.Add(st)
 			for _, state := range states {
@@ -112,6 +105,35 @@ func TestPowerLossLarge(t *testing.T) {
 	}
 	t.Logf("SUMMARY power loss, large (%d messages of 66 KB to 1.3 MB, %d-byte spool, %d writes recorded): %d states generated, %d distinct, %d checked, %v; per family generated/distinct/checked: %s",
 		len(largeSizes), len(largeSpool(false)), writes, total.Generated, total.Unique, checked, time.Since(start).Round(time.Second), total.Families())
+}
+
+// recording is a recorded run of a scenario: its environment, the spool
+// directory before it, the manifest its outcome implies, the session,
+// the op log and how many of its ops were done when QUIT +OK arrived.
+type recording struct {
+	e        *env
+	snap     Snapshot
+	m        Manifest
+	s        *session
+	ops      []Op
+	commitAt int
+}
+
+// recorded prepares a fresh environment for sc, snapshots its spool
+// directory and records the process under test (record), deliveries
+// included in the op log.
+func (sc scenario) recorded(t *testing.T) recording {
+	t.Helper()
+	r := recording{e: newEnv(t, sc.server)}
+	base := sc.start(t, r.e)
+	var err error
+	if r.snap, err = TakeSnapshot(r.e.spoolDir); err != nil {
+		t.Fatal(err)
+	}
+	oplog := filepath.Join(r.e.root, "oplog")
+	r.e.mdaLog = oplog
+	r.m, r.s, r.ops, r.commitAt = sc.record(t, r.e, base, oplog)
+	return r
 }
 
 // record runs the scenario's process under test with an op log and

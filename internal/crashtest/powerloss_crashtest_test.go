@@ -3,9 +3,7 @@
 package crashtest
 
 import (
-	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -30,60 +28,14 @@ func TestPowerLoss(t *testing.T) {
 		}
 		sc := sc
 		t.Run(sc.name, func(t *testing.T) {
-			e := newEnv(t, sc.server)
-			base := sc.start(t, e)
-			snap, err := TakeSnapshot(e.spoolDir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			oplog := filepath.Join(e.root, "oplog")
-			e.mdaLog = oplog // deliveries are in the log too
-			commitAt := 0
-			m, s := sc.exec(t, e, base, func() {
-				ops, err := ReadOpLog(oplog)
-				if err == nil {
-					commitAt = len(ops)
-				}
-			}, "POPPER_OPLOG="+oplog)
-			if !sc.sweep && !sc.drop && !s.QuitOK {
-				t.Fatalf("recorded run failed:\n%s", s.Transcript.String())
-			}
-			ops, err := ReadOpLog(oplog)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if s.QuitOK && commitAt == 0 {
-				commitAt = len(ops)
-			}
-			states, st := Enumerate(snap, ops, Options{Max: statesPerScenario, CommitAt: commitAt})
+			r := sc.recorded(t)
+			m, ops, commitAt := r.m, r.ops, r.commitAt
+			states, st := Enumerate(r.snap, ops, Options{Max: statesPerScenario, CommitAt: commitAt})
 			t.Logf("%d ops (QUIT +OK after %d); states: %s", len(ops), commitAt, st)
 			total.Add(st)
-			// Before the commit a DELE'd message may go or stay; after
-			// it, it must be gone.
-			before := append(Manifest(nil), m...)
-			for i := range before {
-				if before[i].Fate == MustGo {
-					before[i].Fate = MayGo
-				}
-			}
-			delivered := mdaDurable(ops)
 			for _, state := range states {
 				checked++
-				e := newEnv(t, sc.server)
-				if err := state.Materialize(e.spoolDir); err != nil {
-					t.Fatal(err)
-				}
-				e.ownAll()
-				want := before
-				if state.AfterCommit {
-					want = m
-				}
-				want = undelivered(want, ops, state.Prefix, delivered)
-				label := fmt.Sprintf("state %q", state.Name)
-				if out, err := e.recover(); err != nil {
-					t.Errorf("%s: popper --recover: %v\n%s", label, err, out)
-				}
-				for _, f := range e.verify(label, want) {
+				for _, f := range checkState(t, sc, state, m, ops) {
 					t.Error(f)
 				}
 			}

@@ -54,15 +54,8 @@ func TestRecoveryCrash(t *testing.T) {
 	}
 	for _, sc := range scs {
 		t.Run(sc.name, func(t *testing.T) {
-			e := newEnv(t, sc.server)
-			base := sc.start(t, e)
-			snap, err := TakeSnapshot(e.spoolDir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			oplog := filepath.Join(e.root, "oplog")
-			e.mdaLog = oplog
-			m, _, ops, commitAt := sc.record(t, e, base, oplog)
+			r := sc.recorded(t)
+			e, snap, m, ops, commitAt := r.e, r.snap, r.m, r.ops, r.commitAt
 			max := recoveryStatesPerScenario
 			if sc.mbox != nil {
 				max = recoveryStatesPerLarge
