@@ -465,7 +465,7 @@ var options = []Option{
 		Doc: "in qpopper 4.0.5's inverted sense: true turns the lookup of the client's host name off, as -R does",
 		ref: func(o *Options) any { return &o.NoReverseLookup }},
 	{Name: "server-mode", Kind: Bool, Flag: "-S", Default: "false",
-		Doc: "serve the spool in place instead of copying it to the temp drop",
+		Doc: "qpopper's server mode: write the mailbox back at QUIT only for a deletion, a Status change or a new UID",
 		ref: func(o *Options) any { return &o.ServerMode }},
 	{Name: "shutdown-grace", Kind: Int, Restrict: ResInit, Default: "30", check: nonNegative,
 		Doc: "popper: standalone daemon: seconds SIGTERM waits for sessions to end before it ends them in order (update or restore, as a hangup)",

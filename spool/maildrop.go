@@ -708,7 +708,7 @@ func (md *Maildrop) setDrop(d *Drop) {
 }
 
 // abandon closes a half-opened maildrop: the temp drop is removed when it
-// holds nothing (normal mode failed before the spool was truncated).
+// holds nothing (a copy failed before the spool was truncated).
 func (md *Maildrop) abandon() {
 	if md.spool != nil {
 		md.spool.Close()

@@ -43,7 +43,7 @@ import (
 // from, and whether it was durable at that point, decides which copy is
 // whole:
 //
-//   - The login copy (normal mode) writes the temp drop as a byte copy of
+//   - The login copy (loginCopy) writes the temp drop as a byte copy of
 //     the spool, and a server-mode update writes the kept messages into
 //     it; neither is durable until its fsync, and the spool is not
 //     touched before then. So a leftover that is cut short or holed means
