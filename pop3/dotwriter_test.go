@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"io"
-	"net"
 	"net/textproto"
 	"strings"
 	"testing"
@@ -92,20 +91,7 @@ func FuzzDotWriter(f *testing.F) {
 // +OK line and terminating dot in one, and the replies to commands
 // pipelined in one packet together in one.
 func TestRetrRepliesShareWrites(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, server := tcpPair(t)
 	cc := &countingConn{Conn: server}
 	go Serve(cc, &fakeBackend{mb: newMailbox()}, &Config{Hostname: "h", Version: "4.0.5", Expire: -1, LoginDelay: -1})
 	r := bufio.NewReader(c)

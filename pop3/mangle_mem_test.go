@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -146,20 +145,7 @@ func TestNoMIMESessionMemoryBound(t *testing.T) {
 		t.Skip("50 MB")
 	}
 	mb := textOnlyGen{&genMailbox{gen: bigMIME(bigSizes())}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, server := tcpPair(t)
 	r := bufio.NewReader(c)
 	c.SetDeadline(time.Now().Add(2 * time.Minute))
 	var listed, got int64

@@ -114,23 +114,31 @@ func dial(t *testing.T, cfg *Config, b Backend) (net.Conn, *bufio.Reader, chan e
 	return dialTuned(t, cfg, b, nil)
 }
 
-// dialTuned is dial with tune, when not nil, run on both ends before the
-// session starts.
-func dialTuned(t *testing.T, cfg *Config, b Backend, tune func(client, server *net.TCPConn)) (net.Conn, *bufio.Reader, chan error) {
+// tcpPair returns the two ends of a loopback TCP connection; both are
+// closed when the test ends.
+func tcpPair(t testing.TB) (client, server net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
+	if client, err = net.Dial("tcp", ln.Addr().String()); err != nil {
 		t.Fatal(err)
 	}
-	server, err := ln.Accept()
-	if err != nil {
+	if server, err = ln.Accept(); err != nil {
+		client.Close()
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
+}
+
+// dialTuned is dial with tune, when not nil, run on both ends before the
+// session starts.
+func dialTuned(t *testing.T, cfg *Config, b Backend, tune func(client, server *net.TCPConn)) (net.Conn, *bufio.Reader, chan error) {
+	t.Helper()
+	client, server := tcpPair(t)
 	if tune != nil {
 		tune(client.(*net.TCPConn), server.(*net.TCPConn))
 	}
