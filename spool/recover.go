@@ -44,7 +44,7 @@ import (
 // whole:
 //
 //   - The login copy (loginCopy) writes the temp drop as a byte copy of
-//     the spool, and a server-mode update writes the kept messages into
+//     the spool, and an in-place update writes the new content into
 //     it; neither is durable until its fsync, and the spool is not
 //     touched before then. So a leftover that is cut short or holed means
 //     an intact spool: the spool's copy is the whole one, and what the
