@@ -362,7 +362,7 @@ func (p *parser) content(l *line) {
 				m.UID, m.UIDFound = uid, true
 				m.Size += l.n + 1
 				c.alt.counted = l.n + 1
-				c.uidlFirst = c.hdrLines == 1 && l.nl && !l.nul && string(h) == "X-UIDL: "+uid+"\n"
+				c.uidlFirst = c.hdrLines == 1 && l.nl && !l.nul && isUIDLLine(h, uid)
 			}
 		}
 		return // the other X-UIDL lines are not sent, and not counted
@@ -426,6 +426,14 @@ func (p *parser) endAt(end, next int64) {
 	p.msgs = append(p.msgs, c.m)
 	p.alt = append(p.alt, c.alt)
 	p.cur, p.spare = nil, c
+}
+
+// isUIDLLine reports whether line is exactly "X-UIDL: " + uid + "\n", the
+// line WriteUpdated writes (compared in place: this runs per message).
+func isUIDLLine(line []byte, uid string) bool {
+	const prefix = "X-UIDL: "
+	return len(line) == len(prefix)+len(uid)+1 && string(line[:len(prefix)]) == prefix &&
+		string(line[len(prefix):len(line)-1]) == uid && line[len(line)-1] == '\n'
 }
 
 // canonical reports whether the message c closes is stored as
