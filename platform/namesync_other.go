@@ -1,0 +1,5 @@
+//go:build !linux && !freebsd && !illumos && !solaris
+
+package platform
+
+func nameDurableWithSync(f *File) bool { return false }
