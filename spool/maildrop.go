@@ -23,9 +23,10 @@ import (
 // O_CREAT|O_EXCL|O_NOFOLLOW and flocked (the session lock), the spool is
 // parsed where it is, and the spool locks are dropped. Mail delivered
 // during the session lands after the parsed end and is neither shown nor
-// touched. An update that must write first writes the new spool content
-// into the temp drop and makes it durable, then rewrites the spool in
-// place and syncs it, then unlinks the temp drop (updateInPlace).
+// touched. An update that must write first copies the spool's bytes from
+// the first message that changes into the temp drop (an undo copy,
+// undo.go) and makes it durable, then rewrites the spool in place from
+// there and syncs it, then unlinks the temp drop (updateInPlace).
 //
 // The modes differ in when an update must write. qpopper's normal mode
 // copied the spool into the temp drop and wrote every message back at
@@ -51,9 +52,11 @@ import (
 // opened the spool and waits for our lock must append to the file that
 // stays the spool.
 //
-// Whatever the crash point, a temp drop that exists after the crash holds a
-// durable superset of what the spool is meant to hold (or the spool is
-// intact), so recovery (recover.go) merges it back without loss.
+// Whatever the crash point, a temp drop that exists after the crash holds,
+// durably, a superset of what the spool is meant to hold (a copy), or
+// with the spool's untouched head the spool as it was (an undo copy), or
+// the spool is intact, so recovery (recover.go) merges it back without
+// loss.
 
 // Config says where a user's maildrop lives and how to treat it.
 type Config struct {
@@ -896,7 +899,7 @@ func (md *Maildrop) updateCopy(del, retr []bool, raw bool) error {
 		return newErr(ErrIO, "seek spool", c.Spool, err)
 	}
 	bw := newBoundaryWriter(&guardedWriter{c: c, f: sp, lk: lk}, md.d.Format)
-	if err := md.writeKept(bw, md.drop, 0, del, retr, raw, lk); err != nil {
+	if err := md.writeKept(bw, md.drop.OS(), 0, del, retr, raw, lk); err != nil {
 		return spoolWriteErr(c, "Error updating primary drop", err)
 	}
 	if newMail != nil {
@@ -961,7 +964,7 @@ func saveNewMail(c *Config, sp *platform.File, n int64, lk *spoolLock) (*platfor
 // writeKept writes every message from first on that is not deleted,
 // hidden ones included, in order, with qpopper's X-UIDL/Status
 // write-back unless raw.
-func (md *Maildrop) writeKept(bw *boundaryWriter, src *platform.File, first int, del, retr []bool, raw bool, lk *spoolLock) error {
+func (md *Maildrop) writeKept(bw *boundaryWriter, src io.ReaderAt, first int, del, retr []bool, raw bool, lk *spoolLock) error {
 	check := md.cfg.LockCheck
 	if check <= 0 {
 		check = 5000
@@ -977,9 +980,9 @@ func (md *Maildrop) writeKept(bw *boundaryWriter, src *platform.File, first int,
 		}
 		var err error
 		if raw {
-			_, err = WriteRaw(bw, src.OS(), m)
+			_, err = WriteRaw(bw, src, m)
 		} else {
-			_, err = WriteUpdated(bw, src.OS(), m, retr[i], opt)
+			_, err = WriteUpdated(bw, src, m, retr[i], opt)
 		}
 		if err != nil {
 			return err
@@ -1037,6 +1040,20 @@ func (md *Maildrop) firstChange(del, retr []bool) (int, int64) {
 	return len(md.d.Msgs), md.spoolEnd
 }
 
+// deletedFrom reports whether message first and every one after it are
+// deleted (false when there are none).
+func (md *Maildrop) deletedFrom(first int, del []bool) bool {
+	if first >= len(del) {
+		return false
+	}
+	for _, d := range del[first:] {
+		if !d {
+			return false
+		}
+	}
+	return true
+}
+
 // updateInPlace commits a session served in place.
 func (md *Maildrop) updateInPlace(del, retr []bool) error {
 	c := md.cfg
@@ -1061,15 +1078,16 @@ func (md *Maildrop) updateInPlace(del, retr []bool) error {
 		return err
 	}
 	size := fi.Size()
-	allDeleted := len(md.d.Msgs) > 0
-	for i := range del {
-		allDeleted = allDeleted && del[i]
-	}
-	if allDeleted && size == md.spoolEnd {
+	first, from := md.firstChange(del, retr)
+	if md.deletedFrom(first, del) && size == md.spoolEnd {
+		// Every message from the first change on is deleted and no mail
+		// came: the update is a truncate, and nothing needs a copy (before
+		// its sync the messages are there or gone, both allowed before
+		// the +OK).
 		if err := lk.guard(c, sp, size); err != nil {
 			return err
 		}
-		if err := sp.Truncate(0); err != nil {
+		if err := sp.Truncate(from); err != nil {
 			return newErr(ErrIO, "truncate spool", c.Spool, err)
 		}
 		if err := sp.Sync(); err != nil {
@@ -1083,71 +1101,64 @@ func (md *Maildrop) updateInPlace(del, retr []bool) error {
 		return nil
 	}
 
-	// 1. The new spool content, made durable in the temp drop: the
-	// spool's own bytes up to the first message that changes (the
-	// messages before it would be written back as they are), then the
-	// kept messages from there as the write-back writes them.
-	first, from := md.firstChange(del, retr)
-	if err := md.drop.Truncate(0); err != nil {
-		return newErr(ErrIO, "truncate temp drop", c.TempDrop, err)
-	}
-	if _, err := md.drop.Seek(0, io.SeekStart); err != nil {
-		return newErr(ErrIO, "seek temp drop", c.TempDrop, err)
-	}
-	bw := newBoundaryWriter(md.drop, md.d.Format)
-	if _, err := io.Copy(&refreshWriter{w: bw, lk: lk}, io.NewSectionReader(sp.OS(), 0, from)); err != nil {
+	// 1. The spool's bytes from the first message that changes, durable
+	// in the temp drop with what the rewrite will write (undo.go).
+	h, err := md.writeUndo(first, from, size, del, retr, lk)
+	if err != nil {
 		md.drop.Truncate(0)
-		return newErr(ErrIO, "write temp drop", c.TempDrop, err)
+		return err
 	}
-	if err := md.writeKept(bw, sp, first, del, retr, false, lk); err != nil {
-		md.drop.Truncate(0)
-		return newErr(ErrIO, "write temp drop", c.TempDrop, err)
-	}
-	if size > md.spoolEnd {
-		if err := bw.copyRaw(io.NewSectionReader(sp.OS(), md.spoolEnd, size-md.spoolEnd)); err != nil {
-			md.drop.Truncate(0)
-			return newErr(ErrIO, "Error copying new messages", c.TempDrop, err)
-		}
-	}
-	if err := bw.Flush(); err != nil {
-		md.drop.Truncate(0)
-		return newErr(ErrIO, "write temp drop", c.TempDrop, err)
-	}
-	platform.Failpoint("update.tempdrop-written")
-	if err := md.drop.Sync(); err != nil {
-		return newErr(ErrIO, "sync temp drop", c.TempDrop, err)
-	}
-	if err := platform.SyncParent(c.TempDrop); err != nil {
-		return newErr(ErrIO, "sync temp drop directory", c.TempDrop, err)
-	}
-	platform.Failpoint("update.tempdrop-synced")
 
-	// 2. The spool rewritten in place from it, from where they differ,
-	// while the lock is ours and the spool holds what it held.
+	// 2. The spool rewritten in place from there, while the lock is ours
+	// and the spool holds what it held. The truncate is made durable
+	// before the first write, so that a power cut leaves the rewrite's
+	// bytes and holes of NULs after the spool's untouched head, never old
+	// bytes between them (recover.go has no rule for a message that
+	// begins in old bytes and goes on in the rewrite's).
 	if err := lk.guard(c, sp, size); err != nil {
 		return err
 	}
-	if err := copySpoolFrom(c, sp, md.drop, from, lk); err != nil {
-		return err
+	if err := sp.Truncate(from); err != nil {
+		return newErr(ErrIO, "truncate spool", c.Spool, err)
+	}
+	if err := sp.Sync(); err != nil {
+		return newErr(ErrIO, "sync spool", c.Spool, err)
+	}
+	platform.Failpoint("update.spool-truncated")
+	if _, err := sp.Seek(from, io.SeekStart); err != nil {
+		return newErr(ErrIO, "seek spool", c.Spool, err)
+	}
+	written := newSummer()
+	w := io.MultiWriter(&guardedWriter{c: c, f: sp, lk: lk, off: from}, written)
+	if _, err := md.writeTail(w, undoView{md.drop, from}, first, from, size, del, retr, lk); err != nil {
+		return spoolWriteErr(c, "Error updating primary drop", err)
+	}
+	if written.sum() != h.Tail || written.n != h.TailLen {
+		// The undo drop stays: recovery puts the old content back.
+		return newErr(ErrIO, "the rewrite differs from what its undo copy says", c.Spool, nil)
+	}
+	platform.Failpoint("update.spool-written")
+	if err := sp.Sync(); err != nil {
+		return newErr(ErrIO, "sync spool", c.Spool, err)
 	}
 	platform.Failpoint("update.spool-synced")
 
-	// 3. The temp drop, now redundant, removed durably: +OK may follow.
-	if err := md.removeTempDrop(true); err != nil {
+	// 3. The undo drop removed. The removal is not synced: if a power cut
+	// loses it, recovery finds the rewrite whole and removes it then.
+	if err := md.removeTempDrop(false); err != nil {
 		return err
 	}
 	platform.Failpoint("update.done")
 	return nil
 }
 
-// copySpoolFrom replaces the spool's content, in place, with src's, and
-// syncs it; the first from bytes of both are the same and are not
-// written. The truncate is made durable before the first write: what is
-// written is a byte copy of src, so a power cut that kept the writes and
-// lost the truncate would leave src followed by old spool bytes, which
-// recovery could not tell from a temp drop cut short while the spool was
-// intact (recover.go). A spool that keeps its first from bytes is, to
-// recovery, that same copy with its start already written.
+// copySpoolFrom replaces the spool's content, in place, with src's (a
+// recovery's merge), and syncs it; the first from bytes of both are the
+// same and are not written. The truncate is made durable before the
+// first write: what is written is a byte copy of src, so a power cut
+// that kept the writes and lost the truncate would leave src followed by
+// old spool bytes, which recovery could not tell from a temp drop cut
+// short while the spool was intact (recover.go).
 func copySpoolFrom(c *Config, sp, src *platform.File, from int64, lk *spoolLock) error {
 	fi, err := src.Stat()
 	if err != nil {
@@ -1235,8 +1246,9 @@ func (r *refreshWriter) Write(p []byte) (int, error) {
 type boundaryWriter struct {
 	bw     *bufio.Writer
 	format Format
-	tail   [2]byte // last two bytes written
-	n      int64
+	tail   [2]byte // last two bytes written (or, after follow, before)
+	n      int64   // bytes written
+	prior  bool    // bytes precede the first written (follow)
 }
 
 func newBoundaryWriter(w io.Writer, format Format) *boundaryWriter {
@@ -1258,9 +1270,17 @@ func (b *boundaryWriter) Write(p []byte) (int, error) {
 // Flush writes out buffered bytes.
 func (b *boundaryWriter) Flush() error { return b.bw.Flush() }
 
+// follow says that the bytes written continue a file whose last two
+// bytes so far are prev: the boundary before the first message is
+// judged on them.
+func (b *boundaryWriter) follow(prev [2]byte) { b.tail, b.prior = prev, true }
+
+// written is the number of bytes written.
+func (b *boundaryWriter) written() int64 { return b.n }
+
 // startMessage is called before each message.
 func (b *boundaryWriter) startMessage() error {
-	if b.n == 0 || b.format == MMDF {
+	if b.n == 0 && !b.prior || b.format == MMDF {
 		return nil
 	}
 	var pad string

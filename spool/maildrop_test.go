@@ -453,8 +453,8 @@ func TestInPlaceWritesWhatACopyWrites(t *testing.T) {
 
 // TestUpdateWritesFromTheFirstChange: once the spool is settled, a
 // session that deletes the newest message leaves the messages before it
-// in place in the spool: only the bytes from the first change on are
-// written there.
+// in place in the spool: the update is a truncate, one fsync and no
+// bytes (TestUpdateCost has a deletion in the middle).
 func TestUpdateWritesFromTheFirstChange(t *testing.T) {
 	for _, server := range []bool{false, true} {
 		c := testConfig(t, server)
@@ -487,10 +487,9 @@ func TestUpdateWritesFromTheFirstChange(t *testing.T) {
 		if string(after) != string(settled[:last]) {
 			t.Fatalf("server=%v: the spool after deleting the last message is not the settled spool without it", server)
 		}
-		// The temp drop still holds the whole new content (recovery's
-		// superset), the spool gets nothing.
-		if want := last; got.BytesWritten > want+16 {
-			t.Errorf("server=%v: %d bytes written, want the temp drop's %d and nothing more", server, got.BytesWritten, want)
+		// Deleting the newest message is a truncate: nothing written.
+		if got.BytesWritten != 0 || got.Fsyncs != 1 {
+			t.Errorf("server=%v: %d bytes written and %d fsyncs, want none and 1", server, got.BytesWritten, got.Fsyncs)
 		}
 	}
 }

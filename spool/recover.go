@@ -44,28 +44,27 @@ import (
 // whole:
 //
 //   - The login copy (loginCopy) writes the temp drop as a byte copy of
-//     the spool, and an in-place update writes the new content into
-//     it; neither is durable until its fsync, and the spool is not
+//     the spool; it is not durable until its fsync, and the spool is not
 //     touched before then. So a leftover that is cut short or holed means
 //     an intact spool: the spool's copy is the whole one, and what the
 //     spool holds after the leftover's copy is the rest of that message,
-//     beyond the leftover's end.
-//   - Every rewrite of the spool (a normal update, a server-mode update,
-//     recovery itself) starts only once its source is durable: the temp
-//     drop and TEMP.new (normal), the temp drop (server, recovery). It
-//     truncates the spool and writes from offset 0, so a power cut can
-//     leave a prefix of the rewrite, holes, and, when the truncate was
-//     lost, what the spool held before past (or between) the new bytes.
-//     In a normal update that older content is the login copy's source
-//     (or the new mail TEMP.new saved from offset 0): the leftover's own
-//     bytes at the same offsets. In-place updates and recovery write a
-//     byte copy of the temp drop (an in-place update from the first
-//     message that changes: the spool's bytes before it are already the
-//     temp drop's), whose older content is not in the leftovers at the
-//     same offsets; they make the truncate durable
-//     before the first write (copySpoolFrom), so that their rewrites can
-//     only leave a prefix of the temp drop and holes of NULs, never old
-//     bytes.
+//     beyond the leftover's end. An in-place update's undo drop is
+//     settled before the merge (undo.go): removed, or, with the spool's
+//     bytes before the update's start put back in front, a login copy of
+//     the spool as it was before the update.
+//   - Every rewrite of the spool (an update, recovery itself) starts
+//     only once its source is durable: the temp drop and TEMP.new (a
+//     copy's update), the undo copy (an in-place update), the merge
+//     (recovery). A power cut can leave a prefix of the rewrite, holes,
+//     and, when the truncate was lost, what the spool held before past
+//     (or between) the new bytes. In an update that older content is the
+//     login copy's or the undo copy's (or the new mail TEMP.new saved
+//     from offset 0): the leftover's own bytes at the same offsets.
+//     Recovery writes a byte copy of its merge, whose older content is
+//     not in the leftovers at the same offsets; it makes the truncate
+//     durable before the first write (copySpoolFrom), so that its
+//     rewrites can only leave a prefix of the merge and holes of NULs,
+//     never old bytes.
 //
 //   - Recovery can crash in its turn. Its merge is written to TEMP.tmp
 //     (scratch until renamed: removed on sight), made durable and renamed
@@ -254,6 +253,27 @@ func recoverLocked(c *Config, lk *spoolLock, d *platform.File) (RecoverResult, e
 	// a merge is never left without one of them.
 	if err := platform.SyncParent(c.TempDrop); err != nil {
 		return res, newErr(ErrIO, "sync temp drop directory", c.TempDrop, err)
+	}
+
+	if d != nil {
+		// An in-place update's undo drop is settled first (undo.go):
+		// removed, or turned into a plain temp drop to merge.
+		h, isUndo, ok, err := readUndo(d)
+		if err != nil {
+			return res, err
+		}
+		if isUndo {
+			if d, err = resolveUndo(c, lk, d, h, ok); err != nil {
+				return res, err
+			}
+			if d == nil && !exists(c.newPath()) && !exists(c.mergePath()) {
+				platform.Failpoint("recover.done")
+				return res, nil
+			}
+			if d != nil {
+				defer d.Close()
+			}
+		}
 	}
 
 	var old, refs []*mergeFile

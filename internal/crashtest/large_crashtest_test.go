@@ -5,9 +5,12 @@ package crashtest
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/popperd/popper/platform"
 )
 
 // Crash scenarios at the sizes where power loss does its damage: messages
@@ -66,6 +69,7 @@ func largeScenarios() []scenario {
 		{name: "large/normal/no-final-newline", messages: n, del: deleteSome, mbox: largeSpool(true)},
 		{name: "large/copy/delete-three+arrival", messages: n, del: deleteSome, arrive: true, mbox: largeSpool(false), junk: true},
 		{name: "large/settled/delete-three+arrival", messages: n, del: deleteSome, arrive: true, mbox: largeSpool(false), settled: true},
+		{name: "large/settled/delete-three/posix", messages: n, del: deleteSome, mbox: largeSpool(false), settled: true, strictNames: true},
 		{name: "large/server/delete-three", server: true, messages: n, del: deleteSome, mbox: largeSpool(false)},
 		{name: "large/server/no-final-newline+arrival", server: true, messages: n, del: deleteSome, arrive: true, mbox: largeSpool(true)},
 		{name: "large/recovery/sweep", messages: n, leftover: true, sweep: true, mbox: largeSpool(true)},
@@ -91,7 +95,7 @@ func TestPowerLossLarge(t *testing.T) {
 				}
 			}
 			opt := largeOptions
-			opt.CommitAt = commitAt
+			opt.CommitAt, opt.Ext4Names = commitAt, r.ext4Names
 			states, st := Enumerate(r.snap, ops, opt)
 			t.Logf("%d ops (QUIT +OK after %d, QUIT +OK %v); states: %s", len(ops), commitAt, s.QuitOK, st)
 			total.Add(st)
@@ -117,6 +121,10 @@ type recording struct {
 	s        *session
 	ops      []Op
 	commitAt int
+	// ext4Names: the binary relied on a file's fsync making its new name
+	// durable (platform.NameDurableWithSync), so the states are
+	// enumerated under that rule (Options.Ext4Names).
+	ext4Names bool
 }
 
 // recorded prepares a fresh environment for sc, snapshots its spool
@@ -132,21 +140,27 @@ func (sc scenario) recorded(t *testing.T) recording {
 	}
 	oplog := filepath.Join(r.e.root, "oplog")
 	r.e.mdaLog = oplog
-	r.m, r.s, r.ops, r.commitAt = sc.record(t, r.e, base, oplog)
+	var env []string
+	if sc.strictNames {
+		env = append(env, "POPPER_CRASHTEST_STRICT_NAMES=1")
+	} else {
+		r.ext4Names = namesDurable(t, r.e.spoolDir)
+	}
+	r.m, r.s, r.ops, r.commitAt = sc.record(t, r.e, base, oplog, env...)
 	return r
 }
 
 // record runs the scenario's process under test with an op log and
 // returns the manifest of its outcome, the session, the log and how many
 // of its ops were done when QUIT +OK arrived.
-func (sc scenario) record(t *testing.T, e *env, base Manifest, oplog string) (Manifest, *session, []Op, int) {
+func (sc scenario) record(t *testing.T, e *env, base Manifest, oplog string, env ...string) (Manifest, *session, []Op, int) {
 	t.Helper()
 	commitAt := 0
 	m, s := sc.exec(t, e, base, func() {
 		if ops, err := ReadOpLog(oplog); err == nil {
 			commitAt = len(ops)
 		}
-	}, "POPPER_OPLOG="+oplog)
+	}, append(env, "POPPER_OPLOG="+oplog)...)
 	if !sc.sweep && !sc.drop && !s.QuitOK {
 		t.Fatalf("recorded run failed:\n%s", s.Transcript.String())
 	}
@@ -192,4 +206,17 @@ func beforeCommit(m Manifest) Manifest {
 		}
 	}
 	return out
+}
+
+// namesDurable is platform.NameDurableWithSync for a file in dir: what
+// the binary under test decides there.
+func namesDurable(t *testing.T, dir string) bool {
+	t.Helper()
+	f, err := platform.OpenFile(filepath.Join(dir, ".names-probe"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	return platform.NameDurableWithSync(f)
 }

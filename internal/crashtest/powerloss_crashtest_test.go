@@ -30,7 +30,7 @@ func TestPowerLoss(t *testing.T) {
 		t.Run(sc.name, func(t *testing.T) {
 			r := sc.recorded(t)
 			m, ops, commitAt := r.m, r.ops, r.commitAt
-			states, st := Enumerate(r.snap, ops, Options{Max: statesPerScenario, CommitAt: commitAt})
+			states, st := Enumerate(r.snap, ops, Options{Max: statesPerScenario, CommitAt: commitAt, Ext4Names: r.ext4Names})
 			t.Logf("%d ops (QUIT +OK after %d); states: %s", len(ops), commitAt, st)
 			total.Add(st)
 			for _, state := range states {

@@ -60,7 +60,7 @@ func TestRecoveryCrash(t *testing.T) {
 			if sc.mbox != nil {
 				max = recoveryStatesPerLarge
 			}
-			opt := Options{Max: max, CommitAt: commitAt, Lazy: true}
+			opt := Options{Max: max, CommitAt: commitAt, Lazy: true, Ext4Names: r.ext4Names}
 			if sc.mbox != nil {
 				opt.MaxPrefixes, opt.MaxPerFamily = largeOptions.MaxPrefixes, largeOptions.MaxPerFamily
 			}
@@ -110,7 +110,7 @@ func TestRecoveryCrash(t *testing.T) {
 				if len(rops) == 0 {
 					continue // nothing to recover
 				}
-				init, log, ropt := rsnap, rops, Options{Max: secondStatesPerRecovery, Lazy: true}
+				init, log, ropt := rsnap, rops, Options{Max: secondStatesPerRecovery, Lazy: true, Ext4Names: r.ext4Names}
 				how := "after a power loss"
 				if state.Family == FamKill {
 					// The killed session's unsynced ops are still unsynced.

@@ -27,6 +27,11 @@ type scenario struct {
 	mbox      []byte // the spool to start with; nil: testSpool(messages)
 	junk      bool   // a line that is no mail before the first message
 	settled   bool   // X-UIDL and Status already written back, as after a session
+	// strictNames: the binary is told that no file system makes a new
+	// name durable with the file's fsync (POPPER_CRASHTEST_STRICT_NAMES),
+	// so that it syncs the directory and the states are those of the
+	// strict POSIX model.
+	strictNames bool
 }
 
 func ids(n int) []string {
@@ -38,6 +43,8 @@ func ids(n int) []string {
 }
 
 func deleteSecond(ids []string) map[string]bool { return map[string]bool{ids[1]: true} }
+
+func deleteLast(ids []string) map[string]bool { return map[string]bool{ids[len(ids)-1]: true} }
 
 func scenarios() []scenario {
 	var out []scenario
@@ -68,6 +75,8 @@ func scenarios() []scenario {
 		scenario{name: "settled/normal/delete-one", messages: 3, del: deleteSecond, settled: true},
 		scenario{name: "settled/normal/delete-one+arrival", messages: 3, del: deleteSecond, arrive: true, settled: true},
 		scenario{name: "settled/server/delete-one+arrival", server: true, messages: 3, del: deleteSecond, arrive: true, settled: true},
+		scenario{name: "settled/normal/delete-last", messages: 3, del: deleteLast, settled: true},
+		scenario{name: "settled/normal/delete-one+arrival/posix", messages: 3, del: deleteSecond, arrive: true, settled: true, strictNames: true},
 	)
 	out = append(out,
 		scenario{name: "recovery/leftover-at-login", messages: 3, del: deleteSecond, leftover: true},

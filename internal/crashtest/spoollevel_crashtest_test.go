@@ -257,7 +257,11 @@ func TestSpoolPowerLoss(t *testing.T) {
 					t.Fatal(err)
 				}
 				oplog := filepath.Join(t.TempDir(), "oplog")
-				ok, out := runSpoolHelper(t, dir, c.server, c.del, "POPPER_OPLOG="+oplog)
+				env := []string{"POPPER_OPLOG=" + oplog}
+				if !ext4 {
+					env = append(env, "POPPER_CRASHTEST_STRICT_NAMES=1")
+				}
+				ok, out := runSpoolHelper(t, dir, c.server, c.del, env...)
 				if !ok {
 					t.Fatalf("recorded session failed: %s", out)
 				}
