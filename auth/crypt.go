@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/go-crypt/crypt"
 	"github.com/go-crypt/crypt/algorithm/argon2"
@@ -81,9 +82,20 @@ var decoder = func() *crypt.Decoder {
 
 // A hashFormat is one modular crypt(3) format: the whole field must match
 // pattern, then check verifies the password; m is pattern's submatches.
+// Every pattern starts with its literal prefix, so a field without the
+// prefix cannot match it and its pattern need not be tried. The patterns
+// are compiled at first use: compiling all ten cost each session's
+// process about a millisecond at start-up, and a login needs one.
 type hashFormat struct {
-	pattern *regexp.Regexp
+	prefix  string
+	pattern func() *regexp.Regexp
 	check   func(m []string, hash, password string) error
+}
+
+// format is a hashFormat whose pattern is expr, compiled once when first
+// needed.
+func format(prefix, expr string, check func(m []string, hash, password string) error) hashFormat {
+	return hashFormat{prefix, sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) }), check}
 }
 
 // reCrypt64 is crypt(3)'s base-64 alphabet as a regexp class, and reSalt
@@ -95,16 +107,16 @@ const (
 )
 
 var hashFormats = []hashFormat{
-	{regexp.MustCompile(`^\$1\$` + reSalt + `{0,8}\$` + reCrypt64 + `{22}$`), checkGoCrypt},
-	{regexp.MustCompile(`^\$5\$(?:rounds=[1-9][0-9]{3,8}\$)?` + reSalt + `{0,16}\$` + reCrypt64 + `{43}$`), checkGoCrypt},
-	{regexp.MustCompile(`^\$6\$(?:rounds=[1-9][0-9]{3,8}\$)?` + reSalt + `{0,16}\$` + reCrypt64 + `{86}$`), checkGoCrypt},
-	{regexp.MustCompile(`^\$2[aby]\$(?:0[4-9]|[12][0-9]|3[01])\$` + reCrypt64 + `{53}$`), checkGoCrypt},
-	{regexp.MustCompile(`^\$md5(?:,rounds=[1-9][0-9]{0,8})?\$` + reSalt + `*\$\$` + reCrypt64 + `{22}$`), checkGoCrypt},
-	{regexp.MustCompile(`^\$sha1\$[1-9][0-9]{0,8}\$` + reSalt + `{0,64}\$` + reCrypt64 + `{28}$`), checkGoCrypt},
-	{regexp.MustCompile(`^\$y\$j(` + reCrypt64 + `)(` + reCrypt64 + `)\$` + reCrypt64 + `+\$` + reCrypt64 + `{43}$`), checkYescrypt},
-	{regexp.MustCompile(`^\$7\$(` + reCrypt64 + `)(` + reCrypt64 + `{5})(` + reCrypt64 + `{5})(` + reSalt + `*)\$(` + reCrypt64 + `{43})$`), checkScrypt},
-	{regexp.MustCompile(`^\$argon2(?:id|i|d)\$v=19\$m=([1-9][0-9]{0,9}),t=[1-9][0-9]{0,9},p=([1-9][0-9]{0,2})\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$`), checkArgon2},
-	{regexp.MustCompile(`^\$3\$\$([0-9a-f]{32})$`), checkNTHash},
+	format("$1$", `^\$1\$`+reSalt+`{0,8}\$`+reCrypt64+`{22}$`, checkGoCrypt),
+	format("$5$", `^\$5\$(?:rounds=[1-9][0-9]{3,8}\$)?`+reSalt+`{0,16}\$`+reCrypt64+`{43}$`, checkGoCrypt),
+	format("$6$", `^\$6\$(?:rounds=[1-9][0-9]{3,8}\$)?`+reSalt+`{0,16}\$`+reCrypt64+`{86}$`, checkGoCrypt),
+	format("$2", `^\$2[aby]\$(?:0[4-9]|[12][0-9]|3[01])\$`+reCrypt64+`{53}$`, checkGoCrypt),
+	format("$md5", `^\$md5(?:,rounds=[1-9][0-9]{0,8})?\$`+reSalt+`*\$\$`+reCrypt64+`{22}$`, checkGoCrypt),
+	format("$sha1$", `^\$sha1\$[1-9][0-9]{0,8}\$`+reSalt+`{0,64}\$`+reCrypt64+`{28}$`, checkGoCrypt),
+	format("$y$j", `^\$y\$j(`+reCrypt64+`)(`+reCrypt64+`)\$`+reCrypt64+`+\$`+reCrypt64+`{43}$`, checkYescrypt),
+	format("$7$", `^\$7\$(`+reCrypt64+`)(`+reCrypt64+`{5})(`+reCrypt64+`{5})(`+reSalt+`*)\$(`+reCrypt64+`{43})$`, checkScrypt),
+	format("$argon2", `^\$argon2(?:id|i|d)\$v=19\$m=([1-9][0-9]{0,9}),t=[1-9][0-9]{0,9},p=([1-9][0-9]{0,2})\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$`, checkArgon2),
+	format("$3$$", `^\$3\$\$([0-9a-f]{32})$`, checkNTHash),
 }
 
 // CheckHash checks password against a crypt(3) hash as stored for an
@@ -142,7 +154,10 @@ func checkHash(hash, password string) error {
 		return checkDES(hash, password)
 	}
 	for _, f := range hashFormats {
-		if m := f.pattern.FindStringSubmatch(hash); m != nil {
+		if !strings.HasPrefix(hash, f.prefix) {
+			continue
+		}
+		if m := f.pattern().FindStringSubmatch(hash); m != nil {
 			return f.check(m, hash, password)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"regexp/syntax"
 	"strconv"
 	"strings"
 	"testing"
@@ -437,4 +438,21 @@ func FuzzCheckHash(f *testing.F) {
 			t.Fatalf("CheckHash(%q, %q) = %v, want ErrLocked", "!"+hash, password, err)
 		}
 	})
+}
+
+// checkHash tries a format's pattern only on a field that starts with the
+// format's prefix: the pattern itself must demand that prefix, or a field
+// it matches would be skipped.
+func TestHashFormatPrefixes(t *testing.T) {
+	for _, f := range hashFormats {
+		expr := f.pattern().String()
+		re, err := syntax.Parse(expr, syntax.Perl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if re.Op != syntax.OpConcat || len(re.Sub) < 2 || re.Sub[0].Op != syntax.OpBeginText ||
+			re.Sub[1].Op != syntax.OpLiteral || !strings.HasPrefix(string(re.Sub[1].Rune), f.prefix) {
+			t.Errorf("pattern %s does not begin with its prefix %q", expr, f.prefix)
+		}
+	}
 }

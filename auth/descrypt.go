@@ -3,6 +3,7 @@ package auth
 import (
 	"crypto/subtle"
 	"strings"
+	"sync"
 )
 
 // DES-based crypt(3): the traditional 13-character form (two salt
@@ -115,7 +116,9 @@ var (
 // Lookup tables derived from the ones above once, so that a round is a
 // handful of table reads rather than bit-by-bit permutations: the final
 // permutation (the inverse of IP), E applied to each byte of R, and each
-// S-box's output already passed through P.
+// S-box's output already passed through P. They are made when DES is
+// first needed (desTables), not at every process start, as few accounts
+// still have DES hashes.
 var (
 	desFP  [64]byte
 	desEx  [4][256]uint64
@@ -123,7 +126,7 @@ var (
 	desInv [256]int8 // cryptAlphabet's values; -1 for other bytes
 )
 
-func init() {
+var desTables = sync.OnceFunc(func() {
 	for i, from := range desIP {
 		desFP[from-1] = byte(i + 1)
 	}
@@ -140,6 +143,9 @@ func init() {
 			desSP[s][six] = uint32(desPermute(out, desP[:], 32))
 		}
 	}
+})
+
+func init() {
 	for i := range desInv {
 		desInv[i] = -1
 	}
@@ -178,6 +184,7 @@ func newDESKey(key uint64) *desKey {
 // counted from the top, swaps E output bits i+1 and i+25). With a zero
 // mask and a count of 1 it is plain DES.
 func (k *desKey) encrypt(block uint64, mask uint32, count int) uint64 {
+	desTables()
 	lr := desPermute(block, desIP[:], 64)
 	l, r := uint32(lr>>32), uint32(lr)
 	for range count {
