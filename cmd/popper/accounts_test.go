@@ -32,7 +32,7 @@ type sysUser struct {
 // SHA512, MD5, or "default": chpasswd's own choice, yescrypt on Debian
 // 12) or as a ready hash with usermod -p when hash is set. It
 // is removed with userdel when the test ends.
-func addSysUser(t *testing.T, s *site, method, pass, hash string, extra ...string) *sysUser {
+func addSysUser(t testing.TB, s *site, method, pass, hash string, extra ...string) *sysUser {
 	t.Helper()
 	if os.Getuid() != 0 {
 		t.Skip("needs root: creates Unix users")
@@ -65,7 +65,7 @@ func addSysUser(t *testing.T, s *site, method, pass, hash string, extra ...strin
 	return &sysUser{name: name, pass: pass, uid: uid, gid: gid, home: home}
 }
 
-func runCmd(t *testing.T, stdin *strings.Reader, name string, args ...string) string {
+func runCmd(t testing.TB, stdin *strings.Reader, name string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	if stdin != nil {

@@ -9,9 +9,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -233,4 +235,139 @@ func writeBenchSpool(path string, n int, size int64) error {
 		return err
 	}
 	return f.Close()
+}
+
+// Issue 12's sessions-per-second and repeated-poll rows as scripts/bench
+// measures them, with the whole fixed cost of a session: one popper per
+// connection started as inetd starts it (popper -s -f CONFIG, the
+// connection on fds 0–2), a configuration of spool-dir only, a spool
+// directory like Debian's /var/mail (2775 root:mail), and a real Unix
+// account with a SHA-512 crypt password in /etc/shadow (it needs root:
+// the user is made with useradd and removed after). Each op is one
+// session until the server closes the connection:
+//
+//   - 10/sessions: USER/PASS, STAT, QUIT on 10 messages (reported:
+//     sessions/s, one client, back to back);
+//   - 1k/poll: USER/PASS, STAT, UIDL, QUIT on 1,000 messages whose UIDs
+//     an earlier session wrote back.
+//
+// login-ms is the mean time from connect to the +OK after PASS.
+//
+//	sudo go test -run XXX -bench RealSessionSystem ./cmd/popper
+func BenchmarkRealSessionSystem(b *testing.B) {
+	bin := popperBin
+	if p := os.Getenv("POPPER_BENCH_BIN"); p != "" {
+		bin = p
+	}
+	s := newSite(b)
+	mail, err := user.LookupGroup("mail")
+	if err != nil {
+		b.Skip("no mail group:", err)
+	}
+	mailGID, _ := strconv.Atoi(mail.Gid)
+	u := addSysUser(b, s, "SHA512", "bench-Pass-6", "")
+	if out, _ := os.ReadFile("/etc/shadow"); !strings.Contains(string(out), "\n"+u.name+":$6$") {
+		b.Fatal("the user's shadow entry is not SHA-512 crypt")
+	}
+	os.Chown(s.spoolDir, 0, mailGID)
+	os.Chmod(s.spoolDir, 0o775|os.ModeSetgid)
+	config := filepath.Join(s.dir, "popper.config")
+	writeFile(b, config, fmt.Sprintf("set spool-dir = %q\n", s.spoolDir), 0644)
+	for _, c := range []struct {
+		name string
+		n    int
+		uidl bool
+	}{{"10/sessions", 10, false}, {"1k/poll", 1000, true}} {
+		b.Run(c.name, func(b *testing.B) {
+			p := filepath.Join(s.spoolDir, u.name)
+			if err := writeBenchSpool(p, c.n, 0); err != nil {
+				b.Fatal(err)
+			}
+			os.Chown(p, u.uid, mailGID)
+			os.Chmod(p, 0660)
+			defer os.Remove(p)
+			argv := []string{"-s", "-f", config}
+			var exited sync.WaitGroup
+			benchSystemSession(b, bin, argv, u, c.uidl, &exited) // the UIDs written back
+			var login time.Duration
+			began := time.Now()
+			for b.Loop() {
+				login += benchSystemSession(b, bin, argv, u, c.uidl, &exited)
+			}
+			b.ReportMetric(float64(b.N)/time.Since(began).Seconds(), "sessions/s")
+			exited.Wait()
+			b.ReportMetric(login.Seconds()*1000/float64(b.N), "login-ms")
+		})
+	}
+}
+
+// benchSystemSession runs one session of u's and returns the time from
+// connect to the +OK after PASS. The process is reaped in the
+// background (exited), as inetd does: the client is done when the
+// server has closed the connection.
+func benchSystemSession(b *testing.B, bin string, argv []string, u *sysUser, uidl bool, exited *sync.WaitGroup) time.Duration {
+	began := time.Now()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	server, err := ln.Accept()
+	ln.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := server.(*net.TCPConn).File()
+	server.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(bin, argv...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = f, f, f
+	err = cmd.Start()
+	f.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	exited.Go(func() { cmd.Wait() })
+	conn.SetDeadline(time.Now().Add(time.Minute))
+	r := bufio.NewReader(conn)
+	ok := func() {
+		l, err := r.ReadString('\n')
+		if err != nil || !strings.HasPrefix(l, "+OK") {
+			cmd.Process.Kill()
+			b.Fatalf("%q %v", l, err)
+		}
+	}
+	ok()
+	fmt.Fprintf(conn, "USER %s\r\n", u.name)
+	ok()
+	fmt.Fprintf(conn, "PASS %s\r\n", u.pass)
+	ok()
+	login := time.Since(began)
+	fmt.Fprint(conn, "STAT\r\n")
+	ok()
+	if uidl {
+		fmt.Fprint(conn, "UIDL\r\n")
+		ok()
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				b.Fatal(err)
+			}
+			if l == ".\r\n" {
+				break
+			}
+		}
+	}
+	fmt.Fprint(conn, "QUIT\r\n")
+	ok()
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		b.Fatal(err)
+	}
+	return login
 }

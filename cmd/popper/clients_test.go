@@ -87,7 +87,7 @@ func received(b []byte) string {
 	return strings.Join(out, "")
 }
 
-func need(t *testing.T, tools ...string) {
+func need(t testing.TB, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
