@@ -231,6 +231,7 @@ func runInetd(conn net.Conn, opts *compat.Options, inv *compat.Invocation, cfgEr
 		return 1
 	}
 	implicit := opts.TLSSupport == "alternate-port"
+	raw := conn
 	if implicit {
 		tc := tls.Server(conn, tlsCfg)
 		tc.SetDeadline(time.Now().Add(opts.Timeout))
@@ -274,7 +275,25 @@ func runInetd(conn net.Conn, opts *compat.Options, inv *compat.Invocation, cfgEr
 	if err := pop3.Serve(conn, b, cfg); err != nil {
 		log.Debug(compat.SessionEnded(err))
 	}
+	endConnection(conn, raw)
 	return 0
+}
+
+// endConnection tells the client the session is over (the update done,
+// the sign-off sent) as soon as it is, not when the process has exited:
+// the socket is fds 0–2 too, so closing conn would not end it, and the
+// exit of a Go process takes about a millisecond more. The write side is
+// shut down, as close at exit did (TLS's close_notify first where conn
+// is the implicit TLS connection); what the process does after this
+// reaches no client.
+func endConnection(conn, raw net.Conn) {
+	type closeWriter interface{ CloseWrite() error }
+	if c, ok := conn.(closeWriter); ok && conn != raw {
+		c.CloseWrite()
+	}
+	if c, ok := raw.(closeWriter); ok {
+		c.CloseWrite()
+	}
 }
 
 // configFailed says, for each -f file with a problem, what qpopper said
