@@ -1110,19 +1110,15 @@ func (md *Maildrop) updateInPlace(del, retr []bool) error {
 	}
 
 	// 2. The spool rewritten in place from there, while the lock is ours
-	// and the spool holds what it held. The truncate is made durable
-	// before the first write, so that a power cut leaves the rewrite's
-	// bytes and holes of NULs after the spool's untouched head, never old
-	// bytes between them (recover.go has no rule for a message that
-	// begins in old bytes and goes on in the rewrite's).
+	// and the spool holds what it held. The truncate needs no sync of its
+	// own: the old bytes a lost truncate leaves showing are the undo
+	// copy's own at the same offsets, as a login copy's are to a copy's
+	// update (recover.go).
 	if err := lk.guard(c, sp, size); err != nil {
 		return err
 	}
 	if err := sp.Truncate(from); err != nil {
 		return newErr(ErrIO, "truncate spool", c.Spool, err)
-	}
-	if err := sp.Sync(); err != nil {
-		return newErr(ErrIO, "sync spool", c.Spool, err)
 	}
 	platform.Failpoint("update.spool-truncated")
 	if _, err := sp.Seek(from, io.SeekStart); err != nil {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 
 	"github.com/popperd/popper/platform"
 )
@@ -96,9 +97,14 @@ import (
 //     begins as a leftover message and ends, from some point on, in NULs
 //     or in the leftovers' bytes at the same offsets is a rewrite that
 //     lost writes or its truncate: the leftover's message is kept, the
-//     spool's bytes from that point go to quarantine. New mail is never
-//     taken for this: it is appended after the crash and does not end in
-//     the leftover's bytes at the offsets it was written to.
+//     spool's bytes from that point go to quarantine. So is one that
+//     holds, inside, a page or more of the leftovers' bytes at the same
+//     offsets (a lost write with its truncate lost: the rewrite goes on
+//     after it), cut where they begin, or, when it begins in them (a
+//     leftover message showing up to the lost write's end), cut where
+//     they end. New mail is never taken for this: it is appended after
+//     the crash and does not end in, or hold a page of, the leftover's
+//     bytes at the offsets it was written to.
 //  5. A leftover message that is a proper prefix of a spool message:
 //     when it is the last of its file it is a copy cut short and the
 //     spool's copy takes its place (a rewrite cannot have left that
@@ -722,6 +728,18 @@ func matchMessages(old, refs []*mergeFile, cur *mergeFile) (olds, curs []*dropMs
 		if cm.nul >= 0 && cm.nul < cut {
 			cut = cm.nul
 		}
+		// Old bytes inside it: where a write was lost with the truncate
+		// before it, the leftovers' bytes at the same offsets show, and
+		// the rewrite's go on after them. A message that begins in them
+		// is the leftover's there, its rest a rewrite's copy.
+		switch start, end, err := mt.oldRun(cm, cut); {
+		case err != nil:
+			return nil, nil, err
+		case start == cm.m.Start:
+			cut = end
+		case start >= 0:
+			cut = start
+		}
 		for _, om := range olds {
 			if om.drop || om.sep != cm.sep {
 				continue
@@ -912,6 +930,70 @@ func (mt *matcher) oldTail(cm *dropMsg) (int64, error) {
 		end = start
 	}
 	return cm.m.Start, nil
+}
+
+// oldRunMin is the shortest run of a leftover's bytes, at the same
+// offsets, inside a spool message that is taken for old bytes a lost
+// write left showing rather than for a likeness (messages from one
+// sender share their first lines; bodies repeat lines). A lost write
+// leaves a page or more (a write is 64 KiB, torn at 4 KiB pages); one
+// that ends the message is oldTail's.
+const oldRunMin = 4096
+
+// oldRun returns the first run, before offset to, of at least oldRunMin
+// bytes of spool message cm that equal what one of the leftover files
+// holds at the same offsets and that other bytes follow, as [start,
+// end), or start -1 when there is none. A run that reaches to, or the
+// end of the leftovers, is none: the whole message's likeness is a
+// shadow's and oldTail's business, and past the leftovers' end nothing
+// is known to differ.
+func (mt *matcher) oldRun(cm *dropMsg, to int64) (start, end int64, err error) {
+	fc, sizes := mt.cur.f, mt.sizes
+	if len(sizes) > 0 {
+		to = min(to, max(slices.Max(sizes), cm.m.Start))
+	}
+	const chunk = 32 << 10
+	bc, bo := make([]byte, chunk), make([]byte, chunk)
+	match := make([]bool, chunk)
+	run, at := 0, int64(-1)
+	for off := cm.m.Start; off < to; {
+		n := min(int64(chunk), to-off)
+		if _, err := fc.ReadAt(bc[:n], off); err != nil {
+			return -1, -1, newErr(ErrIO, "read", fc.Name(), err)
+		}
+		for i := range match[:n] {
+			match[i] = bc[i] == 0 // a hole of the spool's: no bytes of its own
+		}
+		for k, mf := range mt.old {
+			if off >= sizes[k] {
+				continue
+			}
+			m := min(n, sizes[k]-off)
+			if _, err := mf.f.ReadAt(bo[:m], off); err != nil {
+				return -1, -1, newErr(ErrIO, "read", mf.f.Name(), err)
+			}
+			for i := int64(0); i < m; i++ {
+				// A NUL in the leftover is a hole of its own (a copy's
+				// lost write), not a byte the spool could differ from.
+				match[i] = match[i] || bc[i] == bo[i] || bo[i] == 0
+			}
+		}
+		for i := int64(0); i < n; i++ {
+			switch {
+			case match[i]:
+				if run == 0 {
+					at = off + i
+				}
+				run++
+			case run >= oldRunMin:
+				return at, off + i, nil
+			default:
+				run = 0
+			}
+		}
+		off += n
+	}
+	return -1, -1, nil
 }
 
 // holeyCopy reports whether leftover message om, which holds NUL bytes,

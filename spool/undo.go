@@ -21,10 +21,10 @@ import (
 //	[0, undoHeaderLen)                     the header (undoHeader.encode)
 //	[undoHeaderLen, +OldSize-From)         the spool's bytes [From, OldSize)
 //
-// Only the tail is written, once here and once into the spool, and three
+// Only the tail is written, once here and once into the spool, and two
 // fsyncs make an update durable: the undo drop's (and its directory's
 // where a file's fsync does not make its new name durable:
-// platform.NameDurableWithSync), the spool's truncate's, the spool's.
+// platform.NameDurableWithSync), then the spool's.
 // Recovery (resolveUndo) reads the leftover as follows:
 //
 //   - A header or undo copy that does not check: the drop's fsync never
@@ -36,8 +36,10 @@ import (
 //   - Otherwise the drop, with the spool's bytes before From put back in
 //     front, is the spool as it was before the update, at the same
 //     offsets: the picture of a login copy whose rewrite was cut short,
-//     which the merge in recover.go already resolves. It is written out
-//     as a plain temp drop and merged.
+//     which the merge in recover.go resolves: the rewrite's copies pair
+//     with the messages they copy, and old bytes that a lost truncate
+//     left showing are the leftover's own at the same offsets. It is
+//     written out as a plain temp drop and merged.
 //
 // The header begins with a NUL, which no mbox or MMDF file does, so a
 // qpopper leftover is never taken for an undo drop. The spool's bytes
