@@ -549,11 +549,6 @@ func planIsFile(plan []*dropMsg, fi int, d *Drop) bool {
 // it to TEMP.merge, so that the merge result is durable, and known for
 // one, before the spool is touched.
 func writePlan(c *Config, all []*mergeFile, plan []*dropMsg, lk *spoolLock) (*platform.File, error) {
-	tmp := c.tmpPath()
-	f, err := platform.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0660)
-	if err != nil {
-		return nil, newErr(ErrIO, "create", tmp, err)
-	}
 	format := MBox
 	for _, mf := range all {
 		if len(mf.d.Msgs) > 0 {
@@ -561,18 +556,31 @@ func writePlan(c *Config, all []*mergeFile, plan []*dropMsg, lk *spoolLock) (*pl
 			break
 		}
 	}
-	bw := newBoundaryWriter(&refreshWriter{w: f, lk: lk}, format)
-	for _, pm := range plan {
-		if err := bw.startMessage(); err != nil {
-			f.Close()
-			return nil, newErr(ErrIO, "write", tmp, err)
+	return writeScratch(c, lk, c.mergePath(), func(w io.Writer) error {
+		bw := newBoundaryWriter(w, format)
+		for _, pm := range plan {
+			if err := bw.startMessage(); err != nil {
+				return err
+			}
+			if _, err := WriteRaw(bw, all[pm.file].f.OS(), pm.m); err != nil {
+				return err
+			}
 		}
-		if _, err := WriteRaw(bw, all[pm.file].f.OS(), pm.m); err != nil {
-			f.Close()
-			return nil, newErr(ErrIO, "write", tmp, err)
-		}
+		return bw.Flush()
+	})
+}
+
+// writeScratch writes a file under TEMP.tmp (scratch until renamed:
+// removed on sight) with fill, which flushes what it buffers, syncs it,
+// renames it to name and syncs the directory: name then holds it whole,
+// durably, or is what it was.
+func writeScratch(c *Config, lk *spoolLock, name string, fill func(w io.Writer) error) (*platform.File, error) {
+	tmp := c.tmpPath()
+	f, err := platform.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0660)
+	if err != nil {
+		return nil, newErr(ErrIO, "create", tmp, err)
 	}
-	if err := bw.Flush(); err != nil {
+	if err := fill(&refreshWriter{w: f, lk: lk}); err != nil {
 		f.Close()
 		return nil, newErr(ErrIO, "write", tmp, err)
 	}
@@ -580,13 +588,13 @@ func writePlan(c *Config, all []*mergeFile, plan []*dropMsg, lk *spoolLock) (*pl
 		f.Close()
 		return nil, newErr(ErrIO, "sync", tmp, err)
 	}
-	if err := platform.Rename(tmp, c.mergePath()); err != nil {
+	if err := platform.Rename(tmp, name); err != nil {
 		f.Close()
 		return nil, newErr(ErrIO, "rename", tmp, err)
 	}
-	if err := platform.SyncParent(c.TempDrop); err != nil {
+	if err := platform.SyncParent(name); err != nil {
 		f.Close()
-		return nil, newErr(ErrIO, "sync temp drop directory", c.TempDrop, err)
+		return nil, newErr(ErrIO, "sync directory of", name, err)
 	}
 	return f, nil
 }
@@ -835,21 +843,11 @@ func (mt *matcher) shadowOf(cm *dropMsg, olds []*dropMsg) (shadow *dropMsg, inRe
 
 // sameBytes reports whether a and b hold the same bytes in [from, to).
 func sameBytes(a, b *platform.File, from, to int64) (bool, error) {
-	ba, bb := make([]byte, 32<<10), make([]byte, 32<<10)
-	for off := from; off < to; {
-		n := min(int64(len(ba)), to-off)
-		if _, err := a.ReadAt(ba[:n], off); err != nil {
-			return false, newErr(ErrIO, "read", a.Name(), err)
-		}
-		if _, err := b.ReadAt(bb[:n], off); err != nil {
-			return false, newErr(ErrIO, "read", b.Name(), err)
-		}
-		if !bytes.Equal(ba[:n], bb[:n]) {
-			return false, nil
-		}
-		off += n
+	same, err := sameBytesAt(a.OS(), from, b.OS(), from, to-from)
+	if err != nil {
+		return false, newErr(ErrIO, "read", a.Name()+" or "+b.Name(), err)
 	}
-	return true, nil
+	return same, nil
 }
 
 // firstNUL returns the offset of the first NUL byte of m that is not part

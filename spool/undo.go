@@ -7,7 +7,6 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
-	"os"
 
 	"github.com/popperd/popper/platform"
 )
@@ -314,7 +313,7 @@ func resolveUndo(c *Config, lk *spoolLock, d *platform.File, h undoHeader, ok bo
 		if s == h.Tail && end < h.OldSize && size >= h.OldSize {
 			// Old bytes after the rewrite, when its truncate was lost.
 			if residue, err = sameBytesAt(sp.OS(), end, d.OS(), undoHeaderLen+end-h.From, h.OldSize-end); err != nil {
-				return nil, err
+				return nil, newErr(ErrIO, "read spool or temp drop", c.Spool, err)
 			}
 		}
 		if s == h.Tail && !residue {
@@ -339,37 +338,20 @@ func resolveUndo(c *Config, lk *spoolLock, d *platform.File, h undoHeader, ok bo
 // from then on is a plain leftover. A crash before the rename leaves the
 // undo drop and a scratch file recovery removes.
 func materializeUndo(c *Config, lk *spoolLock, d *platform.File, h undoHeader, withHead bool) (*platform.File, error) {
-	tmp := c.tmpPath()
-	f, err := platform.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0660)
-	if err != nil {
-		return nil, newErr(ErrIO, "create", tmp, err)
-	}
-	w := bufio.NewWriterSize(&refreshWriter{w: f, lk: lk}, 64<<10)
-	if withHead {
-		if _, err := io.Copy(w, io.NewSectionReader(lk.spool.OS(), 0, h.From)); err != nil {
-			f.Close()
-			return nil, newErr(ErrIO, "write", tmp, err)
+	f, err := writeScratch(c, lk, c.TempDrop, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 64<<10)
+		if withHead {
+			if _, err := io.Copy(bw, io.NewSectionReader(lk.spool.OS(), 0, h.From)); err != nil {
+				return err
+			}
 		}
-	}
-	if _, err := io.Copy(w, io.NewSectionReader(d.OS(), undoHeaderLen, h.OldSize-h.From)); err != nil {
-		f.Close()
-		return nil, newErr(ErrIO, "write", tmp, err)
-	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return nil, newErr(ErrIO, "write", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, newErr(ErrIO, "sync", tmp, err)
-	}
-	if err := platform.Rename(tmp, c.TempDrop); err != nil {
-		f.Close()
-		return nil, newErr(ErrIO, "rename", tmp, err)
-	}
-	if err := platform.SyncParent(c.TempDrop); err != nil {
-		f.Close()
-		return nil, newErr(ErrIO, "sync temp drop directory", c.TempDrop, err)
+		if _, err := io.Copy(bw, io.NewSectionReader(d.OS(), undoHeaderLen, h.OldSize-h.From)); err != nil {
+			return err
+		}
+		return bw.Flush()
+	})
+	if err != nil {
+		return nil, err
 	}
 	platform.Failpoint("recover.undo-replaced")
 	return f, nil

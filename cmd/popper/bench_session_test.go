@@ -97,31 +97,39 @@ func benchSession(b *testing.B, bin, spool, mode string, flags []string) {
 	b.ReportMetric(float64(rss)/1024, "peak-RSS-MB")
 }
 
-// benchOneSession runs one session and returns the RETR replies' octets,
-// the seconds they took and the process's maxrss in KB.
-func benchOneSession(b *testing.B, s *site, bin, mode string, flags []string) (int64, float64, int64) {
+// inetdSocket returns the client's end of a loopback TCP connection and
+// the server's end as a file, to be a session's stdin and stdout as
+// inetd's are.
+func inetdSocket(b *testing.B) (net.Conn, *os.File) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer ln.Close()
 	conn, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer conn.Close()
 	server, err := ln.Accept()
-	ln.Close()
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer server.Close()
 	f, err := server.(*net.TCPConn).File()
-	server.Close()
 	if err != nil {
 		b.Fatal(err)
 	}
+	return conn, f
+}
+
+// benchOneSession runs one session and returns the RETR replies' octets,
+// the seconds they took and the process's maxrss in KB.
+func benchOneSession(b *testing.B, s *site, bin, mode string, flags []string) (int64, float64, int64) {
+	conn, f := inetdSocket(b)
+	defer conn.Close()
 	cmd := exec.Command(bin, append([]string{"-f", s.config, "--userdb", s.userdb}, flags...)...)
 	cmd.Stdin, cmd.Stdout = f, f
-	err = cmd.Start()
+	err := cmd.Start()
 	f.Close()
 	if err != nil {
 		b.Fatal(err)
@@ -307,28 +315,11 @@ func BenchmarkRealSessionSystem(b *testing.B) {
 // server has closed the connection.
 func benchSystemSession(b *testing.B, bin string, argv []string, u *sysUser, uidl bool, exited *sync.WaitGroup) time.Duration {
 	began := time.Now()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	conn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
+	conn, f := inetdSocket(b)
 	defer conn.Close()
-	server, err := ln.Accept()
-	ln.Close()
-	if err != nil {
-		b.Fatal(err)
-	}
-	f, err := server.(*net.TCPConn).File()
-	server.Close()
-	if err != nil {
-		b.Fatal(err)
-	}
 	cmd := exec.Command(bin, argv...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = f, f, f
-	err = cmd.Start()
+	err := cmd.Start()
 	f.Close()
 	if err != nil {
 		b.Fatal(err)
