@@ -163,13 +163,25 @@ func (lr *lineReader) next() (*line, error) {
 //
 // The only errors are read errors.
 func Parse(r io.Reader, opt ParseOptions) (*Drop, error) {
-	ps, err := parseSection(r, section{}, opt)
+	d, t, err := parseTable(r, opt)
 	if err != nil {
 		return nil, err
 	}
-	d := &Drop{Format: ps.format, Sep: ps.sep, Msgs: ps.msgs, Junk: ps.junk, End: ps.end}
-	uniqueUIDs(d.Msgs, ps.alt, opt)
+	d.Msgs = t.msgs()
 	return d, nil
+}
+
+// parseTable is Parse with the messages in a table, not in the Drop.
+func parseTable(r io.Reader, opt ParseOptions) (*Drop, *msgTable, error) {
+	ps, err := parseSection(r, section{}, opt)
+	if err != nil {
+		return nil, nil, err
+	}
+	d := &Drop{Format: ps.format, Sep: ps.sep, Junk: ps.junk, End: ps.end}
+	t := tableOf(ps.msgs).done()
+	ps.msgs = nil
+	uniqueIn(t, ps.alt, opt)
+	return d, t.done(), nil
 }
 
 // parser holds the state of one parse. With Content-Length honoured, a

@@ -186,9 +186,37 @@ func GenerateUID(sep []byte, counter int64, headers [][]byte, opt ParseOptions) 
 // apart) is replaced by the encoding of MD5(uid, "#", n) for the smallest
 // n = 1, 2, ... giving a new value: deterministic for a given drop.
 func uniqueUIDs(msgs []Msg, alt []altUID, opt ParseOptions) {
-	seen := make(map[string]bool, len(msgs))
-	for i := range msgs {
-		m := &msgs[i]
+	uniqueIn(msgSlice(msgs), alt, opt)
+}
+
+// msgList is a drop's messages, in a []Msg or a msgTable.
+type msgList interface {
+	len() int
+	at(i int) Msg
+	set(i int, m *Msg)
+}
+
+type msgSlice []Msg
+
+func (s msgSlice) len() int          { return len(s) }
+func (s msgSlice) at(i int) Msg      { return s[i] }
+func (s msgSlice) set(i int, m *Msg) { s[i] = *m }
+
+// uniqueIn is uniqueUIDs for msgs, whose last len(alt) messages alt
+// describes (the messages before have no duplicate X-UIDL value: they
+// went through it unchanged when they were indexed). It reports whether
+// it changed a message.
+func uniqueIn(msgs msgList, alt []altUID, opt ParseOptions) (changed bool) {
+	n := msgs.len()
+	altOf := func(i int) altUID {
+		if k := i - (n - len(alt)); k >= 0 {
+			return alt[k]
+		}
+		return altUID{}
+	}
+	seen := make(map[string]bool, n)
+	for i := range n {
+		m := msgs.at(i)
 		if !m.UIDFound {
 			continue
 		}
@@ -196,11 +224,14 @@ func uniqueUIDs(msgs []Msg, alt []altUID, opt ParseOptions) {
 			seen[m.UID] = true
 			continue
 		}
-		m.Size += uidLineSize(alt[i].uid) - alt[i].counted
-		m.UID, m.UIDFound, m.Canonical = alt[i].uid, false, false
+		a := altOf(i)
+		m.Size += uidLineSize(a.uid) - a.counted
+		m.UID, m.UIDFound, m.Canonical = a.uid, false, false
+		msgs.set(i, &m)
+		changed = true
 	}
-	for i := range msgs {
-		m := &msgs[i]
+	for i := range n {
+		m := msgs.at(i)
 		if m.UIDFound {
 			continue
 		}
@@ -209,10 +240,15 @@ func uniqueUIDs(msgs []Msg, alt []altUID, opt ParseOptions) {
 			d := md5.Sum([]byte(m.UID + "#" + strconv.Itoa(n)))
 			uid = encodeUID(d, opt.OldStyleUID)
 		}
-		m.Size += uidLineSize(uid) - uidLineSize(m.UID)
-		m.UID = uid
+		if uid != m.UID {
+			m.Size += uidLineSize(uid) - uidLineSize(m.UID)
+			m.UID = uid
+			msgs.set(i, &m)
+			changed = true
+		}
 		seen[uid] = true
 	}
+	return changed
 }
 
 // hasPrefixFold reports whether b starts with the ASCII string p, ignoring
