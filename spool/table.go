@@ -2,7 +2,7 @@ package spool
 
 import "sort"
 
-// msgTable holds a drop's messages for the length of a session: 32 bytes
+// msgTable holds a drop's messages for the length of a session: 24 bytes
 // a message, and its UID in a string shared with thousands of others,
 // where a []Msg takes 80 bytes and a string of its own per message. A
 // session of 200,000 messages (1 GiB) keeps it from login to QUIT, so
@@ -11,9 +11,12 @@ import "sort"
 //
 // A record keeps Start's low 32 bits and the other offsets as distances;
 // where Start's high bits change is kept in highs (once every 4 GiB of
-// spool). A message a record cannot hold exactly (a distance of 4 GiB or
-// more, a separator or trailer of 64 KiB or more, a UID longer than 255
-// bytes) is kept whole in wide instead, so every Msg is stored as it is.
+// spool). The fields are as wide as most mail needs; a message a record
+// cannot hold exactly (a separator line or trailer of 256 bytes or more,
+// a header of 64 KiB or more, a body of 4 GiB or more or of more than
+// 65,535 lines, a UID longer than 255 bytes) is kept whole in wide
+// instead, so every Msg is stored as it is, the rare large one at the
+// cost of a Msg.
 type msgTable struct {
 	recs  []msgRec
 	highs []startHigh
@@ -25,13 +28,13 @@ type msgTable struct {
 // msgRec is one message of a msgTable.
 type msgRec struct {
 	start     uint32 // Start's low 32 bits
-	sep       uint16 // HdrStart - Start: the separator line
-	trailer   uint16 // Next - End: the MMDF trailer
-	header    uint32 // BodyStart - HdrStart
 	body      uint32 // End - BodyStart
 	size      uint32
-	bodyLines uint32
 	uid       uint32 // where the UID is: its string in uids << 16 | its offset there; wide: the index in wide
+	header    uint16 // BodyStart - HdrStart
+	bodyLines uint16
+	sep       uint8 // HdrStart - Start: the separator line
+	trailer   uint8 // Next - End: the MMDF trailer
 	uidLen    uint8
 	flags     uint8 // the index's flag bits (msgFlagBits), and recWide
 }
@@ -104,25 +107,25 @@ func putMsg[S ~string | ~[]byte](t *msgTable, i int, m *Msg, uid S) {
 // or false when m needs a wide entry.
 func (t *msgTable) record(i int, m *Msg, uidLen int) (msgRec, bool) {
 	fits := func(v int64, max int64) bool { return v >= 0 && v <= max }
-	const u16, u32 = 1<<16 - 1, 1<<32 - 1
+	const u8, u16, u32 = 1<<8 - 1, 1<<16 - 1, 1<<32 - 1
 	// A message set in place must keep the high bits the table has
 	// there for it (highs are only ever added at the end).
 	ok := m.Start >= 0 && (i == len(t.recs) || uint32(m.Start>>32) == t.high(i)) &&
-		fits(m.HdrStart-m.Start, u16) && fits(m.Next-m.End, u16) &&
-		fits(m.BodyStart-m.HdrStart, u32) && fits(m.End-m.BodyStart, u32) &&
-		fits(m.Size, u32) && fits(int64(m.BodyLines), u32) &&
-		uidLen <= 255 && len(t.uids) < 1<<16-1
+		fits(m.HdrStart-m.Start, u8) && fits(m.Next-m.End, u8) &&
+		fits(m.BodyStart-m.HdrStart, u16) && fits(m.End-m.BodyStart, u32) &&
+		fits(m.Size, u32) && fits(int64(m.BodyLines), u16) &&
+		uidLen <= u8 && len(t.uids) < 1<<16-1
 	if !ok {
 		return msgRec{}, false
 	}
 	return msgRec{
 		start:     uint32(m.Start),
-		sep:       uint16(m.HdrStart - m.Start),
-		trailer:   uint16(m.Next - m.End),
-		header:    uint32(m.BodyStart - m.HdrStart),
+		sep:       uint8(m.HdrStart - m.Start),
+		trailer:   uint8(m.Next - m.End),
+		header:    uint16(m.BodyStart - m.HdrStart),
 		body:      uint32(m.End - m.BodyStart),
 		size:      uint32(m.Size),
-		bodyLines: uint32(m.BodyLines),
+		bodyLines: uint16(m.BodyLines),
 		uidLen:    uint8(uidLen),
 		flags:     uint8(msgFlagBits(m)),
 	}, true

@@ -111,13 +111,16 @@ func TestMsgTableLarge(t *testing.T) {
 	for i := 21; i < 30; i++ {
 		add(40, 500, 2000, 0, 2600, uid(i)) // past 9 GiB
 	}
-	add(70000, 500, 2000, 0, 2600, uid(30))               // a separator of 70,000 bytes
+	add(300, 500, 2000, 0, 2600, uid(30))                 // a separator line of 300 bytes
+	add(40, 500, 2000, 300, 2600, uid(31))                // a trailer of 300 bytes
+	add(40, 70000, 2000, 0, 72000, uid(32))               // a header of 70,000 bytes
+	add(40, 500, 6000000, 0, 6100000, uid(33))            // 100,000 lines
 	add(40, 500, 2000, 0, 2600, strings.Repeat("u", 300)) // a UID of 300 bytes
-	add(40, 500, 2000, 0, 2600, uid(32))
+	add(40, 500, 2000, 0, 2600, uid(35))
 	tab := tableOf(msgs).done()
 	checkTable(t, "large", tab, msgs)
-	if len(tab.highs) != 2 || len(tab.wide) != 4 {
-		t.Errorf("%d changes of Start's high bits and %d wide messages, want 2 and 4", len(tab.highs), len(tab.wide))
+	if len(tab.highs) != 2 || len(tab.wide) != 7 {
+		t.Errorf("%d changes of Start's high bits and %d wide messages, want 2 and 7", len(tab.highs), len(tab.wide))
 	}
 
 	// Changed in place, to a message that needs a wide entry and back.
@@ -153,10 +156,10 @@ func TestMsgTableLarge(t *testing.T) {
 	checkTable(t, "index", got.msgs, msgs)
 }
 
-// TestMsgTableRecordSize: a record is 32 bytes, most of what a session
+// TestMsgTableRecordSize: a record is 24 bytes, most of what a session
 // keeps per message (issue 12's memory row).
 func TestMsgTableRecordSize(t *testing.T) {
-	if n := unsafe.Sizeof(msgRec{}); n != 32 {
-		t.Errorf("a msgRec is %d bytes, want 32", n)
+	if n := unsafe.Sizeof(msgRec{}); n != 24 {
+		t.Errorf("a msgRec is %d bytes, want 24", n)
 	}
 }
