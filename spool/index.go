@@ -671,14 +671,15 @@ func parseWithIndex(f io.ReaderAt, st spoolStat, ix *spoolIndex, opt ParseOption
 		d, t, err := parseTable(bufio.NewReaderSize(io.NewSectionReader(f, 0, st.size), 64<<10), opt)
 		return d, t, nil, err
 	}
-	msgs := keep
-	if msgs == nil {
-		msgs = newMsgTable(len(p.msgs))
+	msgs := p.msgs
+	if keep != nil {
+		msgs = keep
+		for i := range p.msgs.len() {
+			m := p.msgs.at(i)
+			msgs.add(&m)
+		}
+		p.msgs = nil
 	}
-	for i := range p.msgs {
-		msgs.add(&p.msgs[i])
-	}
-	p.msgs = nil // the table holds them now
 	msgs.done()
 	format, sep := p.format, p.sep
 	if s.msgs > 0 {

@@ -25,8 +25,8 @@ type section struct {
 type parsed struct {
 	format Format
 	sep    string
-	msgs   []Msg
-	alt    []altUID
+	msgs   *msgTable
+	alt    *altList
 	junk   []Range
 	end    int64
 }
@@ -68,7 +68,7 @@ func parseSection(r io.Reader, s section, opt ParseOptions) (*parsed, error) {
 		p.feed(l)
 	}
 	p.eof(lr.off)
-	out := &parsed{msgs: p.msgs, alt: p.alt, junk: p.junk, end: lr.off}
+	out := &parsed{msgs: &p.msgs, alt: &p.alt, junk: p.junk, end: lr.off}
 	if p.mmdf {
 		out.format, out.sep = MMDF, string(p.sep)
 	}

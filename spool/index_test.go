@@ -600,20 +600,27 @@ func checkSections(t testing.TB, data []byte, opt ParseOptions) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgs := append([]Msg(nil), full.msgs...)
+	fullMsgs := full.msgs.msgs()
+	msgs := append([]Msg(nil), fullMsgs...)
 	uniqueUIDs(msgs, full.alt, opt)
 	sameDrop(t, &Drop{Format: full.format, Sep: full.sep, Msgs: msgs, Junk: full.junk, End: full.end}, want, "parseSection from 0")
 	for k := 1; k < len(want.Msgs); k++ {
-		if full.msgs[k-1].BadContentLength {
+		if fullMsgs[k-1].BadContentLength {
 			break // boundaries after a lying Content-Length are not clean
 		}
-		s := section{start: full.msgs[k].Start, msgs: k, format: want.Format, sep: want.Sep}
+		s := section{start: fullMsgs[k].Start, msgs: k, format: want.Format, sep: want.Sep}
 		p, err := parseSection(bufio.NewReader(bytes.NewReader(data[s.start:])), s, opt)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := append(append([]Msg(nil), full.msgs[:k]...), p.msgs...)
-		alt := append(append([]altUID(nil), full.alt[:k]...), p.alt...)
+		got := append(append([]Msg(nil), fullMsgs[:k]...), p.msgs.msgs()...)
+		alt := &altList{}
+		for i := range k {
+			alt.add(full.alt.at(i))
+		}
+		for i := range p.alt.len() {
+			alt.add(p.alt.at(i))
+		}
 		uniqueUIDs(got, alt, opt)
 		if len(p.junk) != 0 && len(full.junk) == 0 {
 			t.Fatalf("section from message %d has junk %v\n%q", k+1, p.junk, data)

@@ -20,8 +20,7 @@ import "sort"
 type msgTable struct {
 	recs  []msgRec
 	highs []startHigh
-	uids  []string // the UIDs, one after another, uidChunk bytes a string at most
-	chunk []byte   // the UIDs not yet in uids
+	uids  uidArena
 	wide  []Msg
 }
 
@@ -30,7 +29,7 @@ type msgRec struct {
 	start     uint32 // Start's low 32 bits
 	body      uint32 // End - BodyStart
 	size      uint32
-	uid       uint32 // where the UID is: its string in uids << 16 | its offset there; wide: the index in wide
+	uid       uint32 // the UID's address in uids; wide: the index in wide
 	header    uint16 // BodyStart - HdrStart
 	bodyLines uint16
 	sep       uint8 // HdrStart - Start: the separator line
@@ -48,9 +47,47 @@ type startHigh struct {
 	high uint32
 }
 
-// uidChunk is the most UID bytes in one string of msgTable.uids: a
-// record addresses a UID by 16 bits of offset.
+// uidArena keeps UIDs one after another in strings of at most uidChunk
+// bytes, a UID addressed in 32 bits as its string's index << 16 | its
+// offset there: thousands of UIDs share a string, and the address holds
+// no pointer.
+type uidArena struct {
+	strs  []string
+	chunk []byte // the UIDs not yet in strs
+}
+
 const uidChunk = 64 << 10
+
+// putUID appends uid and returns its address, or false when the arena
+// has no address left for it (after 4 GiB of UIDs).
+func putUID[S ~string | ~[]byte](a *uidArena, uid S) (uint32, bool) {
+	if len(a.chunk)+len(uid) > uidChunk {
+		a.seal()
+	}
+	if len(a.strs) >= 1<<16 || len(uid) > uidChunk {
+		return 0, false
+	}
+	addr := uint32(len(a.strs))<<16 | uint32(len(a.chunk))
+	a.chunk = append(a.chunk, uid...)
+	return addr, true
+}
+
+// get is the n-byte UID at addr.
+func (a *uidArena) get(addr uint32, n int) string {
+	s, off := int(addr>>16), int(addr&(1<<16-1))
+	if s == len(a.strs) {
+		return string(a.chunk[off : off+n]) // not sealed yet
+	}
+	return a.strs[s][off : off+n]
+}
+
+// seal moves the pending UIDs into a string of their own.
+func (a *uidArena) seal() {
+	if len(a.chunk) > 0 {
+		a.strs = append(a.strs, string(a.chunk))
+		a.chunk = a.chunk[:0]
+	}
+}
 
 func newMsgTable(n int) *msgTable { return &msgTable{recs: make([]msgRec, 0, n)} }
 
@@ -82,11 +119,9 @@ func (t *msgTable) set(i int, m *Msg) { putMsg(t, i, m, m.UID) }
 func putMsg[S ~string | ~[]byte](t *msgTable, i int, m *Msg, uid S) {
 	r, ok := t.record(i, m, len(uid))
 	if ok {
-		if len(t.chunk)+len(uid) > uidChunk {
-			t.seal()
-		}
-		r.uid = uint32(len(t.uids))<<16 | uint32(len(t.chunk))
-		t.chunk = append(t.chunk, uid...)
+		r.uid, ok = putUID(&t.uids, uid)
+	}
+	if ok {
 		if h := uint32(m.Start >> 32); h != t.high(i) {
 			t.highs = append(t.highs, startHigh{from: i, high: h})
 		}
@@ -114,7 +149,7 @@ func (t *msgTable) record(i int, m *Msg, uidLen int) (msgRec, bool) {
 		fits(m.HdrStart-m.Start, u8) && fits(m.Next-m.End, u8) &&
 		fits(m.BodyStart-m.HdrStart, u16) && fits(m.End-m.BodyStart, u32) &&
 		fits(m.Size, u32) && fits(int64(m.BodyLines), u16) &&
-		uidLen <= u8 && len(t.uids) < 1<<16-1
+		uidLen <= u8
 	if !ok {
 		return msgRec{}, false
 	}
@@ -131,19 +166,11 @@ func (t *msgTable) record(i int, m *Msg, uidLen int) (msgRec, bool) {
 	}, true
 }
 
-// seal moves the pending UIDs into a string of uids.
-func (t *msgTable) seal() {
-	t.uids = append(t.uids, string(t.chunk))
-	t.chunk = t.chunk[:0]
-}
-
 // done seals the table once it is filled: reading a UID then never
 // allocates.
 func (t *msgTable) done() *msgTable {
-	if len(t.chunk) > 0 {
-		t.seal()
-	}
-	t.chunk = nil
+	t.uids.seal()
+	t.uids.chunk = nil
 	return t
 }
 
@@ -173,21 +200,13 @@ func (t *msgTable) at(i int) Msg {
 	m.Next = m.End + int64(r.trailer)
 	m.Size = int64(r.size)
 	m.BodyLines = int(r.bodyLines)
-	m.UID = t.uid(r)
+	m.UID = t.uids.get(r.uid, int(r.uidLen))
 	m.UIDFound = r.flags&flagUIDFound != 0
 	m.Retrieved = r.flags&flagRetrieved != 0
 	m.Hidden = r.flags&flagHidden != 0
 	m.BadContentLength = r.flags&flagBadContentLength != 0
 	m.Canonical = r.flags&flagCanonical != 0
 	return m
-}
-
-func (t *msgTable) uid(r *msgRec) string {
-	s, off := int(r.uid>>16), int(r.uid&(1<<16-1))
-	if s == len(t.uids) {
-		return string(t.chunk[off : off+int(r.uidLen)]) // not sealed yet
-	}
-	return t.uids[s][off : off+int(r.uidLen)]
 }
 
 // start, size, uidOf and flagsOf are the fields of message i a session
@@ -216,7 +235,7 @@ func (t *msgTable) uidOf(i int) string {
 	if r.flags&recWide != 0 {
 		return t.wide[r.uid].UID
 	}
-	return t.uid(r)
+	return t.uids.get(r.uid, int(r.uidLen))
 }
 
 func (t *msgTable) flagsOf(i int) uint64 {
@@ -253,4 +272,48 @@ func (t *msgTable) msgs() []Msg {
 		out[i] = t.at(i)
 	}
 	return out
+}
+
+// altList is the altUID of each message of a parse in 8 bytes and its
+// UID in an arena, where a []altUID takes 24 bytes and a string per
+// message: a parse keeps one for every message until uniqueUIDs.
+type altList struct {
+	recs []altRec
+	uids uidArena
+	wide []altUID // those a record cannot hold
+}
+
+type altRec struct {
+	uid     uint32 // its address in uids; wide: the index in wide
+	counted uint16
+	n       uint8 // the UID's length
+	wide    bool
+}
+
+func (l *altList) len() int {
+	if l == nil {
+		return 0
+	}
+	return len(l.recs)
+}
+
+func (l *altList) add(a altUID) {
+	r := altRec{counted: uint16(a.counted), n: uint8(len(a.uid))}
+	ok := a.counted >= 0 && a.counted <= 1<<16-1 && len(a.uid) <= 255
+	if ok {
+		r.uid, ok = putUID(&l.uids, a.uid)
+	}
+	if !ok {
+		r = altRec{uid: uint32(len(l.wide)), wide: true}
+		l.wide = append(l.wide, a)
+	}
+	l.recs = append(l.recs, r)
+}
+
+func (l *altList) at(i int) altUID {
+	r := l.recs[i]
+	if r.wide {
+		return l.wide[r.uid]
+	}
+	return altUID{uid: l.uids.get(r.uid, int(r.n)), counted: int64(r.counted)}
 }

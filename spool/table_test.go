@@ -60,7 +60,7 @@ func fuzzCorpus(t *testing.T) []string {
 
 // TestMsgTableParsed: the parser's messages, for the section corpus and
 // the fuzz corpus in every option, come back from a table as they went
-// in, before and after uniqueUIDs.
+// in, and uniqueUIDs does to a table what it does to a []Msg.
 func TestMsgTableParsed(t *testing.T) {
 	for k, data := range append(sectionCorpus(), fuzzCorpus(t)...) {
 		for flags := 0; flags < 32; flags++ {
@@ -71,14 +71,16 @@ func TestMsgTableParsed(t *testing.T) {
 				t.Fatal(err)
 			}
 			name := "input " + strconv.Itoa(k) + " flags " + strconv.Itoa(flags)
-			tab := tableOf(p.msgs)
-			checkTable(t, name+" (unsealed)", tab, p.msgs)
-			checkTable(t, name, tab.done(), p.msgs)
-			want := append([]Msg(nil), p.msgs...)
+			msgs := p.msgs.msgs()
+			checkTable(t, name+" (unsealed)", p.msgs, msgs)
+			tab := tableOf(msgs)
+			checkTable(t, name+" (unsealed copy)", tab, msgs)
+			checkTable(t, name, tab.done(), msgs)
+			want := append([]Msg(nil), msgs...)
 			uniqueUIDs(want, p.alt, opt)
 			changed := uniqueIn(tab, p.alt, opt)
 			checkTable(t, name+" unique", tab.done(), want)
-			if changed != !reflect.DeepEqual(want, p.msgs) {
+			if changed != !reflect.DeepEqual(want, msgs) {
 				t.Fatalf("%s: uniqueIn reports changed=%v", name, changed)
 			}
 		}
@@ -161,5 +163,27 @@ func TestMsgTableLarge(t *testing.T) {
 func TestMsgTableRecordSize(t *testing.T) {
 	if n := unsafe.Sizeof(msgRec{}); n != 24 {
 		t.Errorf("a msgRec is %d bytes, want 24", n)
+	}
+}
+
+// TestAltList: what the parser keeps for uniqueUIDs comes back as it
+// went in, the values a record cannot hold too.
+func TestAltList(t *testing.T) {
+	want := []altUID{{uid: "abcdefghijklmnopqrst", counted: 30}, {}, {uid: strings.Repeat("v", 300), counted: 1},
+		{uid: "x", counted: 70000}, {uid: "0123456789abcdef0123456789abcdef", counted: 1024}}
+	var l altList
+	for _, a := range want {
+		l.add(a)
+	}
+	if l.len() != len(want) {
+		t.Fatalf("%d entries, want %d", l.len(), len(want))
+	}
+	for i, a := range want {
+		if got := l.at(i); got != a {
+			t.Errorf("entry %d: got %+v, want %+v", i, got, a)
+		}
+	}
+	if len(l.wide) != 2 {
+		t.Errorf("%d entries kept whole, want 2", len(l.wide))
 	}
 }

@@ -177,7 +177,7 @@ func GenerateUID(sep []byte, counter int64, headers [][]byte, opt ParseOptions) 
 }
 
 // uniqueUIDs makes the UIDs of a drop unique (RFC 1939: unique within the
-// maildrop). alt[i] is the UID generated for message i, used when its
+// maildrop). alt.at(i) is the UID generated for message i, used when its
 // X-UIDL value is a duplicate. Persisted UIDs win: the first message
 // carrying an X-UIDL value keeps it; a later message with the same value
 // (a forged or copied header) gets its generated UID instead, and will
@@ -185,7 +185,7 @@ func GenerateUID(sep []byte, counter int64, headers [][]byte, opt ParseOptions) 
 // messages with update-status-headers off, where no counter tells them
 // apart) is replaced by the encoding of MD5(uid, "#", n) for the smallest
 // n = 1, 2, ... giving a new value: deterministic for a given drop.
-func uniqueUIDs(msgs []Msg, alt []altUID, opt ParseOptions) {
+func uniqueUIDs(msgs []Msg, alt *altList, opt ParseOptions) {
 	uniqueIn(msgSlice(msgs), alt, opt)
 }
 
@@ -206,11 +206,11 @@ func (s msgSlice) set(i int, m *Msg) { s[i] = *m }
 // describes (the messages before have no duplicate X-UIDL value: they
 // went through it unchanged when they were indexed). It reports whether
 // it changed a message.
-func uniqueIn(msgs msgList, alt []altUID, opt ParseOptions) (changed bool) {
+func uniqueIn(msgs msgList, alt *altList, opt ParseOptions) (changed bool) {
 	n := msgs.len()
 	altOf := func(i int) altUID {
-		if k := i - (n - len(alt)); k >= 0 {
-			return alt[k]
+		if k := i - (n - alt.len()); k >= 0 {
+			return alt.at(k)
 		}
 		return altUID{}
 	}
