@@ -2,6 +2,7 @@ package spool
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -145,11 +146,16 @@ func msgFlagBits(m *Msg) uint64 {
 	return b
 }
 
-// encode lays the index out (doc/index.md): magic, version, then
-// varints, the checkpoints as 4-byte words, and a CRC-32C of everything
-// before it as the last 4 bytes.
-func (ix *spoolIndex) encode() []byte {
-	b := make([]byte, 0, 128+4*len(ix.marks)+40*ix.msgs.len())
+// encodeTo writes the index to w as doc/index.md lays it out: magic,
+// version, then varints, the checkpoints as 4-byte words, and a CRC-32C
+// of everything before it as the last 4 bytes. It returns the size and
+// that trailer. It streams, a record at a time: at 200,000 messages the
+// index is 7 MB, which a login that parses need not hold besides its
+// table.
+func (ix *spoolIndex) encodeTo(w io.Writer) (size int64, sum uint32, err error) {
+	cw := &crcWriter{w: w}
+	bw := bufio.NewWriterSize(cw, 64<<10)
+	b := make([]byte, 0, 256)
 	b = append(b, indexMagic...)
 	b = binary.LittleEndian.AppendUint32(b, indexVersion)
 	b = binary.AppendUvarint(b, ix.spool.dev)
@@ -164,26 +170,58 @@ func (ix *spoolIndex) encode() []byte {
 	b = binary.AppendVarint(b, ix.end)
 	b = binary.AppendUvarint(b, sumBlock)
 	b = binary.AppendUvarint(b, uint64(len(ix.marks)))
+	bw.Write(b)
 	for _, s := range ix.marks {
-		b = binary.LittleEndian.AppendUint32(b, s)
+		bw.Write(binary.LittleEndian.AppendUint32(b[:0], s))
 	}
-	b = binary.LittleEndian.AppendUint32(b, ix.endSum)
+	b = binary.LittleEndian.AppendUint32(b[:0], ix.endSum)
 	b = binary.AppendUvarint(b, uint64(ix.msgs.len()))
+	bw.Write(b)
 	prev := int64(0)
 	for i := range ix.msgs.len() {
 		m := ix.msgs.at(i)
+		b = b[:0]
 		// Each offset as the distance from the one before: small, and
 		// never negative in a parse's result (decode checks it).
-		for _, v := range []int64{m.Start - prev, m.HdrStart - m.Start, m.BodyStart - m.HdrStart,
+		for _, v := range [...]int64{m.Start - prev, m.HdrStart - m.Start, m.BodyStart - m.HdrStart,
 			m.End - m.BodyStart, m.Next - m.End, m.Size, int64(m.BodyLines)} {
 			b = binary.AppendUvarint(b, uint64(v))
 		}
 		b = binary.AppendUvarint(b, msgFlagBits(&m))
 		b = binary.AppendUvarint(b, uint64(len(m.UID)))
 		b = append(b, m.UID...)
+		bw.Write(b)
 		prev = m.Next
 	}
-	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	if err := bw.Flush(); err != nil {
+		return 0, 0, err
+	}
+	if _, err := w.Write(binary.LittleEndian.AppendUint32(b[:0], cw.crc)); err != nil {
+		return 0, 0, err
+	}
+	return cw.n + 4, cw.crc, nil
+}
+
+// encode is the index as encodeTo writes it.
+func (ix *spoolIndex) encode() []byte {
+	var b bytes.Buffer
+	ix.encodeTo(&b)
+	return b.Bytes()
+}
+
+// crcWriter computes the CRC-32C and the length of what is written
+// through it.
+type crcWriter struct {
+	w   io.Writer
+	crc uint32
+	n   int64
+}
+
+func (c *crcWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.crc = crc32.Update(c.crc, castagnoli, p[:n])
+	c.n += int64(n)
+	return n, err
 }
 
 // errIndex is a file that is no index of popper's, or a damaged one.
@@ -476,13 +514,13 @@ func readIndex(path string) (*spoolIndex, error) {
 	return ix, nil
 }
 
-// writeIndex replaces the index at path with data: written under a
+// writeIndex replaces the index at path with ix: written under a
 // temporary name beside it and renamed over it, so a reader sees the old
 // index or the new one. Not synced: after a power cut a torn or lost
 // index is refused or missing, and the next login parses. The caller
 // holds the spool lock, which serialises a user's logins, so the
 // temporary name is fixed; one left by a killed session is removed.
-func writeIndex(path string, data []byte) error {
+func writeIndex(path string, ix *spoolIndex) error {
 	tmp := path + ".tmp"
 	f, err := platform.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
@@ -494,7 +532,7 @@ func writeIndex(path string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(data)
+	_, _, err = ix.encodeTo(f)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -567,11 +605,12 @@ func (ix *spoolIndex) verify(f io.ReaderAt, size int64) (int64, *spoolSum, error
 	return sum.off, sum, nil
 }
 
-// sameFile reports whether data, an encoded index, is the file ix was
-// read from, by its length and trailer. A false "same" (a CRC collision)
-// would only keep the older index, which is checked as any other.
-func (ix *spoolIndex) sameFile(data []byte) bool {
-	return int64(len(data)) == ix.size && binary.LittleEndian.Uint32(data[len(data)-4:]) == ix.sum
+// sameFile reports whether next, encoded, is the file ix was read from,
+// by its length and trailer. A false "same" (a CRC collision) would only
+// keep the older index, which is checked as any other.
+func (ix *spoolIndex) sameFile(next *spoolIndex) bool {
+	size, sum, _ := next.encodeTo(io.Discard)
+	return size == ix.size && sum == ix.sum
 }
 
 // drop is the index's messages as Parse would return them for a spool of
@@ -617,8 +656,8 @@ func loadDrop(c *Config, f *os.File, fi os.FileInfo, opt ParseOptions) (*Drop, *
 	if next != nil {
 		// An index read again as it was is not written again, unless it
 		// was too young to believe on stat: written now, it no longer is.
-		if data := next.encode(); ix == nil || !ix.unchanged(st) || !ix.sameFile(data) {
-			if err := writeIndex(c.Cache, data); err != nil {
+		if ix == nil || !ix.unchanged(st) || !ix.sameFile(next) {
+			if err := writeIndex(c.Cache, next); err != nil {
 				c.logf("Index %s not saved: %v", c.Cache, err)
 			}
 		}
