@@ -187,3 +187,78 @@ func TestAltList(t *testing.T) {
 		t.Errorf("%d entries kept whole, want 2", len(l.wide))
 	}
 }
+
+// TestSessionPast4GiB: a session on a spool of more than 4 GiB, its
+// messages read from the index, serves the message past 4 GiB from its
+// own offsets. The spool is sparse: the first message's body is a 5 GiB
+// hole that nothing reads.
+func TestSessionPast4GiB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("makes a sparse 5 GiB spool")
+	}
+	trustStat(t)
+	c := indexConfig(t)
+	const far = 5 << 30
+	head := "From a@example.org Sat Jan  1 00:00:00 2000\nX-UIDL: near-uid-0123456789\nStatus: RO\n\n"
+	second := "From b@example.org Sat Jan  1 00:00:00 2000\nX-UIDL: far-uid-01234567890\nSubject: far\n\nfar away\n"
+	f, err := os.Create(c.Spool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteAt([]byte(head), 0)
+	if err == nil {
+		_, err = f.WriteAt([]byte("\n\n"), far-2)
+	}
+	if err == nil {
+		_, err = f.WriteAt([]byte(second), far)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Skipf("no sparse file of 5 GiB here: %v", err)
+	}
+	want, err := Parse(strings.NewReader(second), ParseOptions{UpdateStatusHeaders: true})
+	if err != nil || len(want.Msgs) != 1 {
+		t.Fatalf("%v, %d messages", err, len(want.Msgs))
+	}
+	m2 := want.Msgs[0]
+	for _, p := range []*int64{&m2.Start, &m2.HdrStart, &m2.BodyStart, &m2.End, &m2.Next} {
+		*p += far
+	}
+	m1 := Msg{HdrStart: int64(strings.Index(head, "\n") + 1), BodyStart: int64(len(head)), End: far, Next: far,
+		Size: far + 100, UID: "near-uid-0123456789", UIDFound: true, Canonical: true}
+	fi, err := os.Stat(c.Spool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix := &spoolIndex{spool: statOfSpool(fi), opts: optionBits(c.Parse), end: m2.Next,
+		marks: make([]uint32, m2.Next/sumBlock), msgs: tableOf([]Msg{m1, m2}).done()}
+	if err := writeIndex(c.Cache, ix); err != nil {
+		t.Fatal(err)
+	}
+	var how []string
+	indexTrace = func(h string) { how = append(how, h) }
+	defer func() { indexTrace = nil }()
+	md, err := Open(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer md.Rollback()
+	if len(how) != 1 || how[0] != "stat" {
+		t.Fatalf("the login was served by %q, want the index alone (stat)", how)
+	}
+	if md.Len() != 2 || md.Size(0) != m1.Size || md.UID(0) != m1.UID || md.Size(1) != m2.Size || md.UID(1) != m2.UID {
+		t.Fatalf("%d messages: sizes %d, %d, UIDs %q, %q", md.Len(), md.Size(0), md.Size(1), md.UID(0), md.UID(1))
+	}
+	var got, wire strings.Builder
+	if err := md.WriteMessage(&got, 1, -1); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteWire(&wire, strings.NewReader(second), &want.Msgs[0], -1); err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != wire.String() {
+		t.Fatalf("the message past 5 GiB reads\n%q\nwant\n%q", got.String(), wire.String())
+	}
+}
