@@ -2,32 +2,32 @@ package spool
 
 import "sort"
 
-// msgTable holds a drop's messages for the length of a session: 24 bytes
+// msgTable holds a drop's messages for the length of a session: 20 bytes
 // a message, and its UID in a string shared with thousands of others,
 // where a []Msg takes 80 bytes and a string of its own per message. A
 // session of 200,000 messages (1 GiB) keeps it from login to QUIT, so
 // its size is most of the session's memory; and nothing in a record is
 // a pointer, so the garbage collector never scans the records.
 //
-// A record keeps Start's low 32 bits and the other offsets as distances;
-// where Start's high bits change is kept in highs (once every 4 GiB of
-// spool). The fields are as wide as most mail needs; a message a record
-// cannot hold exactly (a separator line or trailer of 256 bytes or more,
-// a header of 64 KiB or more, a body of 4 GiB or more or of more than
-// 65,535 lines, a UID longer than 255 bytes) is kept whole in wide
-// instead, so every Msg is stored as it is, the rare large one at the
-// cost of a Msg.
+// A message starts where the one before it ends (Next; the first at 0),
+// so a record keeps Next's low 32 bits, and the other offsets as
+// distances from Start or Next; where Next's high bits change is kept in
+// highs (once every 4 GiB of spool). The fields are as wide as most mail
+// needs; a message a record cannot hold exactly (one after a gap, a
+// separator line or trailer of 256 bytes or more, a header of 64 KiB or
+// more, a size of 4 GiB or more, a body of more than 65,535 lines, a UID
+// longer than 255 bytes) is kept whole in wide instead, so every Msg is
+// stored as it is, the rare large one at the cost of a Msg.
 type msgTable struct {
 	recs  []msgRec
-	highs []startHigh
+	highs []nextHigh
 	uids  uidArena
 	wide  []Msg
 }
 
 // msgRec is one message of a msgTable.
 type msgRec struct {
-	start     uint32 // Start's low 32 bits
-	body      uint32 // End - BodyStart
+	next      uint32 // Next's low 32 bits
 	size      uint32
 	uid       uint32 // the UID's address in uids; wide: the index in wide
 	header    uint16 // BodyStart - HdrStart
@@ -41,8 +41,8 @@ type msgRec struct {
 // recWide marks a record whose message is in msgTable.wide.
 const recWide = 1 << 7
 
-// startHigh says that from message from on, Start's high 32 bits are high.
-type startHigh struct {
+// nextHigh says that from message from on, Next's high 32 bits are high.
+type nextHigh struct {
 	from int
 	high uint32
 }
@@ -110,8 +110,14 @@ func (t *msgTable) len() int {
 // add appends m.
 func (t *msgTable) add(m *Msg) { putMsg(t, len(t.recs), m, m.UID) }
 
-// set replaces message i with m.
-func (t *msgTable) set(i int, m *Msg) { putMsg(t, i, m, m.UID) }
+// set replaces message i with m, which must end where it did: the next
+// message starts there.
+func (t *msgTable) set(i int, m *Msg) {
+	if i+1 < len(t.recs) && m.Next != t.next(i) {
+		panic("spool: msgTable.set moves a message's end")
+	}
+	putMsg(t, i, m, m.UID)
+}
 
 // putMsg stores m, with uid for its UID, as message i (i = t.len()
 // appends). The index's decoder passes the UID as the bytes it read:
@@ -122,8 +128,8 @@ func putMsg[S ~string | ~[]byte](t *msgTable, i int, m *Msg, uid S) {
 		r.uid, ok = putUID(&t.uids, uid)
 	}
 	if ok {
-		if h := uint32(m.Start >> 32); h != t.high(i) {
-			t.highs = append(t.highs, startHigh{from: i, high: h})
+		if h := uint32(m.Next >> 32); h != t.high(i) {
+			t.highs = append(t.highs, nextHigh{from: i, high: h})
 		}
 	} else {
 		w := *m
@@ -143,22 +149,24 @@ func putMsg[S ~string | ~[]byte](t *msgTable, i int, m *Msg, uid S) {
 func (t *msgTable) record(i int, m *Msg, uidLen int) (msgRec, bool) {
 	fits := func(v int64, max int64) bool { return v >= 0 && v <= max }
 	const u8, u16, u32 = 1<<8 - 1, 1<<16 - 1, 1<<32 - 1
+	prev := int64(0)
+	if i > 0 {
+		prev = t.next(i - 1)
+	}
 	// A message set in place must keep the high bits the table has
 	// there for it (highs are only ever added at the end).
-	ok := m.Start >= 0 && (i == len(t.recs) || uint32(m.Start>>32) == t.high(i)) &&
-		fits(m.HdrStart-m.Start, u8) && fits(m.Next-m.End, u8) &&
-		fits(m.BodyStart-m.HdrStart, u16) && fits(m.End-m.BodyStart, u32) &&
+	ok := m.Start == prev && m.Next >= 0 && (i == len(t.recs) || uint32(m.Next>>32) == t.high(i)) &&
+		fits(m.HdrStart-m.Start, u8) && fits(m.Next-m.End, u8) && fits(m.BodyStart-m.HdrStart, u16) &&
 		fits(m.Size, u32) && fits(int64(m.BodyLines), u16) &&
 		uidLen <= u8
 	if !ok {
 		return msgRec{}, false
 	}
 	return msgRec{
-		start:     uint32(m.Start),
+		next:      uint32(m.Next),
 		sep:       uint8(m.HdrStart - m.Start),
 		trailer:   uint8(m.Next - m.End),
 		header:    uint16(m.BodyStart - m.HdrStart),
-		body:      uint32(m.End - m.BodyStart),
 		size:      uint32(m.Size),
 		bodyLines: uint16(m.BodyLines),
 		uidLen:    uint8(uidLen),
@@ -174,7 +182,7 @@ func (t *msgTable) done() *msgTable {
 	return t
 }
 
-// high is Start's high 32 bits for message i.
+// high is Next's high 32 bits for message i.
 func (t *msgTable) high(i int) uint32 {
 	k := sort.Search(len(t.highs), func(k int) bool { return t.highs[k].from > i })
 	if k == 0 {
@@ -190,14 +198,11 @@ func (t *msgTable) at(i int) Msg {
 		return t.wide[r.uid]
 	}
 	var m Msg
-	m.Start = int64(r.start)
-	if len(t.highs) > 0 {
-		m.Start |= int64(t.high(i)) << 32
-	}
+	m.Start = t.start(i)
 	m.HdrStart = m.Start + int64(r.sep)
 	m.BodyStart = m.HdrStart + int64(r.header)
-	m.End = m.BodyStart + int64(r.body)
-	m.Next = m.End + int64(r.trailer)
+	m.Next = t.next(i)
+	m.End = m.Next - int64(r.trailer)
 	m.Size = int64(r.size)
 	m.BodyLines = int(r.bodyLines)
 	m.UID = t.uids.get(r.uid, int(r.uidLen))
@@ -213,13 +218,25 @@ func (t *msgTable) at(i int) Msg {
 // reads for every message, without making its Msg.
 func (t *msgTable) start(i int) int64 {
 	r := &t.recs[i]
-	if r.flags&recWide != 0 {
+	switch {
+	case r.flags&recWide != 0:
 		return t.wide[r.uid].Start
+	case i == 0:
+		return 0
 	}
-	if len(t.highs) == 0 {
-		return int64(r.start)
+	return t.next(i - 1)
+}
+
+// next is message i's Next.
+func (t *msgTable) next(i int) int64 {
+	r := &t.recs[i]
+	switch {
+	case r.flags&recWide != 0:
+		return t.wide[r.uid].Next
+	case len(t.highs) == 0:
+		return int64(r.next)
 	}
-	return int64(r.start) | int64(t.high(i))<<32
+	return int64(r.next) | int64(t.high(i))<<32
 }
 
 func (t *msgTable) size(i int) int64 {

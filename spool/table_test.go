@@ -118,11 +118,18 @@ func TestMsgTableLarge(t *testing.T) {
 	add(40, 70000, 2000, 0, 72000, uid(32))               // a header of 70,000 bytes
 	add(40, 500, 6000000, 0, 6100000, uid(33))            // 100,000 lines
 	add(40, 500, 2000, 0, 2600, strings.Repeat("u", 300)) // a UID of 300 bytes
-	add(40, 500, 2000, 0, 2600, uid(35))
+	off += 7
+	add(40, 500, 2000, 0, 2600, uid(35)) // after 7 bytes of no message
+	add(40, 500, 2000, 0, 2600, uid(36))
 	tab := tableOf(msgs).done()
 	checkTable(t, "large", tab, msgs)
-	if len(tab.highs) != 2 || len(tab.wide) != 7 {
-		t.Errorf("%d changes of Start's high bits and %d wide messages, want 2 and 7", len(tab.highs), len(tab.wide))
+	if len(tab.highs) != 2 || len(tab.wide) != 8 {
+		t.Errorf("%d changes of Next's high bits and %d wide messages, want 2 and 8", len(tab.highs), len(tab.wide))
+	}
+	tail := tableOf(msgs[1:]).done()
+	checkTable(t, "from the second", tail, msgs[1:])
+	if len(tail.wide) != 9 {
+		t.Errorf("a table whose first message is not at 0: %d wide messages, want 9", len(tail.wide))
 	}
 
 	// Changed in place, to a message that needs a wide entry and back.
@@ -158,11 +165,11 @@ func TestMsgTableLarge(t *testing.T) {
 	checkTable(t, "index", got.msgs, msgs)
 }
 
-// TestMsgTableRecordSize: a record is 24 bytes, most of what a session
+// TestMsgTableRecordSize: a record is 20 bytes, most of what a session
 // keeps per message (issue 12's memory row).
 func TestMsgTableRecordSize(t *testing.T) {
-	if n := unsafe.Sizeof(msgRec{}); n != 24 {
-		t.Errorf("a msgRec is %d bytes, want 24", n)
+	if n := unsafe.Sizeof(msgRec{}); n != 20 {
+		t.Errorf("a msgRec is %d bytes, want 20", n)
 	}
 }
 
