@@ -269,3 +269,28 @@ func TestSessionPast4GiB(t *testing.T) {
 		t.Fatalf("the message past 5 GiB reads\n%q\nwant\n%q", got.String(), wire.String())
 	}
 }
+
+// TestMsgTableFields: every field of Msg, set alone, comes back from a
+// table; a field added to Msg fails here until the table keeps it.
+func TestMsgTableFields(t *testing.T) {
+	typ := reflect.TypeOf(Msg{})
+	for i := range typ.NumField() {
+		var m Msg
+		f := reflect.ValueOf(&m).Elem().Field(i)
+		switch f.Kind() {
+		case reflect.Bool:
+			f.SetBool(true)
+		case reflect.Int, reflect.Int64:
+			f.SetInt(7)
+		case reflect.String:
+			f.SetString("uid")
+		default:
+			t.Fatalf("field %s: a %s, which this test does not know", typ.Field(i).Name, f.Kind())
+		}
+		m.Next = max(m.Next, m.End, m.BodyStart, m.HdrStart, m.Start)
+		tab := tableOf([]Msg{m}).done()
+		if got := tab.at(0); got != m {
+			t.Errorf("field %s: got %+v, want %+v", typ.Field(i).Name, got, m)
+		}
+	}
+}
