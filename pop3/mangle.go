@@ -122,14 +122,15 @@ func planMangle(write func(io.Writer) error) (*manglePlan, int64, error) {
 // and read of the whole message. Anything else (a MIME message, a
 // header over maxHeader, an error) is left to planMangle.
 func plainHeader(header func(io.Writer) error) bool {
-	b := headerBufs.Get().(*bytes.Buffer)
+	lb := headerBufs.Get().(*limitedBuffer)
 	defer func() {
-		b.Reset()
-		headerBufs.Put(b)
+		lb.b.Reset()
+		headerBufs.Put(lb)
 	}()
-	if header(&limitedBuffer{b: b, max: maxHeader}) != nil {
+	if header(lb) != nil {
 		return false
 	}
+	b := &lb.b
 	if !containsFold(b.Bytes(), "content-type") && !containsFold(b.Bytes(), "content-transfer-encoding") {
 		// No field can be either (their names hold these letters,
 		// whatever the case and the spacing around them): the header
@@ -151,7 +152,11 @@ func plainHeader(header func(io.Writer) error) bool {
 	return err != nil || t.mt == "text/plain" && isIdentityEncoding(cte)
 }
 
-var headerBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// headerBufs holds the buffers plainHeader reads a header into: a
+// "-no-mime" login reads every message's, and a writer made for each was
+// garbage enough to grow the session's heap by a quarter at 200,000
+// messages.
+var headerBufs = sync.Pool{New: func() any { return &limitedBuffer{max: maxHeader} }}
 
 // containsFold reports whether b holds s (lower case ASCII) in any case.
 func containsFold(b []byte, s string) bool {
@@ -166,7 +171,7 @@ func containsFold(b []byte, s string) bool {
 
 // limitedBuffer is a bytes.Buffer that refuses to grow past max.
 type limitedBuffer struct {
-	b   *bytes.Buffer
+	b   bytes.Buffer
 	max int
 }
 

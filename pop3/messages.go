@@ -130,30 +130,45 @@ type mangleInfo struct {
 	asIs bool
 }
 
-// mangleCache holds a mangleInfo per message in 8 octets (a "-no-mime"
-// login sizes every message): 0 for none yet, size+1 for a message
-// mangled, -(size+1) for one sent as it is.
-type mangleCache []int64
+// mangleCache holds a mangleInfo per message in 4 octets (a "-no-mime"
+// login sizes every message, and keeps the sizes for the session): 0 for
+// none yet, else size+1, with asIsBit set for a message sent as it is.
+// The rare size that does not fit is kept in big.
+type mangleCache struct {
+	v   []uint32
+	big map[int]mangleInfo
+}
 
-func (c mangleCache) get(i int) (mangleInfo, bool) {
-	if i >= len(c) || c[i] == 0 {
+const asIsBit = 1 << 31
+
+func (c *mangleCache) get(i int) (mangleInfo, bool) {
+	if i >= len(c.v) || c.v[i] == 0 {
 		return mangleInfo{}, false
 	}
-	if v := c[i]; v < 0 {
-		return mangleInfo{size: -v - 1, asIs: true}, true
+	v := c.v[i]
+	if v == asIsBit-1 {
+		return c.big[i], true
 	}
-	return mangleInfo{size: c[i] - 1}, true
+	return mangleInfo{size: int64(v&^asIsBit) - 1, asIs: v&asIsBit != 0}, true
 }
 
 func (c *mangleCache) set(i, n int, mi mangleInfo) {
-	if *c == nil {
-		*c = make(mangleCache, n)
+	if c.v == nil {
+		c.v = make([]uint32, n)
 	}
+	if mi.size < 0 || mi.size >= asIsBit-2 {
+		if c.big == nil {
+			c.big = map[int]mangleInfo{}
+		}
+		c.big[i] = mi
+		c.v[i] = asIsBit - 1
+		return
+	}
+	v := uint32(mi.size + 1)
 	if mi.asIs {
-		(*c)[i] = -mi.size - 1
-	} else {
-		(*c)[i] = mi.size + 1
+		v |= asIsBit
 	}
+	c.v[i] = v
 }
 
 // planMangle runs the mangler's first pass over message i and caches

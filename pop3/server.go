@@ -473,14 +473,16 @@ func (s *session) abort(err error) error {
 	return err
 }
 
+// changes is what the session did, for the Update that ends it. It hands
+// over the session's own marks, which it no longer needs, and does not
+// copy them: at 200,000 messages the copies were 400 KB more at QUIT.
 func (s *session) changes() Changes {
-	del := append([]bool(nil), s.deleted...)
 	if s.cfg.AutoDelete && !s.cfg.UpdateOnAbort {
-		for i := range del {
-			del[i] = del[i] || s.retr[i]
+		for i := range s.deleted {
+			s.deleted[i] = s.deleted[i] || s.retr[i]
 		}
 	}
-	return Changes{Deleted: del, Retrieved: append([]bool(nil), s.retr...)}
+	return Changes{Deleted: s.deleted, Retrieved: s.retr}
 }
 
 // hangUp ends a connection the server closes first: with the reply sent,

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,9 +18,13 @@ import (
 // Issue 12's memory row, in process: what a session keeps per message
 // and the peak heap on the way, at 10, 1,000 and 50,000 messages of
 // scripts/bench's kind: for Parse alone (the Drop), and for a whole Open
-// in server and normal mode (the Maildrop a session serves from).
+// in server and normal mode (the Maildrop a session serves from), parsing
+// the spool or, as a login on a spool in steady use does, reading the
+// index beside it (open-index).
 //
 //	go test -run XXX -bench Memory -benchtime 1x ./spool
+//
+// POPPER_BENCH_1GIB=1 adds a spool of about 1 GiB (210,000 messages).
 //
 // Reported: live B/msg (heap held by the Drop after a GC), peak-heap-MB
 // (the highest heap in use sampled during the parse, with GOGC as set)
@@ -142,12 +147,16 @@ func measureHeap(tb testing.TB, f func() error) (live, peak, alloc uint64) {
 
 // openMemory is parseMemory for a whole login: Open on a copy of the
 // spool of n messages (its UIDs written back by an earlier session, as
-// on a spool in use), in server or normal mode; live is what the open
-// Maildrop holds.
-func openMemory(tb testing.TB, n int, server bool) (live, peak, alloc uint64) {
+// on a spool in use), in server or normal mode, and with index the
+// messages read from the index an earlier login saved; live is what the
+// open Maildrop holds.
+func openMemory(tb testing.TB, n int, server, index bool) (live, peak, alloc uint64) {
 	src, _ := memSpool(tb, n)
 	c := testConfig(tb, server)
 	c.Logf = nil
+	if index {
+		c.Cache = c.Spool + ".cache"
+	}
 	dst, err := os.Create(c.Spool)
 	if err != nil {
 		tb.Fatal(err)
@@ -164,6 +173,27 @@ func openMemory(tb testing.TB, n int, server bool) (live, peak, alloc uint64) {
 		tb.Fatal(err)
 	}
 	first = nil
+	if index {
+		// The index is believed on stat once written well after the
+		// spool last changed (racyWindow): the login that saves it
+		// comes after that window, as it does on a spool in use.
+		time.Sleep(racyWindow + 100*time.Millisecond)
+		md, err := Open(c)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := md.Commit(nil, nil); err != nil {
+			tb.Fatal(err)
+		}
+		var how []string
+		indexTrace = func(h string) { how = append(how, h) }
+		defer func() {
+			indexTrace = nil
+			if len(how) != 1 || how[0] != "stat" {
+				tb.Fatalf("the login was served by %q, want the index alone (stat)", how)
+			}
+		}()
+	}
 	var md *Maildrop
 	live, peak, alloc = measureHeap(tb, func() (err error) {
 		md, err = Open(c)
@@ -180,8 +210,12 @@ func openMemory(tb testing.TB, n int, server bool) (live, peak, alloc uint64) {
 }
 
 func BenchmarkMemory(b *testing.B) {
-	for _, kind := range []string{"parse", "open-server", "open-normal"} {
-		for _, n := range []int{10, 1000, 50000} {
+	sizes := []int{10, 1000, 50000}
+	if os.Getenv("POPPER_BENCH_1GIB") == "1" {
+		sizes = append(sizes, 210000)
+	}
+	for _, kind := range []string{"parse", "open-server", "open-normal", "open-index-server", "open-index-normal"} {
+		for _, n := range sizes {
 			b.Run(fmt.Sprintf("%s/%d", kind, n), func(b *testing.B) {
 				var live, peak, alloc uint64
 				for b.Loop() {
@@ -189,7 +223,7 @@ func BenchmarkMemory(b *testing.B) {
 					case "parse":
 						live, peak, alloc = parseMemory(b, n)
 					default:
-						live, peak, alloc = openMemory(b, n, kind == "open-server")
+						live, peak, alloc = openMemory(b, n, strings.HasSuffix(kind, "-server"), strings.HasPrefix(kind, "open-index"))
 					}
 				}
 				b.ReportMetric(float64(live)/float64(n), "live-B/msg")

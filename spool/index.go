@@ -2,6 +2,7 @@ package spool
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -106,7 +107,7 @@ type spoolIndex struct {
 	end    int64    // Next of the last message: the bytes it describes
 	marks  []uint32 // CRC-32C of the spool's [0, (i+1)*sumBlock), up to end
 	endSum uint32   // CRC-32C of [0, end)
-	msgs   []Msg
+	msgs   *msgTable
 
 	written time.Time // the file's mtime (read only)
 	size    int64     // the file's size (read only)
@@ -145,11 +146,16 @@ func msgFlagBits(m *Msg) uint64 {
 	return b
 }
 
-// encode lays the index out (doc/index.md): magic, version, then
-// varints, the checkpoints as 4-byte words, and a CRC-32C of everything
-// before it as the last 4 bytes.
-func (ix *spoolIndex) encode() []byte {
-	b := make([]byte, 0, 128+4*len(ix.marks)+40*len(ix.msgs))
+// encodeTo writes the index to w as doc/index.md lays it out: magic,
+// version, then varints, the checkpoints as 4-byte words, and a CRC-32C
+// of everything before it as the last 4 bytes. It returns the size and
+// that trailer. It streams, a record at a time: at 200,000 messages the
+// index is 7 MB, which a login that parses need not hold besides its
+// table.
+func (ix *spoolIndex) encodeTo(w io.Writer) (size int64, sum uint32, err error) {
+	cw := &crcWriter{w: w}
+	bw := bufio.NewWriterSize(cw, 64<<10)
+	b := make([]byte, 0, 256)
 	b = append(b, indexMagic...)
 	b = binary.LittleEndian.AppendUint32(b, indexVersion)
 	b = binary.AppendUvarint(b, ix.spool.dev)
@@ -164,26 +170,58 @@ func (ix *spoolIndex) encode() []byte {
 	b = binary.AppendVarint(b, ix.end)
 	b = binary.AppendUvarint(b, sumBlock)
 	b = binary.AppendUvarint(b, uint64(len(ix.marks)))
+	bw.Write(b)
 	for _, s := range ix.marks {
-		b = binary.LittleEndian.AppendUint32(b, s)
+		bw.Write(binary.LittleEndian.AppendUint32(b[:0], s))
 	}
-	b = binary.LittleEndian.AppendUint32(b, ix.endSum)
-	b = binary.AppendUvarint(b, uint64(len(ix.msgs)))
+	b = binary.LittleEndian.AppendUint32(b[:0], ix.endSum)
+	b = binary.AppendUvarint(b, uint64(ix.msgs.len()))
+	bw.Write(b)
 	prev := int64(0)
-	for i := range ix.msgs {
-		m := &ix.msgs[i]
+	for i := range ix.msgs.len() {
+		m := ix.msgs.at(i)
+		b = b[:0]
 		// Each offset as the distance from the one before: small, and
 		// never negative in a parse's result (decode checks it).
-		for _, v := range []int64{m.Start - prev, m.HdrStart - m.Start, m.BodyStart - m.HdrStart,
+		for _, v := range [...]int64{m.Start - prev, m.HdrStart - m.Start, m.BodyStart - m.HdrStart,
 			m.End - m.BodyStart, m.Next - m.End, m.Size, int64(m.BodyLines)} {
 			b = binary.AppendUvarint(b, uint64(v))
 		}
-		b = binary.AppendUvarint(b, msgFlagBits(m))
+		b = binary.AppendUvarint(b, msgFlagBits(&m))
 		b = binary.AppendUvarint(b, uint64(len(m.UID)))
 		b = append(b, m.UID...)
+		bw.Write(b)
 		prev = m.Next
 	}
-	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	if err := bw.Flush(); err != nil {
+		return 0, 0, err
+	}
+	if _, err := w.Write(binary.LittleEndian.AppendUint32(b[:0], cw.crc)); err != nil {
+		return 0, 0, err
+	}
+	return cw.n + 4, cw.crc, nil
+}
+
+// encode is the index as encodeTo writes it.
+func (ix *spoolIndex) encode() []byte {
+	var b bytes.Buffer
+	ix.encodeTo(&b)
+	return b.Bytes()
+}
+
+// crcWriter computes the CRC-32C and the length of what is written
+// through it.
+type crcWriter struct {
+	w   io.Writer
+	crc uint32
+	n   int64
+}
+
+func (c *crcWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.crc = crc32.Update(c.crc, castagnoli, p[:n])
+	c.n += int64(n)
+	return n, err
 }
 
 // errIndex is a file that is no index of popper's, or a damaged one.
@@ -341,30 +379,15 @@ func decodeIndex(r io.Reader, size int64) (*spoolIndex, error) {
 		return nil, fmt.Errorf("%w: bad message count", errIndex)
 	}
 	br.Discard(k)
-	ix.msgs = make([]Msg, n)
-	// The UIDs are gathered in arena and turned into one string per
-	// 64 KiB of them, each message's UID a slice of it: a few
-	// allocations, not one per message, and the messages they go to
-	// still in the cache. The loop decodes the records in the reader's
-	// buffer (Peek), refilling it when what is left there could be less
-	// than a record: it runs once per message of every login.
-	arena := make([]byte, 0, 64<<10)
-	var pending []int32 // arena offsets where the UIDs of msgs[from:] end
-	from := 0
-	flush := func() {
-		all, start := string(arena), int32(0)
-		for k, end := range pending {
-			ix.msgs[from+k].UID = all[start:end]
-			start = end
-		}
-		from += len(pending)
-		arena, pending = arena[:0], pending[:0]
-	}
+	// The records are decoded in the reader's buffer (Peek), which is
+	// refilled when what is left there could be less than a record, and
+	// go straight into the table, UIDs and all: this runs once per
+	// message of every login, and the table is what the session keeps.
+	ix.msgs = newMsgTable(int(n))
 	prev := int64(0)
 	var b []byte // the reader's buffer, records decoded from b[i:]
 	i := 0
-	for j := range ix.msgs {
-		m := &ix.msgs[j]
+	for j := range int(n) {
 		if len(b)-i < maxRecord {
 			br.Discard(i)
 			b, _ = br.Peek(br.Size())
@@ -383,6 +406,7 @@ func decodeIndex(r io.Reader, size int64) (*spoolIndex, error) {
 			return nil, fmt.Errorf("%w: bad message %d", errIndex, j+1)
 		}
 		uid := b[i : i+int(n)]
+		var m Msg
 		m.Start = prev + int64(d[0])
 		m.HdrStart = m.Start + int64(d[1])
 		m.BodyStart = m.HdrStart + int64(d[2])
@@ -399,11 +423,7 @@ func decodeIndex(r io.Reader, size int64) (*spoolIndex, error) {
 		m.Hidden = flags&flagHidden != 0
 		m.BadContentLength = flags&flagBadContentLength != 0
 		m.Canonical = flags&flagCanonical != 0
-		if len(arena)+len(uid) > cap(arena) {
-			flush()
-		}
-		arena = append(arena, uid...)
-		pending = append(pending, int32(len(arena)))
+		putMsg(ix.msgs, j, &m, uid)
 		i += len(uid)
 		prev = m.Next
 	}
@@ -416,7 +436,7 @@ func decodeIndex(r io.Reader, size int64) (*spoolIndex, error) {
 		return nil, fmt.Errorf("%w: checksum mismatch (torn or damaged)", errIndex)
 	}
 	ix.sum = body.crc
-	flush()
+	ix.msgs.done()
 	return ix, nil
 }
 
@@ -494,13 +514,13 @@ func readIndex(path string) (*spoolIndex, error) {
 	return ix, nil
 }
 
-// writeIndex replaces the index at path with data: written under a
+// writeIndex replaces the index at path with ix: written under a
 // temporary name beside it and renamed over it, so a reader sees the old
 // index or the new one. Not synced: after a power cut a torn or lost
 // index is refused or missing, and the next login parses. The caller
 // holds the spool lock, which serialises a user's logins, so the
 // temporary name is fixed; one left by a killed session is removed.
-func writeIndex(path string, data []byte) error {
+func writeIndex(path string, ix *spoolIndex) error {
 	tmp := path + ".tmp"
 	f, err := platform.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
@@ -512,7 +532,7 @@ func writeIndex(path string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(data)
+	_, _, err = ix.encodeTo(f)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -585,34 +605,36 @@ func (ix *spoolIndex) verify(f io.ReaderAt, size int64) (int64, *spoolSum, error
 	return sum.off, sum, nil
 }
 
-// sameFile reports whether data, an encoded index, is the file ix was
-// read from, by its length and trailer. A false "same" (a CRC collision)
-// would only keep the older index, which is checked as any other.
-func (ix *spoolIndex) sameFile(data []byte) bool {
-	return int64(len(data)) == ix.size && binary.LittleEndian.Uint32(data[len(data)-4:]) == ix.sum
+// sameFile reports whether next, encoded, is the file ix was read from,
+// by its length and trailer. A false "same" (a CRC collision) would only
+// keep the older index, which is checked as any other.
+func (ix *spoolIndex) sameFile(next *spoolIndex) bool {
+	size, sum, _ := next.encodeTo(io.Discard)
+	return size == ix.size && sum == ix.sum
 }
 
 // drop is the index's messages as Parse would return them for a spool of
-// exactly ix.end bytes.
-func (ix *spoolIndex) drop() *Drop {
-	return &Drop{Format: ix.format, Sep: ix.sep, Msgs: ix.msgs, End: ix.end}
+// exactly ix.end bytes: the Drop without its Msgs, and the table.
+func (ix *spoolIndex) drop() (*Drop, *msgTable) {
+	return &Drop{Format: ix.format, Sep: ix.sep, End: ix.end}, ix.msgs
 }
 
 // loadDrop returns the messages of the spool f, which fi describes, as
-// Parse would (with opt): from the index at c.Cache as far as it proves
-// itself, parsing the rest, and saves the index when it changed. Only a
-// read error of the spool is an error; whatever is wrong with the index
-// is logged and the spool parsed. The caller holds the spool lock.
-func loadDrop(c *Config, f *os.File, fi os.FileInfo, opt ParseOptions) (*Drop, error) {
+// Parse would (with opt), but in a msgTable and not in the Drop's Msgs:
+// from the index at c.Cache as far as it proves itself, parsing the
+// rest, and saves the index when it changed. Only a read error of the
+// spool is an error; whatever is wrong with the index is logged and the
+// spool parsed. The caller holds the spool lock.
+func loadDrop(c *Config, f *os.File, fi os.FileInfo, opt ParseOptions) (*Drop, *msgTable, error) {
 	if c.Cache == "" {
-		return Parse(bufio.NewReaderSize(io.NewSectionReader(f, 0, fi.Size()), 64<<10), opt)
+		return parseTable(bufio.NewReaderSize(io.NewSectionReader(f, 0, fi.Size()), 64<<10), opt)
 	}
 	switch c.Cache {
 	case c.Spool, c.Spool + ".lock", c.TempDrop, c.newPath(), c.tmpPath(), c.mergePath():
 		// A configuration that names the index after a maildrop file
 		// would have the save rename over it.
 		c.logf("Index %s not used: it is a name of the maildrop", c.Cache)
-		return Parse(bufio.NewReaderSize(io.NewSectionReader(f, 0, fi.Size()), 64<<10), opt)
+		return parseTable(bufio.NewReaderSize(io.NewSectionReader(f, 0, fi.Size()), 64<<10), opt)
 	}
 	st := statOfSpool(fi)
 	ix, err := readIndex(c.Cache)
@@ -624,30 +646,32 @@ func loadDrop(c *Config, f *os.File, fi os.FileInfo, opt ParseOptions) (*Drop, e
 	}
 	if ix != nil && ix.end == st.size && ix.unchanged(st) {
 		trace("stat")
-		return ix.drop(), nil
+		d, t := ix.drop()
+		return d, t, nil
 	}
-	d, next, err := parseWithIndex(f, st, ix, opt)
+	d, t, next, err := parseWithIndex(f, st, ix, opt)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if next != nil {
 		// An index read again as it was is not written again, unless it
 		// was too young to believe on stat: written now, it no longer is.
-		if data := next.encode(); ix == nil || !ix.unchanged(st) || !ix.sameFile(data) {
-			if err := writeIndex(c.Cache, data); err != nil {
+		if ix == nil || !ix.unchanged(st) || !ix.sameFile(next) {
+			if err := writeIndex(c.Cache, next); err != nil {
 				c.logf("Index %s not saved: %v", c.Cache, err)
 			}
 		}
 	}
-	return d, nil
+	return d, t, nil
 }
 
 // parseWithIndex parses what of the spool the index ix (nil for none)
-// does not vouch for, and returns the drop and the index to save for it
-// (nil when none can describe it).
-func parseWithIndex(f io.ReaderAt, st spoolStat, ix *spoolIndex, opt ParseOptions) (*Drop, *spoolIndex, error) {
+// does not vouch for, and returns the drop and its messages, and the
+// index to save for it (nil when none can describe it). It takes ix's
+// table for the messages it keeps.
+func parseWithIndex(f io.ReaderAt, st spoolStat, ix *spoolIndex, opt ParseOptions) (*Drop, *msgTable, *spoolIndex, error) {
 	sum := &spoolSum{}
-	var keep []Msg
+	var keep *msgTable
 	var s section
 	how := "parse"
 	if ix != nil {
@@ -660,73 +684,79 @@ func parseWithIndex(f io.ReaderAt, st spoolStat, ix *spoolIndex, opt ParseOption
 		} else {
 			var err error
 			if v, sum, err = ix.verify(f, st.size); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			how = "verify+section"
 		}
 		// Parse from the last message that starts in the proven prefix:
 		// how it ends depends on what follows.
-		k := sort.Search(len(ix.msgs), func(i int) bool { return ix.msgs[i].Start > v }) - 1
+		k := sort.Search(ix.msgs.len(), func(i int) bool { return ix.msgs.start(i) > v }) - 1
 		if k > 0 {
-			keep = ix.msgs[:k]
-			s = section{start: ix.msgs[k].Start, msgs: k, format: ix.format, sep: ix.sep}
+			s = section{start: ix.msgs.start(k), msgs: k, format: ix.format, sep: ix.sep}
+			keep = ix.msgs
+			keep.truncate(k)
 		} else {
 			how = "parse"
 		}
 	}
 	p, err := parseSpool(f, st.size, s, opt, sum)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if len(p.junk) > 0 && s.msgs > 0 {
 		// What was a message boundary is not one now (the spool was
 		// rewritten there): the full parse says what the bytes are.
 		trace("parse")
-		d, err := Parse(bufio.NewReaderSize(io.NewSectionReader(f, 0, st.size), 64<<10), opt)
-		return d, nil, err
+		d, t, err := parseTable(bufio.NewReaderSize(io.NewSectionReader(f, 0, st.size), 64<<10), opt)
+		return d, t, nil, err
 	}
-	msgs := make([]Msg, 0, len(keep)+len(p.msgs))
-	msgs = append(append(msgs, keep...), p.msgs...)
-	alt := make([]altUID, len(keep), len(msgs))
-	alt = append(alt, p.alt...)
+	msgs := p.msgs
+	if keep != nil {
+		msgs = keep
+		for i := range p.msgs.len() {
+			m := p.msgs.at(i)
+			msgs.add(&m)
+		}
+		p.msgs = nil
+	}
+	msgs.done()
 	format, sep := p.format, p.sep
 	if s.msgs > 0 {
 		format, sep = s.format, s.sep
 	}
 	trace(how)
-	raw := append([]Msg(nil), msgs...)
 	// The kept messages' UIDs went through uniqueUIDs unchanged when
 	// they were indexed, so their own UIDs are their raw ones, and their
 	// generated UIDs are never needed: only a later duplicate is
 	// replaced by its generated UID.
-	uniqueUIDs(msgs, alt, opt)
-	d := &Drop{Format: format, Sep: sep, Msgs: msgs, Junk: p.junk, End: p.end}
+	changed := uniqueIn(msgs, p.alt, opt)
+	msgs.done()
+	d := &Drop{Format: format, Sep: sep, Junk: p.junk, End: p.end}
 
-	if len(p.junk) > 0 {
-		return d, nil, nil
+	if len(p.junk) > 0 || changed {
+		return d, msgs, nil, nil
 	}
-	n := len(msgs)
-	for i := range msgs {
+	n := msgs.len()
+	for i := range msgs.len() {
+		fl := msgs.flagsOf(i)
 		switch {
-		case msgs[i] != raw[i]:
-			return d, nil, nil // uniqueUIDs changed it
-		case msgs[i].BadContentLength:
-			return d, nil, nil
-		case !msgs[i].UIDFound && opt.UpdateStatusHeaders && !opt.OldStyleUID && i < n:
+		case fl&flagBadContentLength != 0:
+			return d, msgs, nil, nil
+		case fl&flagUIDFound == 0 && opt.UpdateStatusHeaders && !opt.OldStyleUID && i < n:
 			n = i // a UID of this session's counter
 		}
 	}
 	if n == 0 {
-		return d, nil, nil
+		return d, msgs, nil, nil
 	}
-	end := msgs[n-1].Next
+	end := msgs.at(n - 1).Next
 	endSum, err := sum.at(f, end)
 	if err != nil {
-		return d, nil, nil
+		return d, msgs, nil, nil
 	}
 	next := &spoolIndex{
 		spool: st, opts: optionBits(opt), format: format, sep: sep, end: end,
-		marks: sum.marks[:end/sumBlock], endSum: endSum, msgs: msgs[:n],
+		marks: sum.marks[:end/sumBlock], endSum: endSum, msgs: msgs.prefix(n),
 	}
-	return d, next, nil
+	return d, msgs, next, nil
 }

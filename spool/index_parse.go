@@ -25,8 +25,8 @@ type section struct {
 type parsed struct {
 	format Format
 	sep    string
-	msgs   []Msg
-	alt    []altUID
+	msgs   *msgTable
+	alt    *altList
 	junk   []Range
 	end    int64
 }
@@ -68,7 +68,10 @@ func parseSection(r io.Reader, s section, opt ParseOptions) (*parsed, error) {
 		p.feed(l)
 	}
 	p.eof(lr.off)
-	out := &parsed{msgs: p.msgs, alt: p.alt, junk: p.junk, end: lr.off}
+	// Copies of the parser's fields, so that the table a session keeps
+	// does not keep the parser, and its altList, alive with it.
+	msgs, alt := p.msgs, p.alt
+	out := &parsed{msgs: &msgs, alt: &alt, junk: p.junk, end: lr.off}
 	if p.mmdf {
 		out.format, out.sep = MMDF, string(p.sep)
 	}

@@ -34,10 +34,11 @@ func loadSpool(t testing.TB, c *Config, opt ParseOptions) *Drop {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := loadDrop(c, f, fi, opt)
+	d, msgs, err := loadDrop(c, f, fi, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
+	d.Msgs = msgs.msgs()
 	return d
 }
 
@@ -554,19 +555,24 @@ func TestIndexMsgFields(t *testing.T) {
 
 	// Every flag and offset survives the round trip.
 	ix := &spoolIndex{spool: spoolStat{dev: 1, ino: 2, size: 320, mtime: 3, ctime: 4}, opts: 5, end: 320, marks: []uint32{}}
+	var msgs []Msg
 	for i := 0; i < 32; i++ {
 		m := Msg{Start: int64(i * 10), HdrStart: int64(i*10 + 1), BodyStart: int64(i*10 + 3), End: int64(i*10 + 10),
 			Size: int64(i * 7), BodyLines: i, UID: fmt.Sprintf("uid-%d", i),
 			UIDFound: i&1 != 0, Retrieved: i&2 != 0, Hidden: i == 0, BadContentLength: i&8 != 0, Canonical: i&16 != 0}
 		m.Next = m.End
-		ix.msgs = append(ix.msgs, m)
+		msgs = append(msgs, m)
 	}
+	ix.msgs = tableOf(msgs).done()
 	data := ix.encode()
 	got, err := decodeIndex(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	got.size, got.sum = 0, 0
+	if !reflect.DeepEqual(got.msgs.msgs(), msgs) {
+		t.Fatalf("round trip\n got %+v\nwant %+v", got.msgs.msgs(), msgs)
+	}
+	got.size, got.sum, got.msgs, ix.msgs = 0, 0, nil, nil
 	if !reflect.DeepEqual(got, ix) {
 		t.Fatalf("round trip\n got %+v\nwant %+v", got, ix)
 	}
@@ -594,20 +600,27 @@ func checkSections(t testing.TB, data []byte, opt ParseOptions) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgs := append([]Msg(nil), full.msgs...)
+	fullMsgs := full.msgs.msgs()
+	msgs := append([]Msg(nil), fullMsgs...)
 	uniqueUIDs(msgs, full.alt, opt)
 	sameDrop(t, &Drop{Format: full.format, Sep: full.sep, Msgs: msgs, Junk: full.junk, End: full.end}, want, "parseSection from 0")
 	for k := 1; k < len(want.Msgs); k++ {
-		if full.msgs[k-1].BadContentLength {
+		if fullMsgs[k-1].BadContentLength {
 			break // boundaries after a lying Content-Length are not clean
 		}
-		s := section{start: full.msgs[k].Start, msgs: k, format: want.Format, sep: want.Sep}
+		s := section{start: fullMsgs[k].Start, msgs: k, format: want.Format, sep: want.Sep}
 		p, err := parseSection(bufio.NewReader(bytes.NewReader(data[s.start:])), s, opt)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := append(append([]Msg(nil), full.msgs[:k]...), p.msgs...)
-		alt := append(append([]altUID(nil), full.alt[:k]...), p.alt...)
+		got := append(append([]Msg(nil), fullMsgs[:k]...), p.msgs.msgs()...)
+		alt := &altList{}
+		for i := range k {
+			alt.add(full.alt.at(i))
+		}
+		for i := range p.alt.len() {
+			alt.add(p.alt.at(i))
+		}
 		uniqueUIDs(got, alt, opt)
 		if len(p.junk) != 0 && len(full.junk) == 0 {
 			t.Fatalf("section from message %d has junk %v\n%q", k+1, p.junk, data)
@@ -862,6 +875,7 @@ func TestIndexWindow(t *testing.T) {
 func TestIndexLargeRoundTrip(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	ix := &spoolIndex{spool: spoolStat{dev: 7, ino: 8, mtime: 9, ctime: 10}, opts: 4}
+	var msgs []Msg
 	var off int64
 	for i := 0; i < 20000; i++ {
 		uid := strings.Repeat(string(rune('!'+i%90)), 1+rng.IntN(70))
@@ -870,8 +884,9 @@ func TestIndexLargeRoundTrip(t *testing.T) {
 		m.End = m.BodyStart + rng.Int64N(1<<16)
 		m.Next = m.End
 		off = m.Next
-		ix.msgs = append(ix.msgs, m)
+		msgs = append(msgs, m)
 	}
+	ix.msgs = tableOf(msgs).done()
 	ix.end, ix.spool.size = off, off+5
 	ix.marks = make([]uint32, ix.end/sumBlock)
 	for i := range ix.marks {
@@ -882,13 +897,16 @@ func TestIndexLargeRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got.size, got.sum = 0, 0
-	if !reflect.DeepEqual(got, ix) {
-		for i := range ix.msgs {
-			if got.msgs[i] != ix.msgs[i] {
-				t.Fatalf("message %d: got %+v, want %+v", i, got.msgs[i], ix.msgs[i])
-			}
+	if got.msgs.len() != len(msgs) {
+		t.Fatalf("%d messages, want %d", got.msgs.len(), len(msgs))
+	}
+	for i := range msgs {
+		if m := got.msgs.at(i); m != msgs[i] {
+			t.Fatalf("message %d: got %+v, want %+v", i, m, msgs[i])
 		}
+	}
+	got.size, got.sum, got.msgs, ix.msgs = 0, 0, nil, nil
+	if !reflect.DeepEqual(got, ix) {
 		t.Fatal("round trip differs")
 	}
 	// Cut anywhere, or with any byte changed, it is refused.
@@ -909,8 +927,8 @@ func TestIndexLargeRoundTrip(t *testing.T) {
 // it encodes back to the same bytes.
 func FuzzIndexDecode(f *testing.F) {
 	ix := &spoolIndex{spool: spoolStat{dev: 1, ino: 2, size: 100}, end: 60,
-		msgs: []Msg{{Start: 0, HdrStart: 10, BodyStart: 20, End: 30, Next: 30, Size: 25, UID: "abc", UIDFound: true},
-			{Start: 30, HdrStart: 40, BodyStart: 50, End: 60, Next: 60, Size: 25, UID: "defghijklmnopqrstuvw"}}}
+		msgs: tableOf([]Msg{{Start: 0, HdrStart: 10, BodyStart: 20, End: 30, Next: 30, Size: 25, UID: "abc", UIDFound: true},
+			{Start: 30, HdrStart: 40, BodyStart: 50, End: 60, Next: 60, Size: 25, UID: "defghijklmnopqrstuvw"}}).done()}
 	f.Add(ix.encode())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got, err := decodeIndex(bytes.NewReader(data), int64(len(data)))

@@ -152,8 +152,10 @@ type Maildrop struct {
 	drop    *platform.File // the temp drop: session lock, and the message source of a copy
 	spool   *platform.File // in place: the spool
 	src     *platform.File // where message bytes are read from
-	d       *Drop          // messages of src
-	vis     []int          // visible message indexes into d.Msgs
+	d       *Drop          // what src holds, but its Msgs: they are in msgs
+	msgs    *msgTable      // the messages of src
+	skip    int            // the hidden messages, when they are the first ones
+	vis     []int32        // or the visible ones' indexes into msgs (nil: skip)
 	// in place: what the spool looked like when parsed
 	spoolEnd int64
 	spoolID  platform.FileID
@@ -526,7 +528,7 @@ func (md *Maildrop) loginCopy(lk *spoolLock, bull *Bulletins) error {
 		size = fi.Size()
 	}
 	if lk.spool == nil && bull == nil {
-		md.d = &Drop{}
+		md.setDrop(&Drop{}, nil)
 		return nil
 	}
 	var spoolReader io.Reader = bytes.NewReader(nil)
@@ -579,7 +581,7 @@ func (md *Maildrop) loginCopy(lk *spoolLock, bull *Bulletins) error {
 		}
 	}
 	if lk.spool == nil {
-		md.setDrop(d)
+		md.setDrop(d, nil)
 		return nil
 	}
 	if err := lk.guard(c, lk.spool, size); err != nil {
@@ -600,7 +602,7 @@ func (md *Maildrop) loginCopy(lk *spoolLock, bull *Bulletins) error {
 		return newErr(ErrIO, "sync spool", c.Spool, err)
 	}
 	platform.Failpoint("login.spool-truncated")
-	md.setDrop(d)
+	md.setDrop(d, nil)
 	return nil
 }
 
@@ -670,7 +672,7 @@ func (md *Maildrop) loginInPlace(lk *spoolLock) error {
 	if err != nil {
 		return newErr(ErrIO, "stat spool", c.Spool, err)
 	}
-	d, err := loadDrop(c, lk.spool.OS(), fi, md.parseOptions(!c.ServerMode))
+	d, t, err := loadDrop(c, lk.spool.OS(), fi, md.parseOptions(!c.ServerMode))
 	if err != nil {
 		return newErr(ErrIO, "read spool", c.Spool, err)
 	}
@@ -696,16 +698,33 @@ func (md *Maildrop) loginInPlace(lk *spoolLock) error {
 	md.spoolEnd = d.End
 	md.spoolID = platform.IDOf(fi)
 	md.openEnd = pad != ""
-	md.setDrop(d)
+	md.setDrop(d, t)
 	return nil
 }
 
-func (md *Maildrop) setDrop(d *Drop) {
-	md.d = d
-	md.vis = md.vis[:0]
-	for i := range d.Msgs {
-		if !d.Msgs[i].Hidden {
-			md.vis = append(md.vis, i)
+// setDrop makes d, with its messages t (nil: d.Msgs, moved into a
+// table), the session's drop.
+func (md *Maildrop) setDrop(d *Drop, t *msgTable) {
+	if t == nil {
+		t = tableOf(d.Msgs).done()
+		d.Msgs = nil
+	}
+	md.d, md.msgs = d, t
+	// The UW kluge hides the first message only; a list of the visible
+	// ones, 4 bytes a message, is made only should another be hidden.
+	md.skip, md.vis = 0, nil
+	for md.skip < t.len() && t.flagsOf(md.skip)&flagHidden != 0 {
+		md.skip++
+	}
+	for i := md.skip; i < t.len(); i++ {
+		if t.flagsOf(i)&flagHidden != 0 {
+			md.vis = make([]int32, 0, t.len())
+			for i := range t.len() {
+				if t.flagsOf(i)&flagHidden == 0 {
+					md.vis = append(md.vis, int32(i))
+				}
+			}
+			break
 		}
 	}
 }
@@ -724,44 +743,63 @@ func (md *Maildrop) abandon() {
 }
 
 // Len is the number of visible messages.
-func (md *Maildrop) Len() int { return len(md.vis) }
+func (md *Maildrop) Len() int {
+	if md.vis != nil {
+		return len(md.vis)
+	}
+	return md.msgs.len() - md.skip
+}
 
 // Hidden is the number of hidden messages (UW kluge).
-func (md *Maildrop) Hidden() int { return len(md.d.Msgs) - len(md.vis) }
+func (md *Maildrop) Hidden() int { return md.msgs.len() - md.Len() }
 
-func (md *Maildrop) msg(i int) *Msg { return &md.d.Msgs[md.vis[i]] }
+// index is the index in md.msgs of visible message i.
+func (md *Maildrop) index(i int) int {
+	if md.vis != nil {
+		return int(md.vis[i])
+	}
+	return i + md.skip
+}
+
+// msg is visible message i.
+func (md *Maildrop) msg(i int) Msg { return md.msgs.at(md.index(i)) }
 
 // Size is the qpopper octet count of visible message i.
-func (md *Maildrop) Size(i int) int64 { return md.msg(i).Size }
+func (md *Maildrop) Size(i int) int64 { return md.msgs.size(md.index(i)) }
 
 // UID is the unique id of visible message i.
-func (md *Maildrop) UID(i int) string { return md.msg(i).UID }
+func (md *Maildrop) UID(i int) string { return md.msgs.uidOf(md.index(i)) }
 
 // Retrieved reports whether message i was marked read (Status: R) before
 // the session.
-func (md *Maildrop) Retrieved(i int) bool { return md.msg(i).Retrieved }
+func (md *Maildrop) Retrieved(i int) bool {
+	return md.msgs.flagsOf(md.index(i))&flagRetrieved != 0
+}
 
 // WriteMessage writes message i as RETR/TOP send it (before CRLF and
 // byte-stuffing).
 func (md *Maildrop) WriteMessage(w io.Writer, i int, bodyLines int) error {
-	return WriteWire(w, md.src.OS(), md.msg(i), bodyLines)
+	m := md.msg(i)
+	return WriteWire(w, md.src.OS(), &m, bodyLines)
 }
 
 // marks maps visible-index changes onto all messages.
 func (md *Maildrop) marks(deleted, retrieved []bool) (del, retr []bool) {
-	del = make([]bool, len(md.d.Msgs))
-	retr = make([]bool, len(md.d.Msgs))
-	for vi, i := range md.vis {
+	n := md.msgs.len()
+	del = make([]bool, n)
+	retr = make([]bool, n)
+	for vi := range md.Len() {
+		i := md.index(vi)
 		if vi < len(deleted) {
 			del[i] = deleted[vi]
 		}
 		if vi < len(retrieved) {
-			retr[i] = retrieved[vi] || md.d.Msgs[i].Retrieved
+			retr[i] = retrieved[vi] || md.msgs.flagsOf(i)&flagRetrieved != 0
 		}
 	}
-	for i := range md.d.Msgs {
-		if md.d.Msgs[i].Hidden {
-			retr[i] = md.d.Msgs[i].Retrieved
+	for i := range n {
+		if fl := md.msgs.flagsOf(i); fl&flagHidden != 0 {
+			retr[i] = fl&flagRetrieved != 0
 		}
 	}
 	return del, retr
@@ -791,8 +829,8 @@ func (md *Maildrop) Rollback() error {
 		// Nothing was written; the temp drop is empty.
 		return md.removeTempDrop(false)
 	}
-	del := make([]bool, len(md.d.Msgs))
-	retr := make([]bool, len(md.d.Msgs))
+	del := make([]bool, md.msgs.len())
+	retr := make([]bool, md.msgs.len())
 	return md.updateCopy(del, retr, true)
 }
 
@@ -835,7 +873,7 @@ func (md *Maildrop) removeTempDrop(durable bool) error {
 // messages unchanged (restore).
 func (md *Maildrop) updateCopy(del, retr []bool, raw bool) error {
 	c := md.cfg
-	if len(md.d.Msgs) == 0 {
+	if md.msgs.len() == 0 {
 		// The temp drop is empty: nothing to put back, and nothing lost if
 		// its removal is not durable.
 		return md.removeTempDrop(false)
@@ -970,19 +1008,19 @@ func (md *Maildrop) writeKept(bw *boundaryWriter, src io.ReaderAt, first int, de
 		check = 5000
 	}
 	opt := md.cfg.Parse
-	for i := first; i < len(md.d.Msgs); i++ {
+	for i := first; i < md.msgs.len(); i++ {
 		if del[i] {
 			continue
 		}
-		m := &md.d.Msgs[i]
+		m := md.msgs.at(i)
 		if err := bw.startMessage(); err != nil {
 			return err
 		}
 		var err error
 		if raw {
-			_, err = WriteRaw(bw, src, m)
+			_, err = WriteRaw(bw, src, &m)
 		} else {
-			_, err = WriteUpdated(bw, src, m, retr[i], opt)
+			_, err = WriteUpdated(bw, src, &m, retr[i], opt)
 		}
 		if err != nil {
 			return err
@@ -1006,14 +1044,15 @@ func (md *Maildrop) writeKept(bw *boundaryWriter, src io.ReaderAt, first int, de
 // session running.
 func (md *Maildrop) dirty(del, retr []bool) bool {
 	server := md.cfg.ServerMode
-	for i := range md.d.Msgs {
-		m := &md.d.Msgs[i]
+	for i := range md.msgs.len() {
+		fl := md.msgs.flagsOf(i)
+		uidFound, retrieved, canonical := fl&flagUIDFound != 0, fl&flagRetrieved != 0, fl&flagCanonical != 0
 		switch {
 		case del[i]:
 			return true
-		case server && md.cfg.Parse.UpdateStatusHeaders && (!m.UIDFound || retr[i] != m.Retrieved):
+		case server && md.cfg.Parse.UpdateStatusHeaders && (!uidFound || retr[i] != retrieved):
 			return true
-		case !server && (!m.Canonical || retr[i] != m.Retrieved):
+		case !server && (!canonical || retr[i] != retrieved):
 			return true
 		}
 	}
@@ -1031,13 +1070,13 @@ func (md *Maildrop) dirty(del, retr []bool) bool {
 // message that another follows ends in a blank line, so no boundary is
 // written between it and the next.
 func (md *Maildrop) firstChange(del, retr []bool) (int, int64) {
-	for i := range md.d.Msgs {
-		m := &md.d.Msgs[i]
-		if del[i] || !m.Canonical || retr[i] != m.Retrieved {
-			return i, m.Start
+	for i := range md.msgs.len() {
+		fl := md.msgs.flagsOf(i)
+		if del[i] || fl&flagCanonical == 0 || retr[i] != (fl&flagRetrieved != 0) {
+			return i, md.msgs.start(i)
 		}
 	}
-	return len(md.d.Msgs), md.spoolEnd
+	return md.msgs.len(), md.spoolEnd
 }
 
 // deletedFrom reports whether message first and every one after it are
@@ -1198,8 +1237,8 @@ func (md *Maildrop) verifySpool(fi os.FileInfo) error {
 		sep = []byte(md.d.Sep)
 	}
 	buf := make([]byte, len(sep))
-	for i := range md.d.Msgs {
-		if _, err := md.spool.ReadAt(buf, md.d.Msgs[i].Start); err != nil || string(buf) != string(sep) {
+	for i := range md.msgs.len() {
+		if _, err := md.spool.ReadAt(buf, md.msgs.start(i)); err != nil || string(buf) != string(sep) {
 			return newErr(ErrChanged, "spool changed during the session", c.Spool, err)
 		}
 	}

@@ -477,7 +477,7 @@ func TestUpdateWritesFromTheFirstChange(t *testing.T) {
 		}
 		del := make([]bool, md.Len())
 		del[md.Len()-1] = true
-		last := md.d.Msgs[md.Len()-1].Start
+		last := md.msgs.start(md.index(md.Len() - 1))
 		platform.ResetCounters()
 		if err := md.Commit(del, nil); err != nil {
 			t.Fatal(err)

@@ -163,13 +163,24 @@ func (lr *lineReader) next() (*line, error) {
 //
 // The only errors are read errors.
 func Parse(r io.Reader, opt ParseOptions) (*Drop, error) {
-	ps, err := parseSection(r, section{}, opt)
+	d, t, err := parseTable(r, opt)
 	if err != nil {
 		return nil, err
 	}
-	d := &Drop{Format: ps.format, Sep: ps.sep, Msgs: ps.msgs, Junk: ps.junk, End: ps.end}
-	uniqueUIDs(d.Msgs, ps.alt, opt)
+	d.Msgs = t.msgs()
 	return d, nil
+}
+
+// parseTable is Parse with the messages in a table, not in the Drop.
+func parseTable(r io.Reader, opt ParseOptions) (*Drop, *msgTable, error) {
+	ps, err := parseSection(r, section{}, opt)
+	if err != nil {
+		return nil, nil, err
+	}
+	d := &Drop{Format: ps.format, Sep: ps.sep, Junk: ps.junk, End: ps.end}
+	t := ps.msgs.done()
+	uniqueIn(t, ps.alt, opt)
+	return d, t.done(), nil
 }
 
 // parser holds the state of one parse. With Content-Length honoured, a
@@ -185,8 +196,8 @@ type parser struct {
 	opt       ParseOptions
 	mmdf      bool
 	sep       []byte // MMDF separator line
-	msgs      []Msg
-	alt       []altUID // per message, for duplicate X-UIDLs
+	msgs      msgTable
+	alt       altList // per message, for duplicate X-UIDLs (see add)
 	junk      []Range
 	counter   int64 // qpopper's unique_num
 	prevBlank bool  // the previous line was blank (or start of file)
@@ -244,7 +255,7 @@ func (p *parser) line(l *line) {
 		p.mmdfLine(l)
 		return
 	}
-	isSep := l.whole() && l.nl && (p.prevBlank || (p.cur == nil && len(p.msgs) == 0)) &&
+	isSep := l.whole() && l.nl && (p.prevBlank || (p.cur == nil && p.msgs.len() == 0)) &&
 		validFromLine(l.text())
 	if p.cur == nil {
 		if isSep {
@@ -322,7 +333,7 @@ func (p *parser) start(l *line) {
 	}
 	p.cur, p.spare = c, nil
 	uid := c.uid
-	*c = msgState{inHeader: true, uid: uid, first: !p.notFirst && len(p.msgs) == 0}
+	*c = msgState{inHeader: true, uid: uid, first: !p.notFirst && p.msgs.len() == 0}
 	c.m = Msg{Start: l.off, HdrStart: l.off + l.n}
 	c.uid.start(l.head, p.opt, p.counter)
 }
@@ -423,9 +434,19 @@ func (p *parser) endAt(end, next int64) {
 	// header claims (line checks that the body did not run past it), so
 	// here the Content-Length held and the speculation is void.
 	p.shadow = nil
-	p.msgs = append(p.msgs, c.m)
-	p.alt = append(p.alt, c.alt)
+	p.add(&c.m, c.alt)
 	p.cur, p.spare = nil, c
+}
+
+// add appends a closed message, and what its UID would be without its
+// X-UIDL header. uniqueUIDs asks that only of a message with one: the
+// others' generated UID is their UID, and is not kept twice.
+func (p *parser) add(m *Msg, alt altUID) {
+	p.msgs.add(m)
+	if !m.UIDFound {
+		alt = altUID{}
+	}
+	p.alt.add(alt)
 }
 
 // isUIDLLine reports whether line is exactly "X-UIDL: " + uid + "\n", the
@@ -463,10 +484,12 @@ func (p *parser) canonical(c *msgState) bool {
 func (p *parser) adoptShadow() {
 	s := p.shadow
 	p.cut.BadContentLength, p.cut.Canonical = true, false
-	p.msgs = append(p.msgs, p.cut)
-	p.alt = append(p.alt, p.cur.alt)
-	p.msgs = append(p.msgs, s.msgs...)
-	p.alt = append(p.alt, s.alt...)
+	p.add(&p.cut, p.cur.alt)
+	for i := range s.msgs.len() {
+		m := s.msgs.at(i)
+		p.msgs.add(&m)
+		p.alt.add(s.alt.at(i))
+	}
 	p.junk = append(p.junk, s.junk...)
 	p.counter = s.counter
 	p.cur, p.shadow, p.cut = s.cur, s.shadow, s.cut

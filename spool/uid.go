@@ -177,7 +177,7 @@ func GenerateUID(sep []byte, counter int64, headers [][]byte, opt ParseOptions) 
 }
 
 // uniqueUIDs makes the UIDs of a drop unique (RFC 1939: unique within the
-// maildrop). alt[i] is the UID generated for message i, used when its
+// maildrop). alt.at(i) is the UID generated for message i, used when its
 // X-UIDL value is a duplicate. Persisted UIDs win: the first message
 // carrying an X-UIDL value keeps it; a later message with the same value
 // (a forged or copied header) gets its generated UID instead, and will
@@ -185,34 +185,73 @@ func GenerateUID(sep []byte, counter int64, headers [][]byte, opt ParseOptions) 
 // messages with update-status-headers off, where no counter tells them
 // apart) is replaced by the encoding of MD5(uid, "#", n) for the smallest
 // n = 1, 2, ... giving a new value: deterministic for a given drop.
-func uniqueUIDs(msgs []Msg, alt []altUID, opt ParseOptions) {
-	seen := make(map[string]bool, len(msgs))
-	for i := range msgs {
-		m := &msgs[i]
+func uniqueUIDs(msgs []Msg, alt *altList, opt ParseOptions) {
+	uniqueIn(msgSlice(msgs), alt, opt)
+}
+
+// msgList is a drop's messages, in a []Msg or a msgTable.
+type msgList interface {
+	len() int
+	at(i int) Msg
+	set(i int, m *Msg)
+}
+
+type msgSlice []Msg
+
+func (s msgSlice) len() int          { return len(s) }
+func (s msgSlice) at(i int) Msg      { return s[i] }
+func (s msgSlice) set(i int, m *Msg) { s[i] = *m }
+
+// uniqueIn is uniqueUIDs for msgs, whose last len(alt) messages alt
+// describes (the messages before have no duplicate X-UIDL value: they
+// went through it unchanged when they were indexed). It reports whether
+// it changed a message.
+func uniqueIn(msgs msgList, alt *altList, opt ParseOptions) (changed bool) {
+	n := msgs.len()
+	altOf := func(i int) altUID {
+		if k := i - (n - alt.len()); k >= 0 {
+			return alt.at(k)
+		}
+		return altUID{}
+	}
+	// A set, not a map to bool: at 200,000 messages a map's value bytes
+	// with their padding are 1.5 MB more.
+	seen := make(map[string]struct{}, n)
+	taken := func(uid string) bool { _, ok := seen[uid]; return ok }
+	for i := range n {
+		m := msgs.at(i)
 		if !m.UIDFound {
 			continue
 		}
-		if !seen[m.UID] {
-			seen[m.UID] = true
+		if !taken(m.UID) {
+			seen[m.UID] = struct{}{}
 			continue
 		}
-		m.Size += uidLineSize(alt[i].uid) - alt[i].counted
-		m.UID, m.UIDFound, m.Canonical = alt[i].uid, false, false
+		a := altOf(i)
+		m.Size += uidLineSize(a.uid) - a.counted
+		m.UID, m.UIDFound, m.Canonical = a.uid, false, false
+		msgs.set(i, &m)
+		changed = true
 	}
-	for i := range msgs {
-		m := &msgs[i]
+	for i := range n {
+		m := msgs.at(i)
 		if m.UIDFound {
 			continue
 		}
 		uid := m.UID
-		for n := 1; seen[uid]; n++ {
+		for n := 1; taken(uid); n++ {
 			d := md5.Sum([]byte(m.UID + "#" + strconv.Itoa(n)))
 			uid = encodeUID(d, opt.OldStyleUID)
 		}
-		m.Size += uidLineSize(uid) - uidLineSize(m.UID)
-		m.UID = uid
-		seen[uid] = true
+		if uid != m.UID {
+			m.Size += uidLineSize(uid) - uidLineSize(m.UID)
+			m.UID = uid
+			msgs.set(i, &m)
+			changed = true
+		}
+		seen[uid] = struct{}{}
 	}
+	return changed
 }
 
 // hasPrefixFold reports whether b starts with the ASCII string p, ignoring

@@ -82,8 +82,8 @@ func undoFixture(t *testing.T, c *Config) (before, undo, after []byte, from int6
 		t.Fatal(err)
 	}
 	after, _ = os.ReadFile(c.Spool)
-	if from != md.d.Msgs[2].Start || len(after) >= len(before) {
-		t.Fatalf("the update rewrote from %d (want %d) to %d bytes (from %d)", from, md.d.Msgs[2].Start, len(after), len(before))
+	if from != md.msg(2).Start || len(after) >= len(before) {
+		t.Fatalf("the update rewrote from %d (want %d) to %d bytes (from %d)", from, md.msg(2).Start, len(after), len(before))
 	}
 	return before, undo, after, from
 }

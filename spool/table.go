@@ -1,0 +1,336 @@
+package spool
+
+import "sort"
+
+// msgTable holds a drop's messages for the length of a session: 20 bytes
+// a message, and its UID in a string shared with thousands of others,
+// where a []Msg takes 80 bytes and a string of its own per message. A
+// session of 200,000 messages (1 GiB) keeps it from login to QUIT, so
+// its size is most of the session's memory; and nothing in a record is
+// a pointer, so the garbage collector never scans the records.
+//
+// A message starts where the one before it ends (Next; the first at 0),
+// so a record keeps Next's low 32 bits, and the other offsets as
+// distances from Start or Next; where Next's high bits change is kept in
+// highs (once every 4 GiB of spool). The fields are as wide as most mail
+// needs; a message a record cannot hold exactly (one after a gap, a
+// separator line or trailer of 256 bytes or more, a header of 64 KiB or
+// more, a size of 4 GiB or more, a body of more than 65,535 lines, a UID
+// longer than 255 bytes) is kept whole in wide instead, so every Msg is
+// stored as it is, the rare large one at the cost of a Msg.
+type msgTable struct {
+	recs  []msgRec
+	highs []nextHigh
+	uids  uidArena
+	wide  []Msg
+}
+
+// msgRec is one message of a msgTable.
+type msgRec struct {
+	next      uint32 // Next's low 32 bits
+	size      uint32
+	uid       uint32 // the UID's address in uids; wide: the index in wide
+	header    uint16 // BodyStart - HdrStart
+	bodyLines uint16
+	sep       uint8 // HdrStart - Start: the separator line
+	trailer   uint8 // Next - End: the MMDF trailer
+	uidLen    uint8
+	flags     uint8 // the index's flag bits (msgFlagBits), and recWide
+}
+
+// recWide marks a record whose message is in msgTable.wide.
+const recWide = 1 << 7
+
+// nextHigh says that from message from on, Next's high 32 bits are high.
+type nextHigh struct {
+	from int
+	high uint32
+}
+
+// uidArena keeps UIDs one after another in strings of at most uidChunk
+// bytes, a UID addressed in 32 bits as its string's index << 16 | its
+// offset there: thousands of UIDs share a string, and the address holds
+// no pointer.
+type uidArena struct {
+	strs  []string
+	chunk []byte // the UIDs not yet in strs
+}
+
+const uidChunk = 64 << 10
+
+// putUID appends uid and returns its address, or false when the arena
+// has no address left for it (after 4 GiB of UIDs).
+func putUID[S ~string | ~[]byte](a *uidArena, uid S) (uint32, bool) {
+	if len(a.chunk)+len(uid) > uidChunk {
+		a.seal()
+	}
+	if len(a.strs) >= 1<<16 || len(uid) > uidChunk {
+		return 0, false
+	}
+	addr := uint32(len(a.strs))<<16 | uint32(len(a.chunk))
+	a.chunk = append(a.chunk, uid...)
+	return addr, true
+}
+
+// get is the n-byte UID at addr.
+func (a *uidArena) get(addr uint32, n int) string {
+	s, off := int(addr>>16), int(addr&(1<<16-1))
+	if s == len(a.strs) {
+		return string(a.chunk[off : off+n]) // not sealed yet
+	}
+	return a.strs[s][off : off+n]
+}
+
+// seal moves the pending UIDs into a string of their own.
+func (a *uidArena) seal() {
+	if len(a.chunk) > 0 {
+		a.strs = append(a.strs, string(a.chunk))
+		a.chunk = a.chunk[:0]
+	}
+}
+
+func newMsgTable(n int) *msgTable { return &msgTable{recs: make([]msgRec, 0, n)} }
+
+// tableOf is msgs as a msgTable.
+func tableOf(msgs []Msg) *msgTable {
+	t := newMsgTable(len(msgs))
+	for i := range msgs {
+		t.add(&msgs[i])
+	}
+	return t
+}
+
+func (t *msgTable) len() int {
+	if t == nil {
+		return 0
+	}
+	return len(t.recs)
+}
+
+// add appends m.
+func (t *msgTable) add(m *Msg) { putMsg(t, len(t.recs), m, m.UID) }
+
+// set replaces message i with m, which must end where it did: the next
+// message starts there.
+func (t *msgTable) set(i int, m *Msg) {
+	if i+1 < len(t.recs) && m.Next != t.next(i) {
+		panic("spool: msgTable.set moves a message's end")
+	}
+	putMsg(t, i, m, m.UID)
+}
+
+// putMsg stores m, with uid for its UID, as message i (i = t.len()
+// appends). The index's decoder passes the UID as the bytes it read:
+// a string per message is what the table is there to avoid.
+func putMsg[S ~string | ~[]byte](t *msgTable, i int, m *Msg, uid S) {
+	r, ok := t.record(i, m, len(uid))
+	if ok {
+		r.uid, ok = putUID(&t.uids, uid)
+	}
+	if ok {
+		if h := uint32(m.Next >> 32); h != t.high(i) {
+			t.highs = append(t.highs, nextHigh{from: i, high: h})
+		}
+	} else {
+		w := *m
+		w.UID = string(uid)
+		r = msgRec{flags: recWide, uid: uint32(len(t.wide))}
+		t.wide = append(t.wide, w)
+	}
+	if i == len(t.recs) {
+		t.recs = append(t.recs, r)
+	} else {
+		t.recs[i] = r
+	}
+}
+
+// record is m as a record at position i, the UID's place still to fill,
+// or false when m needs a wide entry.
+func (t *msgTable) record(i int, m *Msg, uidLen int) (msgRec, bool) {
+	fits := func(v int64, max int64) bool { return v >= 0 && v <= max }
+	const u8, u16, u32 = 1<<8 - 1, 1<<16 - 1, 1<<32 - 1
+	prev := int64(0)
+	if i > 0 {
+		prev = t.next(i - 1)
+	}
+	// A message set in place must keep the high bits the table has
+	// there for it (highs are only ever added at the end).
+	ok := m.Start == prev && m.Next >= 0 && (i == len(t.recs) || uint32(m.Next>>32) == t.high(i)) &&
+		fits(m.HdrStart-m.Start, u8) && fits(m.Next-m.End, u8) && fits(m.BodyStart-m.HdrStart, u16) &&
+		fits(m.Size, u32) && fits(int64(m.BodyLines), u16) &&
+		uidLen <= u8
+	if !ok {
+		return msgRec{}, false
+	}
+	return msgRec{
+		next:      uint32(m.Next),
+		sep:       uint8(m.HdrStart - m.Start),
+		trailer:   uint8(m.Next - m.End),
+		header:    uint16(m.BodyStart - m.HdrStart),
+		size:      uint32(m.Size),
+		bodyLines: uint16(m.BodyLines),
+		uidLen:    uint8(uidLen),
+		flags:     uint8(msgFlagBits(m)),
+	}, true
+}
+
+// done seals the table once it is filled: reading a UID then never
+// allocates.
+func (t *msgTable) done() *msgTable {
+	t.uids.seal()
+	t.uids.chunk = nil
+	return t
+}
+
+// high is Next's high 32 bits for message i.
+func (t *msgTable) high(i int) uint32 {
+	k := sort.Search(len(t.highs), func(k int) bool { return t.highs[k].from > i })
+	if k == 0 {
+		return 0
+	}
+	return t.highs[k-1].high
+}
+
+// at is message i.
+func (t *msgTable) at(i int) Msg {
+	r := &t.recs[i]
+	if r.flags&recWide != 0 {
+		return t.wide[r.uid]
+	}
+	var m Msg
+	m.Start = t.start(i)
+	m.HdrStart = m.Start + int64(r.sep)
+	m.BodyStart = m.HdrStart + int64(r.header)
+	m.Next = t.next(i)
+	m.End = m.Next - int64(r.trailer)
+	m.Size = int64(r.size)
+	m.BodyLines = int(r.bodyLines)
+	m.UID = t.uids.get(r.uid, int(r.uidLen))
+	m.UIDFound = r.flags&flagUIDFound != 0
+	m.Retrieved = r.flags&flagRetrieved != 0
+	m.Hidden = r.flags&flagHidden != 0
+	m.BadContentLength = r.flags&flagBadContentLength != 0
+	m.Canonical = r.flags&flagCanonical != 0
+	return m
+}
+
+// start, size, uidOf and flagsOf are the fields of message i a session
+// reads for every message, without making its Msg.
+func (t *msgTable) start(i int) int64 {
+	r := &t.recs[i]
+	switch {
+	case r.flags&recWide != 0:
+		return t.wide[r.uid].Start
+	case i == 0:
+		return 0
+	}
+	return t.next(i - 1)
+}
+
+// next is message i's Next.
+func (t *msgTable) next(i int) int64 {
+	r := &t.recs[i]
+	switch {
+	case r.flags&recWide != 0:
+		return t.wide[r.uid].Next
+	case len(t.highs) == 0:
+		return int64(r.next)
+	}
+	return int64(r.next) | int64(t.high(i))<<32
+}
+
+func (t *msgTable) size(i int) int64 {
+	r := &t.recs[i]
+	if r.flags&recWide != 0 {
+		return t.wide[r.uid].Size
+	}
+	return int64(r.size)
+}
+
+func (t *msgTable) uidOf(i int) string {
+	r := &t.recs[i]
+	if r.flags&recWide != 0 {
+		return t.wide[r.uid].UID
+	}
+	return t.uids.get(r.uid, int(r.uidLen))
+}
+
+func (t *msgTable) flagsOf(i int) uint64 {
+	r := &t.recs[i]
+	if r.flags&recWide != 0 {
+		return msgFlagBits(&t.wide[r.uid])
+	}
+	return uint64(r.flags)
+}
+
+// truncate keeps the first n messages.
+func (t *msgTable) truncate(n int) {
+	t.recs = t.recs[:n]
+	for len(t.highs) > 0 && t.highs[len(t.highs)-1].from >= n {
+		t.highs = t.highs[:len(t.highs)-1]
+	}
+}
+
+// prefix is the first n messages, sharing t's storage: neither may be
+// changed after.
+func (t *msgTable) prefix(n int) *msgTable {
+	p := *t
+	p.recs = t.recs[:n:n]
+	return &p
+}
+
+// msgs is the table as a []Msg.
+func (t *msgTable) msgs() []Msg {
+	if t.len() == 0 {
+		return nil
+	}
+	out := make([]Msg, t.len())
+	for i := range out {
+		out[i] = t.at(i)
+	}
+	return out
+}
+
+// altList is the altUID of each message of a parse in 8 bytes and its
+// UID in an arena, where a []altUID takes 24 bytes and a string per
+// message: a parse keeps one for every message until uniqueUIDs.
+type altList struct {
+	recs []altRec
+	uids uidArena
+	wide []altUID // those a record cannot hold
+}
+
+type altRec struct {
+	uid     uint32 // its address in uids; wide: the index in wide
+	counted uint16
+	n       uint8 // the UID's length
+	wide    bool
+}
+
+func (l *altList) len() int {
+	if l == nil {
+		return 0
+	}
+	return len(l.recs)
+}
+
+func (l *altList) add(a altUID) {
+	r := altRec{counted: uint16(a.counted), n: uint8(len(a.uid))}
+	ok := a.counted >= 0 && a.counted <= 1<<16-1 && len(a.uid) <= 255
+	if ok {
+		r.uid, ok = putUID(&l.uids, a.uid)
+	}
+	if !ok {
+		r = altRec{uid: uint32(len(l.wide)), wide: true}
+		l.wide = append(l.wide, a)
+	}
+	l.recs = append(l.recs, r)
+}
+
+func (l *altList) at(i int) altUID {
+	r := l.recs[i]
+	if r.wide {
+		return l.wide[r.uid]
+	}
+	return altUID{uid: l.uids.get(r.uid, int(r.n)), counted: int64(r.counted)}
+}
