@@ -6,7 +6,6 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -109,31 +108,6 @@ func benchSession(b *testing.B, bin, spool, mode string, flags []string) {
 	}
 	b.ReportMetric(float64(rss)/1024, "peak-RSS-MB")
 	b.ReportMetric(float64(parseRSS)/1024, "parse-RSS-MB")
-}
-
-// inetdSocket returns the client's end of a loopback TCP connection and
-// the server's end as a file, to be a session's stdin and stdout as
-// inetd's are.
-func inetdSocket(b *testing.B) (net.Conn, *os.File) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	conn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	server, err := ln.Accept()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer server.Close()
-	f, err := server.(*net.TCPConn).File()
-	if err != nil {
-		b.Fatal(err)
-	}
-	return conn, f
 }
 
 // benchOneSession runs one session and returns the RETR replies' octets,

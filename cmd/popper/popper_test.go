@@ -147,6 +147,32 @@ func (s *site) start(t *testing.T, extra ...string) *client {
 	return s.startBinary(t, popperBin, extra...)
 }
 
+// inetdSocket returns the client's end of a loopback TCP connection and
+// the server's end as a file, to be a session's stdin and stdout as
+// inetd's are.
+func inetdSocket(b testing.TB) (net.Conn, *os.File) {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	server, err := ln.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer server.Close()
+	f, err := server.(*net.TCPConn).File()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return conn, f
+}
+
 // startBinary is start with another build of popper.
 func (s *site) startBinary(t *testing.T, bin string, extra ...string) *client {
 	t.Helper()
@@ -157,24 +183,7 @@ func (s *site) startBinary(t *testing.T, bin string, extra ...string) *client {
 // inetd gives it, when stderr is true.
 func (s *site) startAs(t *testing.T, bin string, stderr bool, extra ...string) *client {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	conn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := server.(*net.TCPConn).File()
-	server.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, f := inetdSocket(t)
 	defer f.Close()
 	cmd := exec.Command(bin, s.args(extra...)...)
 	cmd.Stdin, cmd.Stdout = f, f
