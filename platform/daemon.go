@@ -180,7 +180,12 @@ func (d *Daemon) serveConn(c net.Conn) {
 	}
 	d.admitted++
 	d.mu.Unlock()
-	defer d.release()
+	admitted := true
+	defer func() {
+		if admitted {
+			d.release()
+		}
+	}()
 
 	client := peer
 	if ProxyTrusted(p.ProxyFrom, peer.Addr()) {
@@ -204,6 +209,10 @@ func (d *Daemon) serveConn(c net.Conn) {
 	if p.MaxPerAddress > 0 && d.perAddr[addr] >= p.MaxPerAddress {
 		n := d.perAddr[addr]
 		d.mu.Unlock()
+		// Its global slot is given back before the refusal is sent: a
+		// client that reads it and connects again must find it free.
+		admitted = false
+		d.release()
 		d.refuse(c, client, LimitedPerAddress, n, p.MaxPerAddress)
 		return
 	}
