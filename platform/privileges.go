@@ -3,6 +3,7 @@ package platform
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"syscall"
 )
 
@@ -38,20 +39,12 @@ func DropToUser(uid, gid, spoolGroup int) error {
 	if err := syscall.Setgroups([]int{gid}); err != nil {
 		return fmt.Errorf("setgroups([%d]): %w", gid, err)
 	}
-	if spoolGroup < 0 {
-		if err := syscall.Setgid(gid); err != nil {
-			return fmt.Errorf("setgid(%d): %w", gid, err)
-		}
-	} else {
-		// Real gid, effective spoolGroup: the saved gid becomes
-		// spoolGroup (POSIX setregid); then the effective one goes back
-		// to the user's.
-		if err := syscall.Setregid(gid, spoolGroup); err != nil {
-			return fmt.Errorf("setregid(%d, %d): %w", gid, spoolGroup, err)
-		}
-		if err := syscall.Setregid(-1, gid); err != nil {
-			return fmt.Errorf("setregid(-1, %d): %w", gid, err)
-		}
+	saved := gid
+	if spoolGroup >= 0 {
+		saved = spoolGroup
+	}
+	if err := setGroupIDs(gid, saved); err != nil {
+		return fmt.Errorf("setting the groups to %d (saved %d): %w", gid, saved, err)
 	}
 	if err := syscall.Setuid(uid); err != nil {
 		return fmt.Errorf("setuid(%d): %w", uid, err)
@@ -76,24 +69,11 @@ func DropToUser(uid, gid, spoolGroup int) error {
 	}
 	if spoolGroup >= 0 {
 		// The kept group must come back when asked for, and only then.
-		if err := setEGID(spoolGroup); err != nil {
+		if err := withEGID(spoolGroup, func() error { return nil }); err != nil {
 			return fmt.Errorf("taking the spool group %d: %w", spoolGroup, err)
-		}
-		if err := setEGID(gid); err != nil {
-			return err
 		}
 	}
 	spoolGID = spoolGroup
-	return nil
-}
-
-func setEGID(gid int) error {
-	if err := syscall.Setregid(-1, gid); err != nil {
-		return fmt.Errorf("setregid(-1, %d): %w", gid, err)
-	}
-	if e := syscall.Getegid(); e != gid {
-		return fmt.Errorf("after setregid(-1, %d): egid %d", gid, e)
-	}
 	return nil
 }
 
@@ -101,7 +81,9 @@ func setEGID(gid int) error {
 // group (the spool directory's, e.g. mail in a 2775 root:mail /var/mail),
 // so that fn can make and remove the lock and temp drop there; without a
 // kept group it just runs fn. The session goes back to the user's own
-// group afterwards, whatever fn returns.
+// group afterwards, whatever fn returns. Where credentials are per thread
+// (Linux) only fn's thread takes the group: fn must not hand its work in
+// the spool directory to other goroutines.
 func AsSpoolGroup(fn func() error) error {
 	if spoolGID < 0 {
 		return fn()
@@ -119,19 +101,44 @@ func AsOwnGroup(fn func() error) error {
 	return withEGID(syscall.Getgid(), fn)
 }
 
+// withEGID runs fn with effective group gid. With per-thread credentials
+// the goroutine stays on its thread until the group is given back; if it
+// cannot be, the process stops with the thread still locked, so that no
+// other goroutine ever runs there.
 func withEGID(gid int, fn func() error) error {
+	if threadCredentials {
+		runtime.LockOSThread()
+	}
 	old := syscall.Getegid()
 	if old == gid {
+		defer unlockThread()
 		return fn()
 	}
 	if err := setEGID(gid); err != nil {
+		unlockThread()
 		return err
 	}
 	defer func() {
 		if err := setEGID(old); err != nil {
-			// The process would go on with the wrong group: stop it.
 			panic("platform: cannot restore the effective group: " + err.Error())
 		}
+		unlockThread()
 	}()
 	return fn()
+}
+
+func unlockThread() {
+	if threadCredentials {
+		runtime.UnlockOSThread()
+	}
+}
+
+func setEGID(gid int) error {
+	if err := setThreadEGID(gid); err != nil {
+		return fmt.Errorf("setting the effective group to %d: %w", gid, err)
+	}
+	if e := syscall.Getegid(); e != gid {
+		return fmt.Errorf("after setting the effective group to %d: egid %d", gid, e)
+	}
+	return nil
 }

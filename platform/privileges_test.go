@@ -135,6 +135,9 @@ func init() {
 		if e := syscall.Getegid(); e != gid {
 			return fmt.Errorf("egid %d after the drop, want the user's %d", e, gid)
 		}
+		if err := threadIDs(uid, gid, sg, ""); err != nil {
+			return fmt.Errorf("after the drop: %v", err)
+		}
 		if err := os.WriteFile(filepath.Join(args[3], "outside"), []byte("x"), 0600); !errors.Is(err, syscall.EACCES) {
 			return fmt.Errorf("create in the spool directory outside AsSpoolGroup: %v, want EACCES", err)
 		}
@@ -147,6 +150,13 @@ func init() {
 			}
 			if err := os.WriteFile(filepath.Join(args[3], "inside"), []byte("x"), 0600); err != nil {
 				return err
+			}
+			// Where credentials are per thread, only this one holds
+			// the group.
+			if threadCredentials {
+				if err := threadIDs(uid, gid, sg, strconv.Itoa(syscall.Gettid())); err != nil {
+					return fmt.Errorf("inside AsSpoolGroup: %v", err)
+				}
 			}
 			return AsOwnGroup(func() error {
 				if _, err := os.ReadFile(args[4]); !errors.Is(err, syscall.EACCES) {
@@ -161,9 +171,43 @@ func init() {
 		if e := syscall.Getegid(); e != gid {
 			return fmt.Errorf("egid %d after AsSpoolGroup, want %d", e, gid)
 		}
+		if err := threadIDs(uid, gid, sg, ""); err != nil {
+			return fmt.Errorf("after AsSpoolGroup: %v", err)
+		}
 		fmt.Println("dropped")
 		return nil
 	}
+}
+
+// threadIDs checks, where /proc lists a process's threads, that each one
+// but the one named except runs as uid with real, effective and file-system group gid,
+// saved group sg and no other group.
+func threadIDs(uid, gid, sg int, except string) error {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return nil // no /proc: nothing to check
+	}
+	wantUID := fmt.Sprintf("%d\t%d\t%d\t%d", uid, uid, uid, uid)
+	wantGID := fmt.Sprintf("%d\t%d\t%d\t%d", gid, gid, sg, gid)
+	for _, t := range tasks {
+		if t.Name() == except {
+			continue
+		}
+		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/status")
+		if err != nil {
+			continue // the thread ended
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			k, v, _ := strings.Cut(l, ":\t")
+			if (k == "Uid" && v != wantUID) || (k == "Gid" && v != wantGID) || (k == "Groups" && strings.TrimSpace(v) != strconv.Itoa(gid)) {
+				return fmt.Errorf("thread %s has %s %q", t.Name(), k, v)
+			}
+		}
+	}
+	if len(tasks) < 2 {
+		return fmt.Errorf("only %d thread", len(tasks))
+	}
+	return nil
 }
 
 // A session keeps the spool directory's group only for what needs it.
