@@ -10,13 +10,11 @@ import (
 	"strings"
 )
 
-// Usage is qpopper's usage text, its flags made from the option table,
-// followed by popper's own long options.
-var Usage = usage()
-
-// usage writes qpopper's synopsis: every flag in qpopper's order (by
-// letter, the lower case first), wrapped as its man page is.
-func usage() string {
+// Usage returns qpopper's usage text, its flags made from the option
+// table, followed by popper's own long options: every flag in qpopper's
+// order (by letter, the lower case first), wrapped as its man page is.
+// It is made when asked for, not at start: every session would pay for it.
+func Usage() string {
 	var flags []string
 	for _, f := range flagList() {
 		flags = append(flags, "["+f+"]")
@@ -44,7 +42,7 @@ type UsageError struct {
 	Msg string // what is wrong, e.g. `unknown option -- "Z"`
 }
 
-func (e *UsageError) Error() string { return "popper: " + e.Msg + "\n" + Usage }
+func (e *UsageError) Error() string { return "popper: " + e.Msg + "\n" + Usage() }
 
 // Invocation is what the command line asks for besides options.
 type Invocation struct {

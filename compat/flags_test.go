@@ -227,8 +227,8 @@ func TestUsageIsQpoppers(t *testing.T) {
               [-l0|1|2] [-L lock-check] [-p0|1|2|3|4] [-R] [-s] [-S] [-t trace-file]
               [-T timeout] [-u] [-U] [-v] [-y log-facility]
 `
-	if !strings.HasPrefix(Usage, want) {
-		t.Errorf("usage:\n%s\nwant it to start with\n%s", Usage, want)
+	if !strings.HasPrefix(Usage(), want) {
+		t.Errorf("usage:\n%s\nwant it to start with\n%s", Usage(), want)
 	}
 	// Every letter of qpopper's getopt string takes an argument exactly
 	// when qpopper's does.

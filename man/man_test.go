@@ -354,7 +354,7 @@ func TestPopperFlagsDocumented(t *testing.T) {
 			want[qpopperFlags[i]] = true
 		}
 	}
-	for _, m := range regexp.MustCompile(`\[-([A-Za-z])`).FindAllStringSubmatch(compat.Usage, -1) {
+	for _, m := range regexp.MustCompile(`\[-([A-Za-z])`).FindAllStringSubmatch(compat.Usage(), -1) {
 		want[m[1][0]] = true
 	}
 	for c := range want {
@@ -363,7 +363,7 @@ func TestPopperFlagsDocumented(t *testing.T) {
 		}
 	}
 	wantLong := map[string]bool{}
-	for _, m := range regexp.MustCompile(`--([a-z][a-z-]*)`).FindAllStringSubmatch(compat.Usage, -1) {
+	for _, m := range regexp.MustCompile(`--([a-z][a-z-]*)`).FindAllStringSubmatch(compat.Usage(), -1) {
 		wantLong[m[1]] = true
 	}
 	if len(wantLong) == 0 {

@@ -289,13 +289,16 @@ func uniqueHost() string {
 	return b.String()
 }
 
-var uniqueNameRe = regexp.MustCompile(`^\..+\.lock\.[A-Za-z0-9.-]*\.[0-9]+\.[0-9a-f]{12}$`)
+// uniqueNameRe is compiled when first used: most sessions never do.
+var uniqueNameRe = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^\..+\.lock\.[A-Za-z0-9.-]*\.[0-9]+\.[0-9a-f]{12}$`)
+})
 
 // IsDotLockTemp reports whether a file name is a unique file of LockDot's
 // (".user.lock.host.1234.0123456789ab"). One is left behind only by a
 // locker killed between creating it and removing it; it holds
 // "pid@host", never mail, and may be removed once older than 300 s.
-func IsDotLockTemp(name string) bool { return uniqueNameRe.MatchString(filepath.Base(name)) }
+func IsDotLockTemp(name string) bool { return uniqueNameRe().MatchString(filepath.Base(name)) }
 
 // checkLockPath refuses an existing lock path that is a symbolic link, not
 // a regular file, or has a second link that is not a locker's unique name

@@ -66,7 +66,7 @@ func run(argv []string) int {
 	cfgErrs := inv.ConfigErrors
 	switch {
 	case inv.Help:
-		fmt.Println(compat.Usage)
+		fmt.Println(compat.Usage())
 		return 0
 	case inv.Version:
 		fmt.Printf("popper %s (qpopper %s compatible)\n", popperVersion, version)
