@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -29,7 +28,7 @@ import (
 //
 //   - the file is the session user's (or root's) regular file with one
 //     link, opened without following a symbolic link, written by nobody
-//     else, and its CRC-32C trailer holds;
+//     else, and its CRC-32 trailer holds;
 //   - it describes this spool (device and inode) parsed with these
 //     options;
 //   - when the spool's size, mtime and ctime are those it recorded, and
@@ -48,10 +47,12 @@ import (
 // hashes the login's counter: the index stops before the first message
 // without an X-UIDL, which the update then writes back).
 
-// indexMagic starts an index file; indexVersion changes with the layout.
+// indexMagic starts an index file; indexVersion changes with the layout
+// (2: its checksums became CRC-32 from CRC-32C; a version-1 index is
+// refused, and the next login parses and writes a new one).
 const (
 	indexMagic   = "popper index\n"
-	indexVersion = 1
+	indexVersion = 2
 )
 
 // racyWindow: the index is believed on stat alone only when it was
@@ -105,8 +106,8 @@ type spoolIndex struct {
 	format Format
 	sep    string
 	end    int64    // Next of the last message: the bytes it describes
-	marks  []uint32 // CRC-32C of the spool's [0, (i+1)*sumBlock), up to end
-	endSum uint32   // CRC-32C of [0, end)
+	marks  []uint32 // CRC-32 of the spool's [0, (i+1)*sumBlock), up to end
+	endSum uint32   // CRC-32 of [0, end)
 	msgs   *msgTable
 
 	written time.Time // the file's mtime (read only)
@@ -147,7 +148,7 @@ func msgFlagBits(m *Msg) uint64 {
 }
 
 // encodeTo writes the index to w as doc/index.md lays it out: magic,
-// version, then varints, the checkpoints as 4-byte words, and a CRC-32C
+// version, then varints, the checkpoints as 4-byte words, and a CRC-32
 // of everything before it as the last 4 bytes. It returns the size and
 // that trailer. It streams, a record at a time: at 200,000 messages the
 // index is 7 MB, which a login that parses need not hold besides its
@@ -209,7 +210,7 @@ func (ix *spoolIndex) encode() []byte {
 	return b.Bytes()
 }
 
-// crcWriter computes the CRC-32C and the length of what is written
+// crcWriter computes the CRC-32 and the length of what is written
 // through it.
 type crcWriter struct {
 	w   io.Writer
@@ -219,7 +220,7 @@ type crcWriter struct {
 
 func (c *crcWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
-	c.crc = crc32.Update(c.crc, castagnoli, p[:n])
+	c.crc = indexCRC(c.crc, p[:n])
 	c.n += int64(n)
 	return n, err
 }
@@ -305,7 +306,7 @@ func (r *indexReader) bytes(n uint64) []byte {
 // UID of at most 70 bytes.
 const maxRecord = 9*binary.MaxVarintLen64 + 70
 
-// crcReader computes the CRC-32C of what is read through it.
+// crcReader computes the CRC-32 of what is read through it.
 type crcReader struct {
 	r   io.Reader
 	crc uint32
@@ -314,7 +315,7 @@ type crcReader struct {
 
 func (c *crcReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	c.crc = crc32.Update(c.crc, castagnoli, p[:n])
+	c.crc = indexCRC(c.crc, p[:n])
 	c.n += int64(n)
 	return n, err
 }
@@ -322,7 +323,7 @@ func (c *crcReader) Read(p []byte) (int, error) {
 // decodeIndex reads an index file of size bytes from r and checks that it
 // is a consistent description of a drop: offsets in order from 0 with no
 // gap, the last message ending at end, a checkpoint for each block
-// before it, printable UIDs; and that its trailer is the CRC-32C of the
+// before it, printable UIDs; and that its trailer is the CRC-32 of the
 // rest. It does not look at the spool. It streams: what it keeps is the
 // messages and their UIDs, never the file.
 func decodeIndex(r io.Reader, size int64) (*spoolIndex, error) {
@@ -581,7 +582,7 @@ func (ix *spoolIndex) verify(f io.ReaderAt, size int64) (int64, *spoolSum, error
 		}
 		for p := buf[:n]; len(p) > 0; {
 			k := min(int64(len(p)), sumBlock-sum.off%sumBlock)
-			crc := crc32.Update(sum.crc, castagnoli, p[:k])
+			crc := indexCRC(sum.crc, p[:k])
 			end := sum.off + k
 			switch {
 			case end%sumBlock == 0:

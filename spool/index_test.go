@@ -3,7 +3,9 @@ package spool
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -332,6 +334,12 @@ func TestIndexDamaged(t *testing.T) {
 			}
 			return b
 		},
+		// The previous layout, whole: version 1, CRC-32C checksums.
+		"version 1": func() []byte {
+			b := append([]byte(nil), good[:len(good)-4]...)
+			binary.LittleEndian.PutUint32(b[len(indexMagic):], 1)
+			return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli()))
+		},
 	}
 	for _, n := range []int{1, len(indexMagic), len(indexMagic) + 6, len(good) / 2, len(good) - 1} {
 		damage[fmt.Sprintf("truncated to %d", n)] = func() []byte { return good[:n] }
@@ -352,6 +360,9 @@ func TestIndexDamaged(t *testing.T) {
 		}
 		if got := seeBoth(t, c, name); !reflect.DeepEqual(got, want) {
 			t.Fatalf("%s: the mailbox changed", name)
+		}
+		if b, _ := os.ReadFile(c.Cache); !bytes.Equal(b, good) {
+			t.Fatalf("%s: the index was not written again as it was", name)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+	"sync"
 
 	"github.com/popperd/popper/platform"
 )
@@ -66,8 +67,11 @@ type summer struct {
 	n    int64
 }
 
+// castagnoli is the CRC-32C table, made when an update first needs it.
+var castagnoli = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
+
 func newSummer() *summer {
-	return &summer{c: crc32.New(castagnoli), i: crc32.NewIEEE()}
+	return &summer{c: crc32.New(castagnoli()), i: crc32.NewIEEE()}
 }
 
 func (s *summer) Write(p []byte) (int, error) {
