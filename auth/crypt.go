@@ -14,7 +14,6 @@ import (
 	"github.com/go-crypt/crypt/algorithm/md5crypt"
 	"github.com/go-crypt/crypt/algorithm/scrypt"
 	"github.com/go-crypt/crypt/algorithm/sha1crypt"
-	"github.com/go-crypt/crypt/algorithm/shacrypt"
 	"golang.org/x/crypto/md4" //nolint:staticcheck // FreeBSD's $3$ is MD4, for compatibility only
 	xscrypt "golang.org/x/crypto/scrypt"
 )
@@ -26,7 +25,7 @@ import (
 //	DES       13 characters            traditional, Solaris __unix__ (descrypt.go)
 //	BSDi DES  _CCCCSSSS + 11           FreeBSD, NetBSD; key folded past 8 characters
 //	$1$       MD5-crypt                everywhere
-//	$5$ $6$   SHA-256/512-crypt        with or without rounds=N
+//	$5$ $6$   SHA-256/512-crypt        with or without rounds=N (shacrypt.go)
 //	$2a$ $2b$ $2y$  bcrypt             OpenBSD, FreeBSD, NetBSD, illumos, libxcrypt
 //	$md5$     Sun MD5                  $md5[,rounds=N]$salt$$hash, the form Solaris writes
 //	$sha1$    NetBSD SHA1-crypt        $sha1$rounds$salt$hash
@@ -71,7 +70,6 @@ var decoder = func() *crypt.Decoder {
 		func(d *crypt.Decoder) error { return md5crypt.RegisterDecoder(d) },
 		func(d *crypt.Decoder) error { return scrypt.RegisterDecoderYescrypt(d) },
 		func(d *crypt.Decoder) error { return sha1crypt.RegisterDecoder(d) },
-		func(d *crypt.Decoder) error { return shacrypt.RegisterDecoder(d) },
 	} {
 		if err := register(d); err != nil {
 			panic("auth: " + err.Error())
@@ -108,8 +106,8 @@ const (
 
 var hashFormats = []hashFormat{
 	format("$1$", `^\$1\$`+reSalt+`{0,8}\$`+reCrypt64+`{22}$`, checkGoCrypt),
-	format("$5$", `^\$5\$(?:rounds=[1-9][0-9]{3,8}\$)?`+reSalt+`{0,16}\$`+reCrypt64+`{43}$`, checkGoCrypt),
-	format("$6$", `^\$6\$(?:rounds=[1-9][0-9]{3,8}\$)?`+reSalt+`{0,16}\$`+reCrypt64+`{86}$`, checkGoCrypt),
+	format("$5$", `^\$5\$(?:rounds=[1-9][0-9]{3,8}\$)?`+reSalt+`{0,16}\$`+reCrypt64+`{43}$`, checkSHACrypt),
+	format("$6$", `^\$6\$(?:rounds=[1-9][0-9]{3,8}\$)?`+reSalt+`{0,16}\$`+reCrypt64+`{86}$`, checkSHACrypt),
 	format("$2", `^\$2[aby]\$(?:0[4-9]|[12][0-9]|3[01])\$`+reCrypt64+`{53}$`, checkGoCrypt),
 	format("$md5", `^\$md5(?:,rounds=[1-9][0-9]{0,8})?\$`+reSalt+`*\$\$`+reCrypt64+`{22}$`, checkGoCrypt),
 	format("$sha1$", `^\$sha1\$[1-9][0-9]{0,8}\$`+reSalt+`{0,64}\$`+reCrypt64+`{28}$`, checkGoCrypt),

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"regexp"
@@ -15,6 +16,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/go-crypt/crypt/algorithm/shacrypt"
 )
 
 // hashVector is one line of testdata/hashes*.txt.
@@ -453,6 +456,43 @@ func TestHashFormatPrefixes(t *testing.T) {
 		if re.Op != syntax.OpConcat || len(re.Sub) < 2 || re.Sub[0].Op != syntax.OpBeginText ||
 			re.Sub[1].Op != syntax.OpLiteral || !strings.HasPrefix(string(re.Sub[1].Rune), f.prefix) {
 			t.Errorf("pattern %s does not begin with its prefix %q", expr, f.prefix)
+		}
+	}
+}
+
+// TestSHACryptAgainstGoCrypt checks popper's own SHA-crypt against
+// go-crypt's on random passwords (up to 150 bytes: more than one block
+// of B), salts (1 to 16 characters) and rounds, both variants.
+func TestSHACryptAgainstGoCrypt(t *testing.T) {
+	rng := mrand.New(mrand.NewPCG(12, 6))
+	for i := range 120 {
+		variant := []shacrypt.Opt{shacrypt.WithSHA256(), shacrypt.WithSHA512()}[i%2]
+		rounds := 1000 + rng.IntN(2000)
+		if i%10 == 0 {
+			rounds = 5000 // written without rounds=
+		}
+		h, err := shacrypt.New(variant, shacrypt.WithRounds(rounds))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pw := make([]byte, rng.IntN(151))
+		for j := range pw {
+			pw[j] = byte(1 + rng.IntN(255))
+		}
+		salt := make([]byte, 1+rng.IntN(16)) // go-crypt refuses an empty one
+		for j := range salt {
+			salt[j] = cryptAlphabet[rng.IntN(64)]
+		}
+		d, err := h.HashWithSalt(string(pw), salt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hash := d.Encode()
+		if err := CheckHash(hash, string(pw)); err != nil {
+			t.Fatalf("CheckHash(%q, %q) = %v, go-crypt made it", hash, pw, err)
+		}
+		if err := CheckHash(hash, changedPassword(string(pw))); !errors.Is(err, ErrWrongPassword) {
+			t.Fatalf("CheckHash(%q, a changed password) = %v", hash, err)
 		}
 	}
 }
