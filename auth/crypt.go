@@ -8,7 +8,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/go-crypt/crypt"
+	"github.com/go-crypt/crypt/algorithm"
 	"github.com/go-crypt/crypt/algorithm/argon2"
 	"github.com/go-crypt/crypt/algorithm/bcrypt"
 	"github.com/go-crypt/crypt/algorithm/md5crypt"
@@ -60,24 +60,6 @@ import (
 // for a billion SHA-512 rounds costs what it costs in crypt(3) too.
 const maxHashMemory = 1 << 30
 
-// decoder holds the go-crypt decoders for the formats it verifies. Its
-// plaintext decoder is deliberately left out.
-var decoder = func() *crypt.Decoder {
-	d := crypt.NewDecoder()
-	for _, register := range []func(*crypt.Decoder) error{
-		func(d *crypt.Decoder) error { return argon2.RegisterDecoder(d) },
-		func(d *crypt.Decoder) error { return bcrypt.RegisterDecoderStandard(d) },
-		func(d *crypt.Decoder) error { return md5crypt.RegisterDecoder(d) },
-		func(d *crypt.Decoder) error { return scrypt.RegisterDecoderYescrypt(d) },
-		func(d *crypt.Decoder) error { return sha1crypt.RegisterDecoder(d) },
-	} {
-		if err := register(d); err != nil {
-			panic("auth: " + err.Error())
-		}
-	}
-	return d
-}()
-
 // A hashFormat is one modular crypt(3) format: the whole field must match
 // pattern, then check verifies the password; m is pattern's submatches.
 // Every pattern starts with its literal prefix, so a field without the
@@ -105,12 +87,12 @@ const (
 )
 
 var hashFormats = []hashFormat{
-	format("$1$", `^\$1\$`+reSalt+`{0,8}\$`+reCrypt64+`{22}$`, checkGoCrypt),
+	format("$1$", `^\$1\$`+reSalt+`{0,8}\$`+reCrypt64+`{22}$`, goCrypt(md5crypt.Decode)),
 	format("$5$", `^\$5\$(?:rounds=[1-9][0-9]{3,8}\$)?`+reSalt+`{0,16}\$`+reCrypt64+`{43}$`, checkSHACrypt),
 	format("$6$", `^\$6\$(?:rounds=[1-9][0-9]{3,8}\$)?`+reSalt+`{0,16}\$`+reCrypt64+`{86}$`, checkSHACrypt),
-	format("$2", `^\$2[aby]\$(?:0[4-9]|[12][0-9]|3[01])\$`+reCrypt64+`{53}$`, checkGoCrypt),
-	format("$md5", `^\$md5(?:,rounds=[1-9][0-9]{0,8})?\$`+reSalt+`*\$\$`+reCrypt64+`{22}$`, checkGoCrypt),
-	format("$sha1$", `^\$sha1\$[1-9][0-9]{0,8}\$`+reSalt+`{0,64}\$`+reCrypt64+`{28}$`, checkGoCrypt),
+	format("$2", `^\$2[aby]\$(?:0[4-9]|[12][0-9]|3[01])\$`+reCrypt64+`{53}$`, goCrypt(bcrypt.DecodeVariant(bcrypt.VariantStandard))),
+	format("$md5", `^\$md5(?:,rounds=[1-9][0-9]{0,8})?\$`+reSalt+`*\$\$`+reCrypt64+`{22}$`, goCrypt(md5crypt.Decode)),
+	format("$sha1$", `^\$sha1\$[1-9][0-9]{0,8}\$`+reSalt+`{0,64}\$`+reCrypt64+`{28}$`, goCrypt(sha1crypt.Decode)),
 	format("$y$j", `^\$y\$j(`+reCrypt64+`)(`+reCrypt64+`)\$`+reCrypt64+`+\$`+reCrypt64+`{43}$`, checkYescrypt),
 	format("$7$", `^\$7\$(`+reCrypt64+`)(`+reCrypt64+`{5})(`+reCrypt64+`{5})(`+reSalt+`*)\$(`+reCrypt64+`{43})$`, checkScrypt),
 	format("$argon2", `^\$argon2(?:id|i|d)\$v=19\$m=([1-9][0-9]{0,9}),t=[1-9][0-9]{0,9},p=([1-9][0-9]{0,2})\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$`, checkArgon2),
@@ -186,22 +168,31 @@ func noPassword(hash string) bool {
 	return hash[0] == '!' || hash[0] == '*'
 }
 
-// checkGoCrypt verifies a format go-crypt implements; the pattern has
-// already checked the field's syntax.
-func checkGoCrypt(_ []string, hash, password string) error {
-	d, err := decoder.Decode(hash)
-	if err != nil {
-		return ErrUnknownHash
+// goCrypt returns the check of a format go-crypt implements, decoded by
+// its algorithm package's decode (popper does not link go-crypt's own
+// registry of decoders, whose start-up compiles a regexp in every
+// process); the pattern has already checked the field's syntax.
+func goCrypt(decode func(string) (algorithm.Digest, error)) func(m []string, hash, password string) error {
+	return func(_ []string, hash, password string) error {
+		d, err := decode(hash)
+		if err != nil {
+			return ErrUnknownHash
+		}
+		ok, err := d.MatchAdvanced(password)
+		if err != nil {
+			return ErrUnknownHash
+		}
+		if !ok {
+			return ErrWrongPassword
+		}
+		return nil
 	}
-	ok, err := d.MatchAdvanced(password)
-	if err != nil {
-		return ErrUnknownHash
-	}
-	if !ok {
-		return ErrWrongPassword
-	}
-	return nil
 }
+
+var (
+	checkYescryptDigest = goCrypt(scrypt.DecodeVariant(scrypt.VariantYescrypt))
+	checkArgon2Digest   = goCrypt(argon2.Decode)
+)
 
 // checkYescrypt bounds yescrypt's memory (128·r·N bytes) before go-crypt
 // computes it. m holds the N and r characters of the "j" setting.
@@ -211,7 +202,7 @@ func checkYescrypt(m []string, hash, password string) error {
 	if logN+1 > 30 || 128*(uint64(r)+1)<<(logN+1) > maxHashMemory {
 		return ErrUnknownHash
 	}
-	return checkGoCrypt(m, hash, password)
+	return checkYescryptDigest(m, hash, password)
 }
 
 // checkArgon2 bounds argon2's memory (m KiB, at least 8 KiB a lane)
@@ -222,7 +213,7 @@ func checkArgon2(m []string, hash, password string) error {
 	if max(kib, 8*lanes) > maxHashMemory/1024 {
 		return ErrUnknownHash
 	}
-	return checkGoCrypt(m, hash, password)
+	return checkArgon2Digest(m, hash, password)
 }
 
 // checkScrypt verifies libxcrypt's scrypt, $7$: log2(N) in one character,
