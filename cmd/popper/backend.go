@@ -12,6 +12,7 @@ import (
 
 	"github.com/popperd/popper/auth"
 	"github.com/popperd/popper/compat"
+	"github.com/popperd/popper/internal/narrow"
 	"github.com/popperd/popper/platform"
 	"github.com/popperd/popper/pop3"
 	"github.com/popperd/popper/spool"
@@ -128,7 +129,7 @@ func (b *backend) open(a *auth.Account, noMIME bool) (pop3.Mailbox, error) {
 		b.log.Notice(compat.NotRootLine(a.Name, a.UID, os.Geteuid()))
 		return nil, pop3.Errorf(compat.RespTemp, compat.ReplyChangeUser, a.Name)
 	}
-	widenProcessors()
+	narrow.Widen()
 	// The user's file is read with the user's privileges only (qpopper
 	// read it as root: CVE-2005-1151); the admin's settings then win, as
 	// when qpopper read the spool file second.

@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -37,34 +36,7 @@ const version = "4.0.5"
 const popperVersion = "0.1.0"
 
 func main() {
-	narrowProcessors()
 	os.Exit(run(os.Args))
-}
-
-// narrowed tells whether narrowProcessors set GOMAXPROCS.
-var narrowed bool
-
-// narrowProcessors makes the process run Go code on one processor until
-// widenProcessors. Until the session's credentials are the user's for
-// good, a second processor only wakes more threads, and each thread is
-// one more to signal for every change of credentials (platform.DropToUser
-// on Linux): about 0.3 ms of an 8.5 ms session here. The daemon stays on
-// one: it accepts and starts processes. GOMAXPROCS, when set, rules.
-func narrowProcessors() {
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(1)
-		narrowed = true
-	}
-}
-
-// widenProcessors gives the session the processors it would have had:
-// from the login on, a second one runs the collector beside a parse or a
-// RETR (pipelined RETR was 15% slower on one).
-func widenProcessors() {
-	if narrowed {
-		runtime.SetDefaultGOMAXPROCS()
-		narrowed = false
-	}
 }
 
 func run(argv []string) int {

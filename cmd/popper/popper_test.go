@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/popperd/popper/internal/narrow"
 )
 
 // These tests run the real popper binary in inetd mode: the test accepts a
@@ -21,6 +23,7 @@ import (
 var popperBin string
 
 func TestMain(m *testing.M) {
+	narrow.Widen() // the tests run on every processor
 	dir, err := os.MkdirTemp("", "popper-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
