@@ -28,6 +28,9 @@ type backend struct {
 	clientHost string
 	clientIP   string
 	user       string // authenticated user, for log lines
+	// signalsCaught, when not nil, is closed once SIGHUP and SIGTERM end
+	// the session in order (runInetd).
+	signalsCaught <-chan struct{}
 }
 
 // normalize applies qpopper's user-name options; noMIME reports a
@@ -98,6 +101,9 @@ func reply(err error) error {
 // the spool directory; the user's own option file is read after the
 // drop, as the user with the user's own group.
 func (b *backend) open(a *auth.Account, noMIME bool) (pop3.Mailbox, error) {
+	if b.signalsCaught != nil {
+		<-b.signalsCaught // a signal must not end the process with a maildrop open
+	}
 	b.applyGroupServerMode(a)
 	// Which files are read is settled before either is: as in qpopper,
 	// where the user's came first, the admin's cannot turn it off.

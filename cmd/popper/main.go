@@ -266,11 +266,22 @@ func runInetd(conn net.Conn, opts *compat.Options, inv *compat.Invocation, cfgEr
 		cfg.TLS = tlsCfg
 	}
 	// SIGHUP (qpopper's hangup) and SIGTERM (shutdown) end the session
-	// in order: update or restore, as for a client that went away.
+	// in order: update or restore, as for a client that went away. They
+	// are caught by a goroutine, which runs while the session first waits
+	// for the client: catching them starts three threads, 0.2 ms before
+	// the greeting otherwise. A maildrop is opened only once they are
+	// (backend.open waits for caught); before that their default, to end
+	// the process, loses nothing.
 	hangup := make(chan struct{})
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM)
-	go func() { <-sigs; close(hangup) }()
+	caught := make(chan struct{})
+	go func() {
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM)
+		close(caught)
+		<-sigs
+		close(hangup)
+	}()
+	b.signalsCaught = caught
 	cfg.Hangup = hangup
 	if err := pop3.Serve(conn, b, cfg); err != nil {
 		log.Debug(compat.SessionEnded(err))
