@@ -179,8 +179,9 @@ func (ix *spoolIndex) encodeTo(w io.Writer) (size int64, sum uint32, err error) 
 	b = binary.AppendUvarint(b, uint64(ix.msgs.len()))
 	bw.Write(b)
 	prev := int64(0)
+	var uid []byte
 	for i := range ix.msgs.len() {
-		m := ix.msgs.at(i)
+		m := ix.msgs.fields(i)
 		b = b[:0]
 		// Each offset as the distance from the one before: small, and
 		// never negative in a parse's result (decode checks it).
@@ -189,8 +190,9 @@ func (ix *spoolIndex) encodeTo(w io.Writer) (size int64, sum uint32, err error) 
 			b = binary.AppendUvarint(b, uint64(v))
 		}
 		b = binary.AppendUvarint(b, msgFlagBits(&m))
-		b = binary.AppendUvarint(b, uint64(len(m.UID)))
-		b = append(b, m.UID...)
+		uid = ix.msgs.appendUID(uid[:0], i)
+		b = binary.AppendUvarint(b, uint64(len(uid)))
+		b = append(b, uid...)
 		bw.Write(b)
 		prev = m.Next
 	}

@@ -1,13 +1,16 @@
 package spool
 
-import "sort"
+import (
+	"encoding/binary"
+	"sort"
+)
 
-// msgTable holds a drop's messages for the length of a session: 20 bytes
-// a message, and its UID in a string shared with thousands of others,
-// where a []Msg takes 80 bytes and a string of its own per message. A
-// session of 200,000 messages (1 GiB) keeps it from login to QUIT, so
-// its size is most of the session's memory; and nothing in a record is
-// a pointer, so the garbage collector never scans the records.
+// msgTable holds a drop's messages for the length of a session: 28 bytes
+// a message, its UID included when it is one qpopper generates, where a
+// []Msg takes 80 bytes and a string of its own per message. A session of
+// 200,000 messages (1 GiB) keeps it from login to QUIT, so its size is
+// most of the session's memory; and nothing in a record is a pointer, so
+// the garbage collector never scans the records.
 //
 // A message starts where the one before it ends (Next; the first at 0),
 // so a record keeps Next's low 32 bits, and the other offsets as
@@ -18,6 +21,10 @@ import "sort"
 // more, a size of 4 GiB or more, a body of more than 65,535 lines, a UID
 // longer than 255 bytes) is kept whole in wide instead, so every Msg is
 // stored as it is, the rare large one at the cost of a Msg.
+//
+// A UID of qpopper's base-80 form (what it and popper generate and write
+// as X-UIDL) is kept in the record, packed into 12 bytes (packUID); any
+// other is kept in uids, a string shared with thousands of others.
 type msgTable struct {
 	recs  []msgRec
 	highs []nextHigh
@@ -29,17 +36,73 @@ type msgTable struct {
 type msgRec struct {
 	next      uint32 // Next's low 32 bits
 	size      uint32
-	uid       uint32 // the UID's address in uids; wide: the index in wide
 	header    uint16 // BodyStart - HdrStart
 	bodyLines uint16
 	sep       uint8 // HdrStart - Start: the separator line
 	trailer   uint8 // Next - End: the MMDF trailer
 	uidLen    uint8
-	flags     uint8 // the index's flag bits (msgFlagBits), and recWide
+	flags     uint8    // the index's flag bits (msgFlagBits), recPacked and recWide
+	uid       [12]byte // recPacked: the UID packed; else its address in uids; recWide: the index in wide
 }
 
-// recWide marks a record whose message is in msgTable.wide.
-const recWide = 1 << 7
+const (
+	recPacked = 1 << 6 // the UID is packed in the record
+	recWide   = 1 << 7 // the message is in msgTable.wide
+)
+
+// ref is the 32-bit number a record without a packed UID keeps in uid.
+func (r *msgRec) ref() uint32 { return binary.LittleEndian.Uint32(r.uid[:4]) }
+
+func (r *msgRec) setRef(v uint32) { binary.LittleEndian.PutUint32(r.uid[:4], v) }
+
+// packUID packs a UID of qpopper's base-80 form: 20 characters, four
+// groups of five base-80 digits ('!' + digit, least significant first,
+// '~' for the digit that would be '.'), each group's value under 2^24
+// (qpopper's folding of 4 digest bytes gives at most 1,114,095). Any
+// other UID, one with a '.' included, returns false: unpackUID must give
+// back the very bytes.
+func packUID[S ~string | ~[]byte](uid S) (p [12]byte, ok bool) {
+	if len(uid) != 20 {
+		return p, false
+	}
+	for g := range 4 {
+		var v uint32
+		for k := 4; k >= 0; k-- {
+			c := uid[g*5+k]
+			var d uint32
+			switch {
+			case c == '~':
+				d = '.' - '!'
+			case c >= '!' && c < '!'+80 && c != '.':
+				d = uint32(c - '!')
+			default:
+				return p, false
+			}
+			v = v*80 + d
+		}
+		if v >= 1<<24 {
+			return p, false
+		}
+		p[g*3], p[g*3+1], p[g*3+2] = byte(v), byte(v>>8), byte(v>>16)
+	}
+	return p, true
+}
+
+// unpackUID appends the UID p packs.
+func unpackUID(dst []byte, p *[12]byte) []byte {
+	for g := range 4 {
+		v := uint32(p[g*3]) | uint32(p[g*3+1])<<8 | uint32(p[g*3+2])<<16
+		for range 5 {
+			c := byte('!' + v%80)
+			if c == '.' {
+				c = '~'
+			}
+			dst = append(dst, c)
+			v /= 80
+		}
+	}
+	return dst
+}
 
 // nextHigh says that from message from on, Next's high 32 bits are high.
 type nextHigh struct {
@@ -125,7 +188,13 @@ func (t *msgTable) set(i int, m *Msg) {
 func putMsg[S ~string | ~[]byte](t *msgTable, i int, m *Msg, uid S) {
 	r, ok := t.record(i, m, len(uid))
 	if ok {
-		r.uid, ok = putUID(&t.uids, uid)
+		if p, packed := packUID(uid); packed {
+			r.uid, r.flags = p, r.flags|recPacked
+		} else {
+			var addr uint32
+			addr, ok = putUID(&t.uids, uid)
+			r.setRef(addr)
+		}
 	}
 	if ok {
 		if h := uint32(m.Next >> 32); h != t.high(i) {
@@ -134,7 +203,8 @@ func putMsg[S ~string | ~[]byte](t *msgTable, i int, m *Msg, uid S) {
 	} else {
 		w := *m
 		w.UID = string(uid)
-		r = msgRec{flags: recWide, uid: uint32(len(t.wide))}
+		r = msgRec{flags: recWide}
+		r.setRef(uint32(len(t.wide)))
 		t.wide = append(t.wide, w)
 	}
 	if i == len(t.recs) {
@@ -193,9 +263,18 @@ func (t *msgTable) high(i int) uint32 {
 
 // at is message i.
 func (t *msgTable) at(i int) Msg {
+	m := t.fields(i)
+	if t.recs[i].flags&recWide == 0 {
+		m.UID = t.uidOf(i)
+	}
+	return m
+}
+
+// fields is message i without its UID, unless it is a wide one.
+func (t *msgTable) fields(i int) Msg {
 	r := &t.recs[i]
 	if r.flags&recWide != 0 {
-		return t.wide[r.uid]
+		return t.wide[r.ref()]
 	}
 	var m Msg
 	m.Start = t.start(i)
@@ -205,7 +284,6 @@ func (t *msgTable) at(i int) Msg {
 	m.End = m.Next - int64(r.trailer)
 	m.Size = int64(r.size)
 	m.BodyLines = int(r.bodyLines)
-	m.UID = t.uids.get(r.uid, int(r.uidLen))
 	m.UIDFound = r.flags&flagUIDFound != 0
 	m.Retrieved = r.flags&flagRetrieved != 0
 	m.Hidden = r.flags&flagHidden != 0
@@ -220,7 +298,7 @@ func (t *msgTable) start(i int) int64 {
 	r := &t.recs[i]
 	switch {
 	case r.flags&recWide != 0:
-		return t.wide[r.uid].Start
+		return t.wide[r.ref()].Start
 	case i == 0:
 		return 0
 	}
@@ -232,7 +310,7 @@ func (t *msgTable) next(i int) int64 {
 	r := &t.recs[i]
 	switch {
 	case r.flags&recWide != 0:
-		return t.wide[r.uid].Next
+		return t.wide[r.ref()].Next
 	case len(t.highs) == 0:
 		return int64(r.next)
 	}
@@ -242,25 +320,39 @@ func (t *msgTable) next(i int) int64 {
 func (t *msgTable) size(i int) int64 {
 	r := &t.recs[i]
 	if r.flags&recWide != 0 {
-		return t.wide[r.uid].Size
+		return t.wide[r.ref()].Size
 	}
 	return int64(r.size)
 }
 
+// uidOf is message i's UID; a packed one is made into a string, 20
+// bytes allocated: a listing of every UID uses appendUID.
 func (t *msgTable) uidOf(i int) string {
 	r := &t.recs[i]
-	if r.flags&recWide != 0 {
-		return t.wide[r.uid].UID
+	switch {
+	case r.flags&recWide != 0:
+		return t.wide[r.ref()].UID
+	case r.flags&recPacked != 0:
+		return string(unpackUID(make([]byte, 0, 20), &r.uid))
 	}
-	return t.uids.get(r.uid, int(r.uidLen))
+	return t.uids.get(r.ref(), int(r.uidLen))
+}
+
+// appendUID appends message i's UID to dst.
+func (t *msgTable) appendUID(dst []byte, i int) []byte {
+	r := &t.recs[i]
+	if r.flags&recPacked != 0 {
+		return unpackUID(dst, &r.uid)
+	}
+	return append(dst, t.uidOf(i)...)
 }
 
 func (t *msgTable) flagsOf(i int) uint64 {
 	r := &t.recs[i]
 	if r.flags&recWide != 0 {
-		return msgFlagBits(&t.wide[r.uid])
+		return msgFlagBits(&t.wide[r.ref()])
 	}
-	return uint64(r.flags)
+	return uint64(r.flags & msgFlags)
 }
 
 // truncate keeps the first n messages.

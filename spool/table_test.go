@@ -3,6 +3,7 @@ package spool
 import (
 	"bufio"
 	"bytes"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -165,11 +166,68 @@ func TestMsgTableLarge(t *testing.T) {
 	checkTable(t, "index", got.msgs, msgs)
 }
 
-// TestMsgTableRecordSize: a record is 20 bytes, most of what a session
-// keeps per message (issue 12's memory row).
+// TestMsgTableRecordSize: a record is 28 bytes, a generated UID
+// included: most of what a session keeps per message (issue 12's memory
+// row).
 func TestMsgTableRecordSize(t *testing.T) {
-	if n := unsafe.Sizeof(msgRec{}); n != 20 {
-		t.Errorf("a msgRec is %d bytes, want 20", n)
+	if n := unsafe.Sizeof(msgRec{}); n != 28 {
+		t.Errorf("a msgRec is %d bytes, want 28", n)
+	}
+}
+
+// TestPackUID: every UID qpopper's encoding makes is packed and comes
+// back as it was, in a table too; a UID of any other form is not packed
+// and is kept as it is.
+func TestPackUID(t *testing.T) {
+	rng := rand.New(rand.NewPCG(80, 12))
+	tab := newMsgTable(0)
+	var msgs []Msg
+	add := func(uid string) {
+		m := Msg{Start: int64(len(msgs)) * 100, HdrStart: int64(len(msgs))*100 + 10, BodyStart: int64(len(msgs))*100 + 50,
+			End: int64(len(msgs))*100 + 99, Next: int64(len(msgs)+1) * 100, Size: 90, BodyLines: 2, UID: uid}
+		msgs = append(msgs, m)
+		tab.add(&msgs[len(msgs)-1])
+	}
+	for range 2000 {
+		var d [16]byte
+		for i := range d {
+			d[i] = byte(rng.Uint32())
+		}
+		if rng.IntN(50) == 0 {
+			d = [16]byte{} // all zeros, and all ones: the smallest and largest groups
+			if rng.IntN(2) == 0 {
+				d = [16]byte{255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255}
+			}
+		}
+		uid := encodeUID(d, false)
+		p, ok := packUID(uid)
+		if !ok {
+			t.Fatalf("generated UID %q not packed", uid)
+		}
+		if got := string(unpackUID(nil, &p)); got != uid {
+			t.Fatalf("packed %q came back as %q", uid, got)
+		}
+		add(uid)
+	}
+	for _, uid := range []string{
+		"", "x", strings.Repeat("!", 19), strings.Repeat("!", 21),
+		"!!!!.!!!!!!!!!!!!!!!",             // '.' is written '~'
+		"!!!!q!!!!!!!!!!!!!!!",             // 'q' is no digit
+		"ppppp!!!!!!!!!!!!!!!",             // a group of 80^5 - 1: over 2^24
+		"!!!! !!!!!!!!!!!!!!!",             // a space
+		"0123456789abcdef0123456789abcdef", // old style: hex, kept as it is
+	} {
+		if _, ok := packUID(uid); ok {
+			t.Errorf("%q packed", uid)
+		}
+		add(uid)
+	}
+	checkTable(t, "mixed", tab.done(), msgs)
+	var b []byte
+	for i := range msgs {
+		if b = tab.appendUID(b[:0], i); string(b) != msgs[i].UID {
+			t.Fatalf("appendUID(%d) = %q, want %q", i, b, msgs[i].UID)
+		}
 	}
 }
 
