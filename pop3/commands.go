@@ -153,7 +153,11 @@ func (s *session) cmdList(args []string) {
 func (s *session) cmdUIDL(args []string) {
 	if len(args) == 0 {
 		s.ok(compat.ReplyUIDL)
-		s.listUndeleted(func(b []byte, i int) []byte { return append(b, s.mbox.UID(i)...) })
+		if a, ok := s.mbox.(UIDAppender); ok {
+			s.listUndeleted(a.AppendUID)
+		} else {
+			s.listUndeleted(func(b []byte, i int) []byte { return append(b, s.mbox.UID(i)...) })
+		}
 		return
 	}
 	switch n := compat.Atoi(args[0]); {

@@ -770,6 +770,10 @@ func (md *Maildrop) Size(i int) int64 { return md.msgs.size(md.index(i)) }
 // UID is the unique id of visible message i.
 func (md *Maildrop) UID(i int) string { return md.msgs.uidOf(md.index(i)) }
 
+// AppendUID appends message i's UID to dst, without making a string of
+// it (pop3.UIDAppender).
+func (md *Maildrop) AppendUID(dst []byte, i int) []byte { return md.msgs.appendUID(dst, md.index(i)) }
+
 // Retrieved reports whether message i was marked read (Status: R) before
 // the session.
 func (md *Maildrop) Retrieved(i int) bool {
@@ -779,8 +783,11 @@ func (md *Maildrop) Retrieved(i int) bool {
 // WriteMessage writes message i as RETR/TOP send it (before CRLF and
 // byte-stuffing).
 func (md *Maildrop) WriteMessage(w io.Writer, i int, bodyLines int) error {
-	m := md.msg(i)
-	return WriteWire(w, md.src.OS(), &m, bodyLines)
+	k := md.index(i)
+	m := md.msgs.fields(k)
+	var buf [32]byte
+	uid := md.msgs.appendUID(buf[:0], k)
+	return writeWire(w, md.src.OS(), &m, uid, bodyLines)
 }
 
 // marks maps visible-index changes onto all messages.

@@ -388,6 +388,8 @@ func (m *mailbox) Len() int         { return m.md.Len() }
 func (m *mailbox) Hidden() int      { return m.md.Hidden() }
 func (m *mailbox) Size(i int) int64 { return m.md.Size(i) }
 func (m *mailbox) UID(i int) string { return m.md.UID(i) }
+
+func (m *mailbox) AppendUID(dst []byte, i int) []byte { return m.md.AppendUID(dst, i) }
 func (m *mailbox) WriteMessage(w io.Writer, i int, bodyLines int) error {
 	return m.md.WriteMessage(w, i, bodyLines)
 }
