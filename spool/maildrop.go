@@ -790,9 +790,18 @@ func (md *Maildrop) WriteMessage(w io.Writer, i int, bodyLines int) error {
 	return writeWire(w, md.src.OS(), &m, uid, bodyLines)
 }
 
-// marks maps visible-index changes onto all messages.
+// marks maps visible-index changes onto all messages. When every message
+// is visible, as it is but for qpopper's UW kluge, it marks in deleted
+// and retrieved themselves: at 200,000 messages copies would be 0.4 MB
+// more at QUIT.
 func (md *Maildrop) marks(deleted, retrieved []bool) (del, retr []bool) {
 	n := md.msgs.len()
+	if md.Len() == n && len(deleted) == n && len(retrieved) == n {
+		for i := range n {
+			retrieved[i] = retrieved[i] || md.msgs.flagsOf(i)&flagRetrieved != 0
+		}
+		return deleted, retrieved
+	}
 	del = make([]bool, n)
 	retr = make([]bool, n)
 	for vi := range md.Len() {
@@ -812,7 +821,8 @@ func (md *Maildrop) marks(deleted, retrieved []bool) (del, retr []bool) {
 	return del, retr
 }
 
-// Commit is Update with plain slices, for callers outside pop3.
+// Commit is Update with plain slices, for callers outside pop3. It may
+// mark retrieved too the messages read before the session.
 func (md *Maildrop) Commit(deleted, retrieved []bool) error {
 	if md.done {
 		return errors.New("maildrop already closed")
