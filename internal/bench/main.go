@@ -86,6 +86,7 @@ var rows = []rowDef{
 	{"retr-one", "RETR all, one command at a time", "MB/s", true},
 	{"retr-pipe", "RETR all, pipelined", "MB/s", true},
 	{"rss", "peak RSS of a poll session (VmHWM of its largest process)", "MB", false},
+	{"rss-nomime", "… the same as USER name-no-mime (popper only: qpopper's mangler, every message sized as text)", "MB", false},
 	{"sess", "sessions per second (one client: USER/PASS, STAT, QUIT)", "/s", true},
 }
 
@@ -342,6 +343,20 @@ func runSize(sz sizeSpec) error {
 		if check("rss", s, err) {
 			r.add("rss", s, float64(peak)/1e6)
 			r.cell("rss", s.key).Note = name
+		}
+	})
+	each(sz.rssReps, refused, func(_ int, s *server) {
+		if !strings.HasPrefix(s.key, "popper") {
+			return // the "-no-mime" suffix is qpopper's
+		}
+		ss := pollSession(s)
+		ss.user += "-no-mime"
+		smp := startRSS(s)
+		_, err := ss.run()
+		peak, name := smp.finish()
+		if check("rss-nomime", s, err) {
+			r.add("rss-nomime", s, float64(peak)/1e6)
+			r.cell("rss-nomime", s.key).Note = name
 		}
 	})
 	each(sz.retrReps, refused, func(_ int, s *server) {
