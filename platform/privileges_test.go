@@ -154,7 +154,7 @@ func init() {
 			// Where credentials are per thread, only this one holds
 			// the group.
 			if threadCredentials {
-				if err := threadIDs(uid, gid, sg, strconv.Itoa(syscall.Gettid())); err != nil {
+				if err := threadIDs(uid, gid, sg, thisThread()); err != nil {
 					return fmt.Errorf("inside AsSpoolGroup: %v", err)
 				}
 			}
