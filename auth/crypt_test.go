@@ -463,6 +463,22 @@ func TestHashFormatPrefixes(t *testing.T) {
 // TestSHACryptAgainstGoCrypt checks popper's own SHA-crypt against
 // go-crypt's on random passwords (up to 150 bytes: more than one block
 // of B), salts (1 to 16 characters) and rounds, both variants.
+// A field whose only '$' after the prefix ends "rounds=N" matches the
+// pattern with "rounds=N" as its salt. crypt(3) reads it as the rounds and
+// returns "$5$rounds=1000$" + 16 characters of the hash + "$" + a digest,
+// never the field itself (libxcrypt, python3's crypt.crypt), so no
+// password matches. The fuzzer found that this once panicked.
+func TestSHACryptRoundsWithoutSalt(t *testing.T) {
+	for _, hash := range []string{
+		"$5$rounds=1000$.sPHb5EXcxFtfl.yGXhtFMynuoffntsbJo7t1mXpbJ6",
+		"$6$rounds=5000$" + strings.Repeat("a", 86),
+	} {
+		if err := checkHash(hash, "a"); err != ErrWrongPassword {
+			t.Errorf("checkHash(%q, \"a\") = %v, want ErrWrongPassword", hash, err)
+		}
+	}
+}
+
 func TestSHACryptAgainstGoCrypt(t *testing.T) {
 	rng := mrand.New(mrand.NewPCG(12, 6))
 	for i := range 120 {

@@ -57,6 +57,13 @@ func checkSHACrypt(_ []string, hash, password string) error {
 		rest = after
 	}
 	i := strings.LastIndexByte(rest, '$')
+	if i < 0 {
+		// The pattern took "rounds=N" for the salt. crypt(3) takes it
+		// for the rounds and the hash's first characters for the salt,
+		// so its result, which has a '$' after the salt, never equals
+		// this field: no password matches it.
+		return ErrWrongPassword
+	}
 	salt, want := rest[:i], rest[i+1:]
 	key := v.key([]byte(password), []byte(salt), rounds)
 	out := make([]byte, len(v.order))
