@@ -3,9 +3,12 @@ package spool
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -474,6 +477,31 @@ func TestUIDsUnique(t *testing.T) {
 	}
 	if got, want := d.Msgs[1].Size, uidLineSize(d.Msgs[1].UID)+rest; d.Msgs[1].UIDFound || got != want {
 		t.Errorf("its duplicate: %+v, size %d, want %d", d.Msgs[1], got, want)
+	}
+}
+
+// TestDistinctUIDs: the check that lets uniqueIn skip its set says no
+// for a drop with any two UIDs equal, packed ones in a table too.
+func TestDistinctUIDs(t *testing.T) {
+	var msgs []Msg
+	for i := range 5000 {
+		var d [16]byte
+		binary.LittleEndian.PutUint64(d[:], uint64(i))
+		uid := encodeUID(d, false)
+		if i%2 == 1 {
+			uid = "other-form-" + strconv.Itoa(i) // kept in the arena
+		}
+		msgs = append(msgs, Msg{Start: int64(i) * 10, Next: int64(i+1) * 10, End: int64(i+1) * 10, UID: uid})
+	}
+	if !distinctUIDs(msgSlice(msgs)) || !distinctUIDs(tableOf(msgs).done()) {
+		t.Fatal("distinct UIDs reported equal")
+	}
+	for _, pair := range [][2]int{{0, 4998}, {1, 4999}, {2500, 2501}} {
+		dup := slices.Clone(msgs)
+		dup[pair[1]].UID = dup[pair[0]].UID
+		if distinctUIDs(msgSlice(dup)) || distinctUIDs(tableOf(dup).done()) {
+			t.Errorf("messages %d and %d have one UID, reported distinct", pair[0], pair[1])
+		}
 	}
 }
 
