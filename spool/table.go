@@ -2,6 +2,7 @@ package spool
 
 import (
 	"encoding/binary"
+	"slices"
 	"sort"
 )
 
@@ -26,7 +27,7 @@ import (
 // as X-UIDL) is kept in the record, packed into 12 bytes (packUID); any
 // other is kept in uids, a string shared with thousands of others.
 type msgTable struct {
-	recs  []msgRec
+	recs  chunked[msgRec]
 	highs []nextHigh
 	uids  uidArena
 	wide  []Msg
@@ -152,7 +153,7 @@ func (a *uidArena) seal() {
 	}
 }
 
-func newMsgTable(n int) *msgTable { return &msgTable{recs: make([]msgRec, 0, n)} }
+func newMsgTable(n int) *msgTable { return &msgTable{recs: chunked[msgRec]{hint: n}} }
 
 // tableOf is msgs as a msgTable.
 func tableOf(msgs []Msg) *msgTable {
@@ -167,16 +168,16 @@ func (t *msgTable) len() int {
 	if t == nil {
 		return 0
 	}
-	return len(t.recs)
+	return t.recs.len()
 }
 
 // add appends m.
-func (t *msgTable) add(m *Msg) { putMsg(t, len(t.recs), m, m.UID) }
+func (t *msgTable) add(m *Msg) { putMsg(t, t.recs.len(), m, m.UID) }
 
 // set replaces message i with m, which must end where it did: the next
 // message starts there.
 func (t *msgTable) set(i int, m *Msg) {
-	if i+1 < len(t.recs) && m.Next != t.next(i) {
+	if i+1 < t.recs.len() && m.Next != t.next(i) {
 		panic("spool: msgTable.set moves a message's end")
 	}
 	putMsg(t, i, m, m.UID)
@@ -207,10 +208,10 @@ func putMsg[S ~string | ~[]byte](t *msgTable, i int, m *Msg, uid S) {
 		r.setRef(uint32(len(t.wide)))
 		t.wide = append(t.wide, w)
 	}
-	if i == len(t.recs) {
-		t.recs = append(t.recs, r)
+	if i == t.recs.len() {
+		t.recs.add(r)
 	} else {
-		t.recs[i] = r
+		*t.recs.at(i) = r
 	}
 }
 
@@ -225,7 +226,7 @@ func (t *msgTable) record(i int, m *Msg, uidLen int) (msgRec, bool) {
 	}
 	// A message set in place must keep the high bits the table has
 	// there for it (highs are only ever added at the end).
-	ok := m.Start == prev && m.Next >= 0 && (i == len(t.recs) || uint32(m.Next>>32) == t.high(i)) &&
+	ok := m.Start == prev && m.Next >= 0 && (i == t.recs.len() || uint32(m.Next>>32) == t.high(i)) &&
 		fits(m.HdrStart-m.Start, u8) && fits(m.Next-m.End, u8) && fits(m.BodyStart-m.HdrStart, u16) &&
 		fits(m.Size, u32) && fits(int64(m.BodyLines), u16) &&
 		uidLen <= u8
@@ -264,7 +265,7 @@ func (t *msgTable) high(i int) uint32 {
 // at is message i.
 func (t *msgTable) at(i int) Msg {
 	m := t.fields(i)
-	if t.recs[i].flags&recWide == 0 {
+	if t.recs.at(i).flags&recWide == 0 {
 		m.UID = t.uidOf(i)
 	}
 	return m
@@ -272,7 +273,7 @@ func (t *msgTable) at(i int) Msg {
 
 // fields is message i without its UID, unless it is a wide one.
 func (t *msgTable) fields(i int) Msg {
-	r := &t.recs[i]
+	r := t.recs.at(i)
 	if r.flags&recWide != 0 {
 		return t.wide[r.ref()]
 	}
@@ -295,7 +296,7 @@ func (t *msgTable) fields(i int) Msg {
 // start, size, uidOf and flagsOf are the fields of message i a session
 // reads for every message, without making its Msg.
 func (t *msgTable) start(i int) int64 {
-	r := &t.recs[i]
+	r := t.recs.at(i)
 	switch {
 	case r.flags&recWide != 0:
 		return t.wide[r.ref()].Start
@@ -307,7 +308,7 @@ func (t *msgTable) start(i int) int64 {
 
 // next is message i's Next.
 func (t *msgTable) next(i int) int64 {
-	r := &t.recs[i]
+	r := t.recs.at(i)
 	switch {
 	case r.flags&recWide != 0:
 		return t.wide[r.ref()].Next
@@ -318,7 +319,7 @@ func (t *msgTable) next(i int) int64 {
 }
 
 func (t *msgTable) size(i int) int64 {
-	r := &t.recs[i]
+	r := t.recs.at(i)
 	if r.flags&recWide != 0 {
 		return t.wide[r.ref()].Size
 	}
@@ -328,7 +329,7 @@ func (t *msgTable) size(i int) int64 {
 // uidOf is message i's UID; a packed one is made into a string, 20
 // bytes allocated: a listing of every UID uses appendUID.
 func (t *msgTable) uidOf(i int) string {
-	r := &t.recs[i]
+	r := t.recs.at(i)
 	switch {
 	case r.flags&recWide != 0:
 		return t.wide[r.ref()].UID
@@ -340,7 +341,7 @@ func (t *msgTable) uidOf(i int) string {
 
 // appendUID appends message i's UID to dst.
 func (t *msgTable) appendUID(dst []byte, i int) []byte {
-	r := &t.recs[i]
+	r := t.recs.at(i)
 	if r.flags&recPacked != 0 {
 		return unpackUID(dst, &r.uid)
 	}
@@ -348,7 +349,7 @@ func (t *msgTable) appendUID(dst []byte, i int) []byte {
 }
 
 func (t *msgTable) flagsOf(i int) uint64 {
-	r := &t.recs[i]
+	r := t.recs.at(i)
 	if r.flags&recWide != 0 {
 		return msgFlagBits(&t.wide[r.ref()])
 	}
@@ -357,7 +358,7 @@ func (t *msgTable) flagsOf(i int) uint64 {
 
 // truncate keeps the first n messages.
 func (t *msgTable) truncate(n int) {
-	t.recs = t.recs[:n]
+	t.recs.truncate(n)
 	for len(t.highs) > 0 && t.highs[len(t.highs)-1].from >= n {
 		t.highs = t.highs[:len(t.highs)-1]
 	}
@@ -367,7 +368,7 @@ func (t *msgTable) truncate(n int) {
 // changed after.
 func (t *msgTable) prefix(n int) *msgTable {
 	p := *t
-	p.recs = t.recs[:n:n]
+	p.recs = t.recs.prefix(n)
 	return &p
 }
 
@@ -387,7 +388,7 @@ func (t *msgTable) msgs() []Msg {
 // UID in an arena, where a []altUID takes 24 bytes and a string per
 // message: a parse keeps one for every message until uniqueUIDs.
 type altList struct {
-	recs []altRec
+	recs chunked[altRec]
 	uids uidArena
 	wide []altUID // those a record cannot hold
 }
@@ -403,7 +404,7 @@ func (l *altList) len() int {
 	if l == nil {
 		return 0
 	}
-	return len(l.recs)
+	return l.recs.len()
 }
 
 func (l *altList) add(a altUID) {
@@ -416,13 +417,64 @@ func (l *altList) add(a altUID) {
 		r = altRec{uid: uint32(len(l.wide)), wide: true}
 		l.wide = append(l.wide, a)
 	}
-	l.recs = append(l.recs, r)
+	l.recs.add(r)
 }
 
 func (l *altList) at(i int) altUID {
-	r := l.recs[i]
+	r := *l.recs.at(i)
 	if r.wide {
 		return l.wide[r.uid]
 	}
 	return altUID{uid: l.uids.get(r.uid, int(r.n)), counted: int64(r.counted)}
+}
+
+// chunked is a list of records kept in chunks of chunkRecs, so that it
+// grows without copying: a parse of 200,000 messages allocates its
+// records once, where append's growth allocated them five times over in
+// all, garbage that doubled the heap a first login peaked at. Only the
+// first chunk grows by append, so a small drop takes no whole chunk.
+type chunked[R any] struct {
+	chunks [][]R
+	n      int
+	hint   int // the number of records expected, for the first chunk
+}
+
+const chunkRecs = 4096 // 112 KiB of msgRec
+
+func (c *chunked[R]) len() int { return c.n }
+
+func (c *chunked[R]) at(i int) *R { return &c.chunks[i/chunkRecs][i%chunkRecs] }
+
+func (c *chunked[R]) add(r R) {
+	k := c.n / chunkRecs
+	if k == len(c.chunks) {
+		size := chunkRecs
+		if left := c.hint - c.n; k == 0 || left > 0 && left < chunkRecs {
+			size = min(max(left, 16), chunkRecs)
+		}
+		c.chunks = append(c.chunks, make([]R, 0, size))
+	}
+	c.chunks[k] = append(c.chunks[k], r)
+	c.n++
+}
+
+// truncate keeps the first n records.
+func (c *chunked[R]) truncate(n int) {
+	c.chunks = c.chunks[:(n+chunkRecs-1)/chunkRecs]
+	if n%chunkRecs != 0 {
+		k := len(c.chunks) - 1
+		c.chunks[k] = c.chunks[k][:n%chunkRecs]
+	}
+	c.n = n
+}
+
+// prefix is the first n records, sharing c's chunks: neither may be
+// changed after.
+func (c *chunked[R]) prefix(n int) chunked[R] {
+	p := chunked[R]{chunks: slices.Clone(c.chunks[:(n+chunkRecs-1)/chunkRecs]), n: n}
+	if n%chunkRecs != 0 {
+		k := len(p.chunks) - 1
+		p.chunks[k] = p.chunks[k][: n%chunkRecs : n%chunkRecs]
+	}
+	return p
 }

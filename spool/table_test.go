@@ -166,6 +166,52 @@ func TestMsgTableLarge(t *testing.T) {
 	checkTable(t, "index", got.msgs, msgs)
 }
 
+// TestMsgTableChunks: a table of more messages than a chunk holds keeps
+// them across the chunks' edges when grown, cut (at an edge and inside a
+// chunk) and grown again, and its prefixes end where they say.
+func TestMsgTableChunks(t *testing.T) {
+	var msgs []Msg
+	add := func(i int) {
+		off := int64(0)
+		if len(msgs) > 0 {
+			off = msgs[len(msgs)-1].Next
+		}
+		m := Msg{Start: off, HdrStart: off + 40, BodyStart: off + 540, Size: int64(600 + i%7),
+			BodyLines: i % 30, UID: "uid-" + strconv.Itoa(i), UIDFound: i%2 == 0}
+		m.End = m.BodyStart + int64(100+i%500)
+		m.Next = m.End
+		msgs = append(msgs, m)
+	}
+	for i := range 4*chunkRecs + 5 {
+		add(i)
+	}
+	for _, hint := range []int{0, 10, chunkRecs + 1, len(msgs)} {
+		tab := newMsgTable(hint)
+		for i := range msgs {
+			tab.add(&msgs[i])
+		}
+		name := "hint " + strconv.Itoa(hint)
+		checkTable(t, name, tab.done(), msgs)
+		for _, n := range []int{2*chunkRecs + 7, chunkRecs, len(msgs)} {
+			checkTable(t, name+" prefix "+strconv.Itoa(n), tab.prefix(n), msgs[:n])
+		}
+	}
+	tab := tableOf(msgs)
+	for _, n := range []int{3 * chunkRecs, 2*chunkRecs + 1, chunkRecs - 1} {
+		tab.truncate(n)
+		checkTable(t, "truncated to "+strconv.Itoa(n), tab, msgs[:n])
+		grown := msgs[:n:n]
+		for i := n; i < n+chunkRecs+3; i++ {
+			m := msgs[i]
+			m.UID, m.Size = "new-"+strconv.Itoa(i), m.Size+1 // not what was cut
+			grown = append(grown, m)
+			tab.add(&m)
+		}
+		checkTable(t, "grown from "+strconv.Itoa(n), tab, grown)
+		tab.truncate(n)
+	}
+}
+
 // TestMsgTableRecordSize: a record is 28 bytes, a generated UID
 // included: most of what a session keeps per message (issue 12's memory
 // row).
