@@ -467,6 +467,15 @@ func TestUIDsUnique(t *testing.T) {
 	if !d.Msgs[0].UIDFound || d.Msgs[0].UID != "abcdefghijklmnopqrst" || d.Msgs[1].UIDFound {
 		t.Errorf("%+v", d.Msgs)
 	}
+	// The copy gets the UID it would have without the header, in
+	// qpopper's form (packed while parsing) and old-style (not).
+	for _, opt := range []ParseOptions{{}, {OldStyleUID: true}} {
+		d, _ := parseString(t, forged+forged, opt)
+		plain, _ := parseString(t, forged+from1+"\nx\n\n", opt)
+		if d.Msgs[1].UID != plain.Msgs[1].UID || len(d.Msgs[1].UID) != map[bool]int{false: 20, true: 32}[opt.OldStyleUID] {
+			t.Errorf("%+v: the copy's UID is %q, without its X-UIDL %q", opt, d.Msgs[1].UID, plain.Msgs[1].UID)
+		}
+	}
 	// Spaced as no qpopper wrote it: the first counts the line as it is
 	// (qpopper's strlen + 1), the second what it is sent with instead.
 	spaced := from1 + "x-uidl:\t  abcdefghijklmnopqrst\n\nx\n\n"

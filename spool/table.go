@@ -384,9 +384,11 @@ func (t *msgTable) msgs() []Msg {
 	return out
 }
 
-// altList is the altUID of each message of a parse in 8 bytes and its
-// UID in an arena, where a []altUID takes 24 bytes and a string per
-// message: a parse keeps one for every message until uniqueUIDs.
+// altList is the altUID of each message of a parse in 16 bytes, its UID
+// packed there when it is of qpopper's form (as the UIDs popper
+// generates are, but for old-style ones, kept in an arena), where a
+// []altUID takes 24 bytes and a string per message: a parse keeps one
+// for every message until uniqueUIDs.
 type altList struct {
 	recs chunked[altRec]
 	uids uidArena
@@ -394,10 +396,10 @@ type altList struct {
 }
 
 type altRec struct {
-	uid     uint32 // its address in uids; wide: the index in wide
+	uid     [12]byte // packed; else its address in uids (first 4 bytes); wide: the index in wide
 	counted uint16
 	n       uint8 // the UID's length
-	wide    bool
+	flags   uint8 // recPacked, recWide
 }
 
 func (l *altList) len() int {
@@ -410,22 +412,31 @@ func (l *altList) len() int {
 func (l *altList) add(a altUID) {
 	r := altRec{counted: uint16(a.counted), n: uint8(len(a.uid))}
 	ok := a.counted >= 0 && a.counted <= 1<<16-1 && len(a.uid) <= 255
-	if ok {
-		r.uid, ok = putUID(&l.uids, a.uid)
+	if p, packed := packUID(a.uid); ok && packed {
+		r.uid, r.flags = p, recPacked
+	} else if ok {
+		var addr uint32
+		addr, ok = putUID(&l.uids, a.uid)
+		binary.LittleEndian.PutUint32(r.uid[:4], addr)
 	}
 	if !ok {
-		r = altRec{uid: uint32(len(l.wide)), wide: true}
+		r = altRec{flags: recWide}
+		binary.LittleEndian.PutUint32(r.uid[:4], uint32(len(l.wide)))
 		l.wide = append(l.wide, a)
 	}
 	l.recs.add(r)
 }
 
 func (l *altList) at(i int) altUID {
-	r := *l.recs.at(i)
-	if r.wide {
-		return l.wide[r.uid]
+	r := l.recs.at(i)
+	ref := binary.LittleEndian.Uint32(r.uid[:4])
+	switch {
+	case r.flags&recWide != 0:
+		return l.wide[ref]
+	case r.flags&recPacked != 0:
+		return altUID{uid: string(unpackUID(make([]byte, 0, 20), &r.uid)), counted: int64(r.counted)}
 	}
-	return altUID{uid: l.uids.get(r.uid, int(r.n)), counted: int64(r.counted)}
+	return altUID{uid: l.uids.get(ref, int(r.n)), counted: int64(r.counted)}
 }
 
 // chunked is a list of records kept in chunks of chunkRecs, so that it
