@@ -42,8 +42,8 @@ type msgRec struct {
 	sep       uint8 // HdrStart - Start: the separator line
 	trailer   uint8 // Next - End: the MMDF trailer
 	uidLen    uint8
-	flags     uint8    // the index's flag bits (msgFlagBits), recPacked and recWide
-	uid       [12]byte // recPacked: the UID packed; else its address in uids; recWide: the index in wide
+	flags     uint8   // the index's flag bits (msgFlagBits), recPacked and recWide
+	uid       uidSlot // recPacked: the UID packed; else its address in uids; recWide: the index in wide
 }
 
 const (
@@ -51,10 +51,14 @@ const (
 	recWide   = 1 << 7 // the message is in msgTable.wide
 )
 
-// ref is the 32-bit number a record without a packed UID keeps in uid.
-func (r *msgRec) ref() uint32 { return binary.LittleEndian.Uint32(r.uid[:4]) }
+// uidSlot is a record's UID: packed (packUID), or a 32-bit number in its
+// first 4 bytes (the UID's address in an arena, or the record's index in
+// a wide list).
+type uidSlot [12]byte
 
-func (r *msgRec) setRef(v uint32) { binary.LittleEndian.PutUint32(r.uid[:4], v) }
+func (s *uidSlot) ref() uint32 { return binary.LittleEndian.Uint32(s[:4]) }
+
+func (s *uidSlot) setRef(v uint32) { binary.LittleEndian.PutUint32(s[:4], v) }
 
 // packUID packs a UID of qpopper's base-80 form: 20 characters, four
 // groups of five base-80 digits ('!' + digit, least significant first,
@@ -62,7 +66,7 @@ func (r *msgRec) setRef(v uint32) { binary.LittleEndian.PutUint32(r.uid[:4], v) 
 // (qpopper's folding of 4 digest bytes gives at most 1,114,095). Any
 // other UID, one with a '.' included, returns false: unpackUID must give
 // back the very bytes.
-func packUID[S ~string | ~[]byte](uid S) (p [12]byte, ok bool) {
+func packUID[S ~string | ~[]byte](uid S) (p uidSlot, ok bool) {
 	if len(uid) != 20 {
 		return p, false
 	}
@@ -90,7 +94,7 @@ func packUID[S ~string | ~[]byte](uid S) (p [12]byte, ok bool) {
 }
 
 // unpackUID appends the UID p packs.
-func unpackUID(dst []byte, p *[12]byte) []byte {
+func unpackUID(dst []byte, p *uidSlot) []byte {
 	for g := range 4 {
 		v := uint32(p[g*3]) | uint32(p[g*3+1])<<8 | uint32(p[g*3+2])<<16
 		for range 5 {
@@ -194,7 +198,7 @@ func putMsg[S ~string | ~[]byte](t *msgTable, i int, m *Msg, uid S) {
 		} else {
 			var addr uint32
 			addr, ok = putUID(&t.uids, uid)
-			r.setRef(addr)
+			r.uid.setRef(addr)
 		}
 	}
 	if ok {
@@ -205,7 +209,7 @@ func putMsg[S ~string | ~[]byte](t *msgTable, i int, m *Msg, uid S) {
 		w := *m
 		w.UID = string(uid)
 		r = msgRec{flags: recWide}
-		r.setRef(uint32(len(t.wide)))
+		r.uid.setRef(uint32(len(t.wide)))
 		t.wide = append(t.wide, w)
 	}
 	if i == t.recs.len() {
@@ -275,7 +279,7 @@ func (t *msgTable) at(i int) Msg {
 func (t *msgTable) fields(i int) Msg {
 	r := t.recs.at(i)
 	if r.flags&recWide != 0 {
-		return t.wide[r.ref()]
+		return t.wide[r.uid.ref()]
 	}
 	var m Msg
 	m.Start = t.start(i)
@@ -299,7 +303,7 @@ func (t *msgTable) start(i int) int64 {
 	r := t.recs.at(i)
 	switch {
 	case r.flags&recWide != 0:
-		return t.wide[r.ref()].Start
+		return t.wide[r.uid.ref()].Start
 	case i == 0:
 		return 0
 	}
@@ -311,7 +315,7 @@ func (t *msgTable) next(i int) int64 {
 	r := t.recs.at(i)
 	switch {
 	case r.flags&recWide != 0:
-		return t.wide[r.ref()].Next
+		return t.wide[r.uid.ref()].Next
 	case len(t.highs) == 0:
 		return int64(r.next)
 	}
@@ -321,7 +325,7 @@ func (t *msgTable) next(i int) int64 {
 func (t *msgTable) size(i int) int64 {
 	r := t.recs.at(i)
 	if r.flags&recWide != 0 {
-		return t.wide[r.ref()].Size
+		return t.wide[r.uid.ref()].Size
 	}
 	return int64(r.size)
 }
@@ -332,11 +336,11 @@ func (t *msgTable) uidOf(i int) string {
 	r := t.recs.at(i)
 	switch {
 	case r.flags&recWide != 0:
-		return t.wide[r.ref()].UID
+		return t.wide[r.uid.ref()].UID
 	case r.flags&recPacked != 0:
 		return string(unpackUID(make([]byte, 0, 20), &r.uid))
 	}
-	return t.uids.get(r.ref(), int(r.uidLen))
+	return t.uids.get(r.uid.ref(), int(r.uidLen))
 }
 
 // appendUID appends message i's UID to dst.
@@ -351,7 +355,7 @@ func (t *msgTable) appendUID(dst []byte, i int) []byte {
 func (t *msgTable) flagsOf(i int) uint64 {
 	r := t.recs.at(i)
 	if r.flags&recWide != 0 {
-		return msgFlagBits(&t.wide[r.ref()])
+		return msgFlagBits(&t.wide[r.uid.ref()])
 	}
 	return uint64(r.flags & msgFlags)
 }
@@ -396,7 +400,7 @@ type altList struct {
 }
 
 type altRec struct {
-	uid     [12]byte // packed; else its address in uids (first 4 bytes); wide: the index in wide
+	uid     uidSlot // recPacked: packed; else its address in uids; recWide: the index in wide
 	counted uint16
 	n       uint8 // the UID's length
 	flags   uint8 // recPacked, recWide
@@ -417,11 +421,11 @@ func (l *altList) add(a altUID) {
 	} else if ok {
 		var addr uint32
 		addr, ok = putUID(&l.uids, a.uid)
-		binary.LittleEndian.PutUint32(r.uid[:4], addr)
+		r.uid.setRef(addr)
 	}
 	if !ok {
 		r = altRec{flags: recWide}
-		binary.LittleEndian.PutUint32(r.uid[:4], uint32(len(l.wide)))
+		r.uid.setRef(uint32(len(l.wide)))
 		l.wide = append(l.wide, a)
 	}
 	l.recs.add(r)
@@ -429,21 +433,22 @@ func (l *altList) add(a altUID) {
 
 func (l *altList) at(i int) altUID {
 	r := l.recs.at(i)
-	ref := binary.LittleEndian.Uint32(r.uid[:4])
 	switch {
 	case r.flags&recWide != 0:
-		return l.wide[ref]
+		return l.wide[r.uid.ref()]
 	case r.flags&recPacked != 0:
 		return altUID{uid: string(unpackUID(make([]byte, 0, 20), &r.uid)), counted: int64(r.counted)}
 	}
-	return altUID{uid: l.uids.get(ref, int(r.n)), counted: int64(r.counted)}
+	return altUID{uid: l.uids.get(r.uid.ref(), int(r.n)), counted: int64(r.counted)}
 }
 
 // chunked is a list of records kept in chunks of chunkRecs, so that it
 // grows without copying: a parse of 200,000 messages allocates its
 // records once, where append's growth allocated them five times over in
-// all, garbage that doubled the heap a first login peaked at. Only the
-// first chunk grows by append, so a small drop takes no whole chunk.
+// all, garbage that doubled the heap a first login peaked at. A chunk is
+// made only as large as the table's hint says it needs (the first from
+// 16 records), and grows by append past that, so a small drop takes no
+// whole chunk.
 type chunked[R any] struct {
 	chunks [][]R
 	n      int
@@ -460,7 +465,7 @@ func (c *chunked[R]) add(r R) {
 	k := c.n / chunkRecs
 	if k == len(c.chunks) {
 		size := chunkRecs
-		if left := c.hint - c.n; k == 0 || left > 0 && left < chunkRecs {
+		if left := c.hint - c.n; k == 0 || (left > 0 && left < chunkRecs) {
 			size = min(max(left, 16), chunkRecs)
 		}
 		c.chunks = append(c.chunks, make([]R, 0, size))
