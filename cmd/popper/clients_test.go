@@ -490,7 +490,10 @@ func TestSampleQpopperConfigUnchanged(t *testing.T) {
 	writeFile(t, sp, strings.Join(msgs, ""), 0660)
 	os.Chown(sp, u.uid, -1)
 	t.Cleanup(func() {
-		for _, p := range []string{sp, sp + ".lock", filepath.Join("/var/mail", "."+name+".pop")} {
+		// The spool, its lock, and what popper keeps beside it (the temp
+		// drop, the index .NAME.cache).
+		beside, _ := filepath.Glob(filepath.Join("/var/mail", "."+name+".*"))
+		for _, p := range append([]string{sp, sp + ".lock"}, beside...) {
 			os.Remove(p)
 		}
 	})
