@@ -208,9 +208,10 @@ func (s msgSlice) appendUID(dst []byte, i int) []byte { return append(dst, s[i].
 
 // distinctUIDs reports whether no two of msgs' UIDs are equal, as they
 // are in nearly every drop. It sorts a 64-bit hash of each, 8 bytes a
-// message, where the set uniqueIn needs takes some 180 at 200,000
-// messages (a string and its map entry). Two equal hashes answer false
-// even where the UIDs differ, and uniqueIn then compares them exactly.
+// message, where the set uniqueIn builds allocated 230 bytes a message
+// at 200,000 (a string, its map entry and the map's growth). Two equal
+// hashes answer false even where the UIDs differ, and uniqueIn then
+// compares them exactly.
 func distinctUIDs(msgs msgList) bool {
 	seed := maphash.MakeSeed()
 	sums := make([]uint64, msgs.len())
